@@ -1,0 +1,68 @@
+"""The flywheel: policy init, then N × (search → verify → filter → learn → evaluate).
+
+This file is the table of contents (o1 roadmap, arXiv 2412.14135). Every step is one
+Prefect task over functions in `reasonloop/`; each is cached per (run, iteration, stage) and
+idempotent, so rerunning a crashed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prefect import flow, unmapped
+
+from reasonloop import stages
+from reasonloop.config import Config
+from reasonloop.learn.schedule import phase as next_phase
+from reasonloop.store import db
+from tasks.evaluate import evaluate, register
+from tasks.filter import filter_expert
+from tasks.generate import generate_shard
+from tasks.setup import start_run
+from tasks.train import init, train
+from tasks.verify import verify
+
+
+@flow(name="flywheel")
+def flywheel(cfg: Config, run_id: str) -> list[dict]:
+    start_run(cfg, run_id)
+
+    # Step 0 — policy initialization: a tiny Llama BC'd on legal plays (or a given model).
+    base = policy = init(cfg, run_id)
+    metrics = evaluate(cfg, run_id, 0, base)
+    register(cfg, run_id, 0, base, metrics, "init", None)
+    history = [{"iteration": 0, "phase": "init", **metrics}]
+
+    for it in range(1, cfg.run.iterations + 1):
+        t0, phase = time.perf_counter(), next_phase(cfg.learn.schedule, history)
+        # Step 1 — search: training-time search with the current policy → D_search.
+        shards = generate_shard.map(unmapped(cfg), unmapped(run_id), unmapped(it), unmapped(policy),
+                                    list(range(cfg.search.shards))).result()
+        t1 = time.perf_counter()
+        # Step 2 — verify: ORM outcome reward + PRM step rewards, every trajectory stored.
+        search = verify(cfg, run_id, it, shards)
+        t2 = time.perf_counter()
+        # Step 3 — filter: D_expert = correct, deduplicated, capped per problem (+hindsight).
+        expert = filter_expert(cfg, run_id, it)
+        t3 = time.perf_counter()
+        # Step 4 — learn: BC on D_expert, from the previous policy or from the base (ReST-EM).
+        start = base if cfg.learn.init_from == "base" else policy
+        policy = train(cfg, run_id, it, start, phase)["path"]
+        t4 = time.perf_counter()
+        # Step 5 — evaluate, register as challenger, promote to champion if better on val.
+        metrics = evaluate(cfg, run_id, it, policy)
+        reg = register(cfg, run_id, it, policy, metrics, phase, expert["data_md5"])
+        t5 = time.perf_counter()
+
+        seconds = {"generate": t1 - t0, "verify": t2 - t1, "filter": t3 - t2, "train": t4 - t3,
+                   "evaluate": t5 - t4, "total": t5 - t0,
+                   "compute": stages.compute_seconds(run_id, it)}
+        db.update_iteration(stages.paths(cfg).db, run_id, it, stage_done="evaluate",
+                            finished_at=db.now(), seconds=seconds)
+        history.append({"iteration": it, "phase": phase, **metrics, **search, **expert,
+                        "version": reg["version"], "promoted": reg["promoted"],
+                        "seconds": seconds})
+        print(f"iteration {it}: test pass@1 {metrics['test_pass@1']:.3f}  "
+              f"val {metrics['val_pass@1']:.3f}  |D_search| {search['n_search']}  "
+              f"|D_expert| {expert['n_expert']}  {seconds['total']:.0f}s")
+    return history

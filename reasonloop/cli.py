@@ -1,0 +1,185 @@
+"""`reasonloop` — run the flywheel, query its store, manage its models.
+
+Errors a user can cause print as one line (no traceback) and exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from reasonloop.errors import ReasonloopError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+out = Console()
+err = Console(stderr=True)
+
+
+def _quiet_env() -> None:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+
+def _root(root: Path | None) -> Path:
+    return Path(root or os.environ.get("REASONLOOP_HOME", ".")).resolve()
+
+
+def _table(df, title: str | None = None) -> Table:
+    t = Table(title=title, show_lines=False)
+    for c in df.columns:
+        t.add_column(c)
+    for row in df.iter_rows():
+        t.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
+    return t
+
+
+def _fail(e: Exception) -> None:
+    err.print(f"[red]error:[/red] {e}", highlight=False)
+    raise typer.Exit(1)
+
+
+@app.command()
+def run(config: Path = typer.Option(Path("configs/default.yaml"), "--config", "-c"),
+        iterations: int | None = typer.Option(None, "--iterations", "-n"),
+        run_id: str | None = typer.Option(None, "--run-id", help="resume this run"),
+        resume: bool = typer.Option(False, "--resume", help="resume the latest run"),
+        root: Path | None = typer.Option(None, help="workspace (default: . or REASONLOOP_HOME)"),
+        set_: list[str] = typer.Option([], "--set", help="override, e.g. search.n=8")):
+    """Run the flywheel: policy init, then N × (search → verify → filter → learn → evaluate)."""
+    _quiet_env()
+    try:
+        from reasonloop.config import load_config
+        overrides = list(set_) + [f"run.root={_root(root)}"]
+        if iterations is not None:
+            overrides.append(f"run.iterations={iterations}")
+        cfg = load_config(config, overrides)
+        if cfg.policy.path is not None:
+            from reasonloop.policy.init import load_policy
+            load_policy(cfg.policy.path)   # fail before anything is written
+        if resume and run_id is None:
+            run_id = _latest_run(cfg)
+        run_id = run_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.hash()[:6]}"
+        out.rule(f"reasonloop run {run_id}")
+        out.print_json(cfg.to_json())
+        from flows.flywheel import flywheel
+        history = flywheel(cfg, run_id)
+    except ReasonloopError as e:
+        _fail(e)
+    _print_history(history, run_id)
+
+
+def _latest_run(cfg) -> str | None:
+    from reasonloop.store import db
+    p = Path(cfg.run.root) / "reasonloop.duckdb"
+    if not p.exists():
+        return None
+    df = db.query(p, "SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1")
+    return df["run_id"][0] if df.height else None
+
+
+def _print_history(history: list[dict], run_id: str) -> None:
+    t = Table(title=f"run {run_id}")
+    for c in ["it", "phase", "val pass@1", "test pass@1", "test pass@k", "test maj@k",
+              "|D_search|", "|D_expert|", "seconds"]:
+        t.add_column(c)
+    for h in history:
+        t.add_row(str(h["iteration"]), h["phase"], f"{h['val_pass@1']:.3f}",
+                  f"{h['test_pass@1']:.3f}", f"{h['test_pass@k']:.3f}", f"{h['test_maj@k']:.3f}",
+                  str(h.get("n_search", "")), str(h.get("n_expert", "")),
+                  f"{h['seconds']['total']:.0f}" if "seconds" in h else "")
+    out.print(t)
+
+
+@app.command()
+def sql(query: str, fmt: str = typer.Option("table", "--format", "-f",
+                                           help="table | csv | json"),
+        root: Path | None = typer.Option(None)):
+    """Run SQL on the store (read-only; safe while a flywheel is writing)."""
+    from reasonloop.store import db
+    if fmt not in ("table", "csv", "json"):
+        _fail(ReasonloopError(f"--format must be table, csv or json (got {fmt!r})"))
+    try:
+        df = db.query(_root(root) / "reasonloop.duckdb", query)
+    except ReasonloopError as e:
+        _fail(e)
+    if fmt == "csv":
+        sys.stdout.write(df.write_csv())
+    elif fmt == "json":
+        sys.stdout.write(json.dumps(df.to_dicts(), default=str) + "\n")
+    else:
+        out.print(_table(df))
+
+
+@app.command()
+def models(name: str | None = typer.Argument(None), root: Path | None = typer.Option(None)):
+    """Registered model versions with aliases, lineage and scores."""
+    import polars as pl
+
+    from reasonloop.store import registry
+    r = _root(root)
+    registry.setup(r / "mlflow.db", r / "mlartifacts")
+    try:
+        rows = registry.list_versions(name)
+    except ReasonloopError as e:
+        _fail(e)
+    out.print(_table(pl.DataFrame(rows)) if rows else "no registered models")
+
+
+@app.command()
+def promote(name: str, version: str, alias: str = typer.Option("champion"),
+            root: Path | None = typer.Option(None)):
+    """Manual override of the promotion gate: point ALIAS at NAME/VERSION."""
+    from reasonloop.store import registry
+    r = _root(root)
+    registry.setup(r / "mlflow.db", r / "mlartifacts")
+    try:
+        registry.promote(name, version, alias)
+    except ReasonloopError as e:
+        _fail(e)
+    out.print(f"{name} v{version} is now @{alias}")
+
+
+@app.command()
+def report(run_id: str | None = typer.Argument(None), root: Path | None = typer.Option(None)):
+    """The pass@1 curve and per-stage seconds of a run (latest by default)."""
+    from reasonloop.store import db
+    p = _root(root) / "reasonloop.duckdb"
+    try:
+        if run_id is None:
+            run_id = db.query(p, "SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1")[
+                "run_id"][0]
+        out.print(_table(db.query(p, f"SELECT * FROM pass_by_iteration WHERE run_id = "
+                                     f"'{run_id}'"), title=f"run {run_id}"))
+        out.print(_table(db.query(p, f"SELECT iteration, n_search, n_expert, data_md5, seconds "
+                                     f"FROM iterations WHERE run_id = '{run_id}' "
+                                     f"ORDER BY iteration")))
+    except (ReasonloopError, IndexError) as e:
+        _fail(e if isinstance(e, ReasonloopError) else ReasonloopError("no runs yet"))
+
+
+@app.command()
+def serve(config: Path = typer.Option(Path("configs/default.yaml"), "--config", "-c"),
+          cron: str = typer.Option("0 2 * * *", help="schedule (needs a Prefect server)"),
+          iterations: int | None = typer.Option(None, "--iterations", "-n")):
+    """Serve the flywheel as a scheduled deployment (start `prefect server start` first)."""
+    _quiet_env()
+    from flows.deploy import serve_flywheel
+    try:
+        serve_flywheel(str(config), cron, iterations)
+    except ReasonloopError as e:
+        _fail(e)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,163 @@
+"""One typed config for the whole flywheel: a short YAML recipe in, validated, printed.
+
+Unknown keys are errors (a typo must not silently fall back to a default). CLI overrides
+(`key.sub=value`) are applied last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from reasonloop.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EnvConfig(_Section):
+    name: Literal["countdown", "math"] = "countdown"
+    seed: int = 0
+    n_numbers: int = Field(3, ge=2, le=6)
+    number_min: int = Field(1, ge=1)
+    number_max: int = Field(20, ge=1)
+    target_min: int = Field(10, ge=0)
+    target_max: int = Field(100, ge=1)
+    test_target_fraction: float = Field(0.1, gt=0, lt=1)  # held-out targets → test split
+    n_train: int = Field(20000, ge=1)   # the pool; each iteration draws from it
+    n_val: int = Field(300, ge=1)
+    n_test: int = Field(500, ge=1)
+    problems_file: Path | None = None   # math env: JSONL with question/answer
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        if self.number_min > self.number_max:
+            raise ValueError("env.number_min must be <= env.number_max")
+        if self.target_min > self.target_max:
+            raise ValueError("env.target_min must be <= env.target_max")
+        return self
+
+
+class PolicyConfig(_Section):
+    path: Path | None = None          # an existing HF causal LM dir; None → build from scratch
+    hidden_size: int = Field(128, ge=8)
+    n_layers: int = Field(4, ge=1)
+    n_heads: int = Field(4, ge=1)
+    init_examples: int = Field(60000, ge=1)   # random legal step sequences for BC warm-up
+    init_steps: int = Field(600, ge=1)
+    init_batch_size: int = Field(128, ge=1)
+    init_lr: float = Field(2e-3, gt=0)
+    engine: Literal["lean", "hf", "vllm"] = "lean"
+    max_new_tokens: int = Field(48, ge=1)
+
+
+class SearchConfig(_Section):
+    method: Literal["best_of_n"] = "best_of_n"
+    n: int = Field(16, ge=1)
+    temperature: float = Field(1.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    problems_per_iteration: int = Field(2000, ge=1)
+    prefer_unsolved: bool = True       # sample allocation: unseen/unsolved problems first
+    shards: int = Field(4, ge=1)
+
+
+class FilterConfig(_Section):
+    max_per_problem: int = Field(4, ge=1)
+    hindsight: bool = True             # relabel legal misses with the value they reached
+    max_hindsight: int = Field(6000, ge=0)
+
+
+class LearnConfig(_Section):
+    schedule: list[Literal["bc"]] = ["bc"]
+    init_from: Literal["base", "previous"] = "previous"
+    steps: int = Field(200, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    bf16: bool = True
+    replay_init: float = Field(0.0, ge=0, le=1)  # fraction of init (legal-format) data mixed in
+
+
+class EvalConfig(_Section):
+    k: int = Field(8, ge=1)            # pass@k / maj@k from n_samples sampled at temperature
+    n_samples: int = Field(8, ge=1)
+    temperature: float = Field(1.0, ge=0)
+    n_sampled_problems: int = Field(200, ge=1)
+    promote_metric: str = "val_pass@1"
+
+    @model_validator(mode="after")
+    def _k(self):
+        if self.k > self.n_samples:
+            raise ValueError("eval.k must be <= eval.n_samples")
+        return self
+
+
+class RunConfig(_Section):
+    iterations: int = Field(5, ge=1)
+    seed: int = 0
+    threads: int = Field(1, ge=1)      # 1 was the stable choice on a loaded 2-core box
+    name: str = "countdown"            # MLflow registered model / experiment name
+    root: Path = Path(".")             # workspace: DuckDB, data/, models/, mlflow.db
+    dvc_push: bool = True
+
+
+class Config(_Section):
+    env: EnvConfig = EnvConfig()
+    policy: PolicyConfig = PolicyConfig()
+    search: SearchConfig = SearchConfig()
+    filter: FilterConfig = FilterConfig()
+    learn: LearnConfig = LearnConfig()
+    eval: EvalConfig = EvalConfig()
+    run: RunConfig = RunConfig()
+
+    def hash(self) -> str:
+        """Stable over what changes results (not the workspace root or iteration count)."""
+        d = self.model_dump(mode="json")
+        d["run"].pop("root", None)
+        d["run"].pop("iterations", None)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+
+
+def _set_dotted(d: dict, dotted: str, value) -> None:
+    keys = dotted.split(".")
+    cur = d
+    for k in keys[:-1]:
+        cur = cur.setdefault(k, {})
+        if not isinstance(cur, dict):
+            raise ConfigError(f"override {dotted!r}: {k!r} is not a section")
+    cur[keys[-1]] = value
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """YAML recipe → Config; `overrides` are `a.b=value` strings (YAML-parsed values)."""
+    raw: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML ({e.__class__.__name__})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: expected a mapping at top level")
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, val = item.split("=", 1)
+        _set_dotted(raw, key.strip(), yaml.safe_load(val))
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"]) or "config"
+        src = f"{path}: " if path else ""
+        raise ConfigError(f"{src}{where}: {err['msg']} (got {err.get('input')!r})") from None

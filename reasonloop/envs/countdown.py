@@ -1,0 +1,247 @@
+"""Countdown (Stream of Search rules): combine a multiset of numbers with + × − ÷ to hit a target.
+
+Each step takes two numbers a, b and replaces them by a+b, a*b, a-b (a ≥ b) or a/b (exact);
+intermediates stay non-negative integers; solved when the last number left equals the target.
+Every step line names the step *and the numbers left*, so any prefix is a state — which is what
+makes the oracle PRM label ("is the target still reachable from here?") exact.
+
+    prompt      "12 5 3>51\n"
+    completion  "12*5=60 [3 60]\n60-3=57 [57]\n"   (a miss: legal, but 57 != 51)
+
+Model text is *parsed* with one regex per line, never evaluated.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from functools import lru_cache
+from itertools import combinations_with_replacement
+from math import comb
+
+from reasonloop.envs.base import Problem, Verdict
+
+OPS = "+-*/"
+ENUMERATE_LIMIT = 50_000   # multisets; above this, problems are drawn at random
+STEP_RE = re.compile(r"^(\d{1,6})([-+*/])(\d{1,6})=(\d{1,7}) \[(\d{1,7}(?: \d{1,7})*)\]$")
+PROMPT_RE = re.compile(r"^(\d{1,6}(?: \d{1,6})*)>(\d{1,7})\n$")
+
+
+def apply(a: int, op: str, b: int) -> int | None:
+    """The result of one step, or None when the rules forbid it."""
+    if op == "+":
+        return a + b
+    if op == "*":
+        return a * b
+    if op == "-":
+        return a - b if a >= b else None
+    if op == "/":
+        return a // b if b != 0 and a % b == 0 else None
+    return None
+
+
+def moves(state: tuple[int, ...]):
+    """Every legal step from a state: (a, op, b, result, next_state). a ≥ b for − and ÷."""
+    n = len(state)
+    for i in range(n):
+        for j in range(n):
+            if i == j:
+                continue
+            a, b = state[i], state[j]
+            rest = [state[k] for k in range(n) if k not in (i, j)]
+            for op in OPS:
+                if op in "+*" and i > j:      # commutative: one order is enough
+                    continue
+                c = apply(a, op, b)
+                if c is None:
+                    continue
+                yield a, op, b, c, tuple(sorted(rest + [c]))
+
+
+@lru_cache(maxsize=500_000)
+def reachable(state: tuple[int, ...]) -> frozenset[int]:
+    """All values the oracle can finish with from a (sorted) state, using every number."""
+    if len(state) == 1:
+        return frozenset(state)
+    out: set[int] = set()
+    for *_, nxt in moves(state):
+        out |= reachable(nxt)
+    return frozenset(out)
+
+
+def solve(numbers: tuple[int, ...], target: int) -> list[str] | None:
+    """One solution as step lines (oracle DFS), or None if there is none."""
+    state = tuple(sorted(numbers))
+    if target not in reachable(state):
+        return None
+    lines = []
+    while len(state) > 1:
+        for a, op, b, c, nxt in moves(state):
+            if target in reachable(nxt):
+                lines.append(format_step(a, op, b, c, nxt))
+                state = nxt
+                break
+    return lines
+
+
+def format_prompt(numbers, target: int) -> str:
+    return " ".join(map(str, numbers)) + f">{target}\n"
+
+
+def format_step(a, op, b, c, remaining) -> str:
+    return f"{a}{op}{b}={c} [{' '.join(map(str, remaining))}]"
+
+
+def parse_prompt(prompt: str) -> tuple[tuple[int, ...], int]:
+    m = PROMPT_RE.match(prompt)
+    if not m:
+        raise ValueError(f"not a Countdown prompt: {prompt!r}")
+    return tuple(int(x) for x in m.group(1).split()), int(m.group(2))
+
+
+def split_steps(completion: str) -> list[str]:
+    return [ln for ln in completion.strip("\n").split("\n") if ln.strip()] if completion else []
+
+
+def check(numbers, target: int, completion: str) -> Verdict:
+    """The verifier (ORM) and oracle step labels (PRM) in one pass over the step lines.
+
+    A step is rewarded 1.0 iff it is legal *and* the target is still reachable from the state
+    it leaves; after the first illegal step every label is 0.
+    """
+    steps = split_steps(completion)
+    state = Counter(numbers)
+    rewards: list[float] = []
+    legal = True
+    for line in steps:
+        m = STEP_RE.match(line) if legal else None
+        if m is None:
+            legal = False
+            rewards.append(0.0)
+            continue
+        a, op, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
+        left = [int(x) for x in m.group(5).split()]
+        nxt = state.copy()
+        nxt[a] -= 1
+        nxt[b] -= 1
+        ok = apply(a, op, b) == c and nxt[a] >= 0 and nxt[b] >= 0
+        nxt[c] += 1
+        nxt = +nxt
+        if not ok or Counter(left) != nxt:
+            legal = False
+            rewards.append(0.0)
+            continue
+        state = nxt
+        rewards.append(1.0 if target in reachable(tuple(sorted(state.elements()))) else 0.0)
+    finished = legal and sum(state.values()) == 1 and len(steps) > 0
+    answer = str(next(iter(state))) if finished else None
+    correct = finished and answer == str(target)
+    return Verdict(correct=correct, steps=steps, step_rewards=rewards, answer=answer,
+                   legal=legal and finished)
+
+
+def random_trajectory(numbers, rng: random.Random) -> list[str]:
+    """A uniformly random *legal* play to the end: BC warm-up data (format, not skill)."""
+    state = tuple(numbers)
+    lines = []
+    while len(state) > 1:
+        opts = list(moves(state))
+        a, op, b, c, nxt = rng.choice(opts)
+        rest = list(state)
+        rest.remove(a)
+        rest.remove(b)
+        state = tuple(rest) + (c,)   # keep the untouched numbers in order, new value last
+        lines.append(format_step(a, op, b, c, state))
+    return lines
+
+
+class Countdown:
+    """Deterministic problem sets from a seed; train/val share targets, test holds some out."""
+
+    name = "countdown"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        rng = random.Random(cfg.seed)
+        targets = list(range(cfg.target_min, cfg.target_max + 1))
+        n_test = max(1, round(len(targets) * cfg.test_target_fraction))
+        self.test_targets = frozenset(rng.sample(targets, n_test))
+        self.train_targets = frozenset(t for t in targets if t not in self.test_targets)
+
+    def _draw(self, rng, targets: frozenset[int]) -> tuple[tuple[int, ...], int] | None:
+        c = self.cfg
+        nums = tuple(rng.randint(c.number_min, c.number_max) for _ in range(c.n_numbers))
+        options = sorted(reachable(tuple(sorted(nums))) & targets)
+        return (nums, rng.choice(options)) if options else None
+
+    def _space(self, rng) -> list[tuple[tuple[int, ...], int]]:
+        """Every (numbers, target) problem when the space is small (3 numbers 1–20: ~13k),
+        else a large random draw — either way deterministic from the seed."""
+        c = self.cfg
+        span = c.number_max - c.number_min + 1
+        want = c.n_train + c.n_val + c.n_test
+        if comb(span + c.n_numbers - 1, c.n_numbers) <= ENUMERATE_LIMIT:
+            out = []
+            for ms in combinations_with_replacement(range(c.number_min, c.number_max + 1),
+                                                    c.n_numbers):
+                for t in sorted(reachable(ms) & (self.train_targets | self.test_targets)):
+                    nums = list(ms)
+                    rng.shuffle(nums)
+                    out.append((tuple(nums), t))
+            rng.shuffle(out)
+            return out
+        out, seen = [], set()
+        for _ in range(50 * want):
+            drawn = self._draw(rng, self.train_targets | self.test_targets)
+            if drawn and (key := (tuple(sorted(drawn[0])), drawn[1])) not in seen:
+                seen.add(key)
+                out.append(drawn)
+                if len(out) >= 3 * want:
+                    break
+        return out
+
+    def problems(self) -> list[Problem]:
+        """test: held-out targets; val: seen targets, disjoint problems; train: the rest."""
+        c = self.cfg
+        space = self._space(random.Random(c.seed + 1))
+        test = [x for x in space if x[1] in self.test_targets][: c.n_test]
+        seen = [x for x in space if x[1] in self.train_targets]
+        val, train = seen[: c.n_val], seen[c.n_val: c.n_val + c.n_train]
+        return ([self._problem(x, "train") for x in train] + [self._problem(x, "val") for x in val]
+                + [self._problem(x, "test") for x in test])
+
+    @staticmethod
+    def _problem(x, split: str) -> Problem:
+        nums, t = x
+        return Problem(f"cd-{'-'.join(map(str, nums))}-{t}", split, format_prompt(nums, t),
+                       {"numbers": list(nums), "target": t})
+
+    def verify(self, problem: Problem, completion: str) -> Verdict:
+        return check(tuple(problem.meta["numbers"]), problem.meta["target"], completion)
+
+    def warmup_examples(self, n: int, seed: int) -> list[dict]:
+        """Random legal plays with an unrelated (solvable) target: teaches format and
+        arithmetic, not how to win — the paper's policy initialization, kept honest."""
+        rng = random.Random(seed)
+        out = []
+        while len(out) < n:
+            drawn = self._draw(rng, self.train_targets)
+            if drawn is None:
+                continue
+            nums, t = drawn
+            lines = random_trajectory(nums, rng)
+            out.append({"prompt": format_prompt(nums, t), "completion": "\n".join(lines) + "\n"})
+        return out
+
+    def relabel(self, problem: Problem, completion: str, verdict: Verdict) -> Problem | None:
+        """Hindsight: a legal miss is a correct solution of the problem with the target it
+        reached — if that target is a *training* target (test targets stay unseen)."""
+        if not verdict.legal or verdict.correct or verdict.answer is None:
+            return None
+        t = int(verdict.answer)
+        if t not in self.train_targets:
+            return None
+        p = self._problem((tuple(problem.meta["numbers"]), t), "train")
+        p.meta["hindsight_of"] = problem.problem_id
+        return p

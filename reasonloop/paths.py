@@ -1,0 +1,74 @@
+"""Every artifact path and table name, defined once (STYLE rule 8).
+
+All paths hang off one workspace root (the repo root by default, `REASONLOOP_HOME` or
+`store.root` to move it), so tests run in a temp dir with the same layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+# DuckDB table and view names — SQL is a user interface, keep them plain.
+RUNS, ITERATIONS, PROBLEMS, TRAJECTORIES, EVALS = (
+    "runs", "iterations", "problems", "trajectories", "evals")
+D_EXPERT_VIEW = "d_expert"
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path
+
+    @property
+    def db(self) -> Path:
+        return self.root / "reasonloop.duckdb"
+
+    @property
+    def data(self) -> Path:  # tracked by DVC as a whole (→ data.dvc)
+        return self.root / "data"
+
+    @property
+    def data_dvc(self) -> Path:
+        return self.root / "data.dvc"
+
+    @property
+    def dvc_remote(self) -> Path:
+        return self.root / ".dvc-storage"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def mlartifacts(self) -> Path:
+        return self.root / "mlartifacts"
+
+    @property
+    def prefect_results(self) -> Path:
+        return self.root / ".reasonloop" / "prefect-results"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    def run_data(self, run_id: str, iteration: int) -> Path:
+        return self.data / run_id / f"iter{iteration:02d}"
+
+    def d_search(self, run_id: str, iteration: int) -> Path:
+        return self.run_data(run_id, iteration) / "d_search.parquet"
+
+    def d_expert(self, run_id: str, iteration: int) -> Path:
+        return self.run_data(run_id, iteration) / "d_expert.parquet"
+
+    def init_policy(self, run_id: str) -> Path:
+        return self.models / run_id / "init"
+
+    def policy(self, run_id: str, iteration: int) -> Path:
+        return self.models / run_id / f"iter{iteration:02d}"
+
+    def run_reports(self, run_id: str) -> Path:
+        return self.reports / run_id

@@ -1,0 +1,29 @@
+"""One interface for every generation engine: `sample(prompts, n, params)`.
+
+Search methods only see this, so HF generate, vLLM and the lean sampler are interchangeable
+(chosen by name from `ENGINES`, no plugin registry)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 1.0      # 0 → greedy
+    top_p: float = 1.0
+    max_new_tokens: int = 48
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Sample:
+    text: str          # the completion, without the prompt and without EOS
+    n_tokens: int      # generated tokens, EOS included: the compute this sample cost
+
+
+class Engine(Protocol):
+    def sample(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]:
+        """n samples per prompt, in prompt order; deterministic for a given params.seed."""
+        ...

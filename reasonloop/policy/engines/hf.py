@@ -1,0 +1,41 @@
+"""HF `generate` as an engine: works for any causal LM, the reference the others match."""
+
+from __future__ import annotations
+
+import torch
+from tqdm.auto import tqdm
+
+from reasonloop.policy.engines.base import Sample, SamplingParams
+
+
+class HFEngine:
+    def __init__(self, model, tokenizer, batch_size: int = 256):
+        self.model, self.tok, self.batch_size = model.eval(), tokenizer, batch_size
+        self.tok.padding_side = "left"
+
+    @torch.inference_mode()
+    def sample(self, prompts: list[str], n: int, params: SamplingParams,
+               progress: bool = False) -> list[list[Sample]]:
+        torch.manual_seed(params.seed)
+        greedy = params.temperature == 0
+        per_batch = max(1, self.batch_size // n)
+        out: list[list[Sample]] = []
+        eos = self.tok.eos_token_id
+        for i in tqdm(range(0, len(prompts), per_batch), desc="generate (hf)",
+                      disable=not progress, leave=False):
+            chunk = prompts[i:i + per_batch]
+            enc = self.tok(chunk, return_tensors="pt", padding=True)
+            kw = dict(do_sample=False) if greedy else dict(
+                do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
+            gen = self.model.generate(
+                **enc, max_new_tokens=params.max_new_tokens, num_return_sequences=n,
+                pad_token_id=self.tok.pad_token_id, eos_token_id=eos, **kw)
+            new = gen[:, enc["input_ids"].shape[1]:].tolist()
+            for j in range(len(chunk)):
+                row = []
+                for ids in new[j * n:(j + 1) * n]:
+                    k = ids.index(eos) + 1 if eos in ids else len(ids)
+                    row.append(Sample(self.tok.decode(ids[:k - (eos in ids)],
+                                                      skip_special_tokens=True), k))
+                out.append(row)
+        return out

@@ -1,0 +1,73 @@
+"""Policy initialization (the paper's first pillar): build a tiny Llama from scratch and
+behaviour-clone it on random *legal* plays, so it knows the format and the arithmetic but not
+how to win. Real models skip this: `policy.path` points at any local HF causal LM dir."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from reasonloop.errors import InputError
+from reasonloop.policy.tokenizer import build_char_tokenizer
+
+
+def build_tiny_llama(tokenizer, hidden: int, layers: int, heads: int, seed: int,
+                     max_len: int = 128) -> LlamaForCausalLM:
+    """Untied embeddings: vLLM's CPU weight sync only stays exact with them (STACK_NOTES)."""
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 4,
+        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
+        max_position_embeddings=max_len, rms_norm_eps=1e-5, tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, attention_bias=False, mlp_bias=False)
+    return LlamaForCausalLM(cfg)
+
+
+def load_policy(path: str | Path, dtype=torch.float32):
+    """Any local HF causal LM dir → (model, tokenizer). Clear error if it is not one."""
+    p = Path(path)
+    if not (p / "config.json").is_file():
+        raise InputError(f"not a model directory (no config.json): {p}")
+    try:
+        tok = AutoTokenizer.from_pretrained(p)
+        model = AutoModelForCausalLM.from_pretrained(p, dtype=dtype)
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot load model from {p}: {str(e).splitlines()[0]}") from None
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model.eval()
+    return model, tok
+
+
+def save_policy(model, tokenizer, path: Path, meta: dict | None = None) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    if meta is not None:
+        (path / "reasonloop.json").write_text(json.dumps(meta, indent=2, default=str))
+    return path
+
+
+def init_policy(cfg, env, out_dir: Path) -> Path:
+    """Build + BC warm-up, or hand back a given model dir untouched."""
+    from reasonloop.learn.sft import train_sft
+
+    if cfg.policy.path is not None:
+        load_policy(cfg.policy.path)  # validates early, with one clear line
+        return Path(cfg.policy.path)
+    tok = build_char_tokenizer()
+    model = build_tiny_llama(tok, cfg.policy.hidden_size, cfg.policy.n_layers,
+                             cfg.policy.n_heads, cfg.run.seed)
+    examples = env.warmup_examples(cfg.policy.init_examples, seed=cfg.run.seed + 17)
+    train_sft(model, tok, examples, out_dir, steps=cfg.policy.init_steps,
+              batch_size=cfg.policy.init_batch_size, lr=cfg.policy.init_lr,
+              bf16=cfg.learn.bf16, seed=cfg.run.seed, desc="policy init (BC on legal plays)")
+    n_params = sum(p.numel() for p in model.parameters())
+    save_policy(model, tok, out_dir, {"stage": "init", "params": n_params,
+                                      "config": cfg.model_dump(mode="json")})
+    return out_dir

@@ -1,0 +1,5 @@
+"""The explicit table of search methods (one shared signature, STYLE rule 7)."""
+
+from reasonloop.search.best_of_n import best_of_n
+
+SEARCH = {"best_of_n": best_of_n}

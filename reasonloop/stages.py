@@ -1,0 +1,279 @@
+"""The five stages of one flywheel iteration as plain functions (Prefect-free).
+
+Each stage reads its inputs from the workspace (DuckDB, Parquet, model dirs), writes its
+outputs there, and is idempotent: run it twice and the second run adds nothing. That, plus
+Prefect's per-(run, iteration, stage) cache in `tasks/`, is what makes a crashed run resume.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import polars as pl
+import torch
+
+from reasonloop import filter as filt
+from reasonloop.config import Config
+from reasonloop.envs.base import Problem
+from reasonloop.paths import Paths
+from reasonloop.policy.engines import SamplingParams, load_engine
+from reasonloop.reward.outcome import score_rows
+from reasonloop.search.methods import SEARCH
+from reasonloop.store import db
+
+
+# Seconds of real work (sampling, scoring, training) per stage, so that the flow can report
+# how much of an iteration is bookkeeping (Prefect, DuckDB, DVC, MLflow).
+COMPUTE_S: dict[tuple, float] = {}
+
+
+def paths(cfg: Config) -> Paths:
+    return Paths(Path(cfg.run.root).resolve())
+
+
+@lru_cache(maxsize=4)
+def _env_and_problems(env_json: str):
+    from reasonloop.config import EnvConfig
+    ecfg = EnvConfig.model_validate_json(env_json)
+    if ecfg.name == "countdown":
+        from reasonloop.envs.countdown import Countdown
+        env = Countdown(ecfg)
+    else:
+        from reasonloop.envs.math import MathEnv
+        env = MathEnv(ecfg)
+    problems = env.problems()
+    return env, problems, {p.problem_id: p for p in problems}
+
+
+def env_and_problems(cfg: Config):
+    return _env_and_problems(cfg.env.model_dump_json())
+
+
+def split(cfg: Config, name: str) -> list[Problem]:
+    return [p for p in env_and_problems(cfg)[1] if p.split == name]
+
+
+def git_sha(root: Path) -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
+                              capture_output=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def set_threads(cfg: Config) -> None:
+    torch.set_num_threads(cfg.run.threads)
+
+
+# ---------------------------------------------------------------- run start -------------
+def start_run(cfg: Config, run_id: str) -> dict:
+    """DuckDB schema + problems + the run row; DVC repo with a local remote; MLflow store."""
+    from reasonloop.store import data, registry
+    P = paths(cfg)
+    env, problems, _ = env_and_problems(cfg)
+    db.init_db(P.db)
+    added = db.insert_problems(P.db, env.name, problems)
+    db.record_run(P.db, run_id, cfg.to_json(), cfg.hash(), git_sha(P.root))
+    P.data.mkdir(parents=True, exist_ok=True)
+    data.ensure_remote(P.root, P.dvc_remote)
+    registry.setup(P.mlflow_db, P.mlartifacts)
+    return {"problems": len(problems), "new_problems": added}
+
+
+# ---------------------------------------------------------------- Step 1: search --------
+def pick_problems(cfg: Config, run_id: str, iteration: int) -> list[Problem]:
+    """Sample allocation: problems this run has never searched first (fresh problems beat a
+    memorised pool), then ones it searched but never solved, then the rest."""
+    train = split(cfg, "train")
+    seen = db.query(paths(cfg).db, f"""
+        SELECT problem_id, bool_or(correct) AS solved FROM trajectories
+        WHERE run_id = '{run_id}' AND iteration < {iteration} AND method NOT LIKE 'eval:%'
+        GROUP BY 1""")
+    solved = dict(zip(seen["problem_id"], seen["solved"])) if seen.height else {}
+    rng = random.Random(cfg.run.seed * 1000 + iteration)
+    order = list(train)
+    rng.shuffle(order)
+    if cfg.search.prefer_unsolved:
+        order.sort(key=lambda p: 0 if p.problem_id not in solved else
+                   (1 if not solved[p.problem_id] else 2))
+    return order[: cfg.search.problems_per_iteration]
+
+
+def shard_path(cfg: Config, run_id: str, iteration: int, shard: int) -> Path:
+    return paths(cfg).run_data(run_id, iteration) / "shards" / f"search-{shard:03d}.parquet"
+
+
+def generate_shard(cfg: Config, run_id: str, iteration: int, policy: str, shard: int) -> str:
+    """Training-time search over one shard of this iteration's problems → raw samples."""
+    out = shard_path(cfg, run_id, iteration, shard)
+    if out.exists():
+        return str(out)
+    t0 = time.perf_counter()
+    set_threads(cfg)
+    problems = pick_problems(cfg, run_id, iteration)[shard::cfg.search.shards]
+    engine = load_engine(cfg.policy.engine, policy, seed=cfg.run.seed)
+    params = SamplingParams(temperature=cfg.search.temperature, top_p=cfg.search.top_p,
+                            max_new_tokens=cfg.policy.max_new_tokens,
+                            seed=hash((cfg.run.seed, iteration, shard)) % 2**31)
+    rows = SEARCH[cfg.search.method](problems, engine, params, cfg.search.n,
+                                     progress=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    pl.DataFrame(rows, schema={"problem_id": pl.String, "method": pl.String,
+                               "sample_idx": pl.Int32, "text": pl.String,
+                               "n_tokens": pl.Int32}).write_parquet(tmp)
+    tmp.rename(out)   # atomic: a crash never leaves half a shard
+    COMPUTE_S[("generate", run_id, iteration, shard)] = time.perf_counter() - t0
+    return str(out)
+
+
+# ---------------------------------------------------------------- Step 2: verify --------
+def verify(cfg: Config, run_id: str, iteration: int, shard_files: list[str]) -> dict:
+    """ORM (outcome) + oracle PRM (step) rewards for every trajectory → DuckDB + D_search."""
+    env, _, by_id = env_and_problems(cfg)
+    rows = pl.concat([pl.read_parquet(f) for f in sorted(shard_files)]).to_dicts()
+    t0 = time.perf_counter()
+    scored = score_rows(env, by_id, rows)
+    COMPUTE_S[("verify", run_id, iteration)] = time.perf_counter() - t0
+    df = db.trajectories_frame(run_id, iteration, scored)
+    added = db.insert_trajectories(paths(cfg).db, df)
+    d_search = df.with_columns(pl.Series("legal", [s["legal"] for s in scored]),
+                               pl.Series("answer", [s["answer"] for s in scored]))
+    out = paths(cfg).d_search(run_id, iteration)
+    d_search.write_parquet(out)
+    solved = d_search.filter(pl.col("correct"))["problem_id"].n_unique()
+    n_tok = int(d_search["n_tokens"].sum())
+    return {"n_search": d_search.height, "inserted": added, "solved": solved,
+            "problems": d_search["problem_id"].n_unique(),
+            "sample_acc": float(d_search["correct"].mean()),
+            "legal": float(d_search["legal"].mean()), "tokens": n_tok,
+            "solved_per_1k_tokens": 1000 * solved / max(1, n_tok)}
+
+
+# ---------------------------------------------------------------- Step 3: filter --------
+def filter_expert(cfg: Config, run_id: str, iteration: int) -> dict:
+    """D_search → D_expert (correct, deduped, capped; + hindsight), then `dvc add/push`."""
+    from reasonloop.store import data
+    env, _, by_id = env_and_problems(cfg)
+    P = paths(cfg)
+    d_search = pl.read_parquet(P.d_search(run_id, iteration))
+    prompts = {pid: by_id[pid].prompt for pid in d_search["problem_id"].unique()}
+    expert = filt.d_expert(d_search, prompts, cfg.filter.max_per_problem, cfg.run.seed)
+    if cfg.filter.hindsight:
+        hs = filt.hindsight(env, d_search, by_id, cfg.filter.max_hindsight,
+                            cfg.filter.max_per_problem, cfg.run.seed + iteration)
+        expert = pl.concat([expert, hs])
+    expert.write_parquet(P.d_expert(run_id, iteration))
+    md5 = data.snapshot(P.root, P.data, push=cfg.run.dvc_push)
+    db.update_iteration(P.db, run_id, iteration, data_md5=md5, n_expert=expert.height,
+                        n_search=d_search.height)
+    return {"n_expert": expert.height, "n_hindsight": int((expert["source"] == "hindsight").sum()),
+            "data_md5": md5}
+
+
+# ---------------------------------------------------------------- Step 4: learn ---------
+def training_examples(cfg: Config, run_id: str, iteration: int) -> list[dict]:
+    """ReST-EM (`init_from: base`) retrains on every D_expert so far; `previous` continues on
+    this iteration's. `learn.replay_init` mixes legal-format plays back in."""
+    P = paths(cfg)
+    its = range(1, iteration + 1) if cfg.learn.init_from == "base" else [iteration]
+    df = pl.concat([pl.read_parquet(P.d_expert(run_id, i)) for i in its])
+    ex = df.select("prompt", "completion").to_dicts()
+    n_replay = int(len(ex) * cfg.learn.replay_init)
+    if n_replay:
+        env = env_and_problems(cfg)[0]
+        ex += env.warmup_examples(n_replay, seed=cfg.run.seed * 7919 + iteration)
+    return ex
+
+
+def train(cfg: Config, run_id: str, iteration: int, start_from: str, phase: str) -> dict:
+    """BC with SFTTrainer (DPO/GRPO phases come with the learning issue)."""
+    from reasonloop.learn.sft import train_sft
+    from reasonloop.policy.init import load_policy, save_policy
+    out = paths(cfg).policy(run_id, iteration)
+    if (out / "reasonloop.json").exists():
+        return json.loads((out / "reasonloop.json").read_text())["train"]
+    set_threads(cfg)
+    if phase != "bc":
+        raise NotImplementedError(f"phase {phase!r} is not implemented yet")
+    model, tok = load_policy(start_from)
+    examples = training_examples(cfg, run_id, iteration)
+    t0 = time.perf_counter()
+    stats = train_sft(model, tok, examples, out, steps=cfg.learn.steps,
+                      batch_size=cfg.learn.batch_size, lr=cfg.learn.lr, bf16=cfg.learn.bf16,
+                      seed=cfg.run.seed + iteration, desc=f"iter {iteration} BC")
+    COMPUTE_S[("train", run_id, iteration)] = time.perf_counter() - t0
+    stats.update(path=str(out), start_from=str(start_from), phase=phase)
+    save_policy(model, tok, out, {"stage": "train", "iteration": iteration, "train": stats,
+                                  "run_id": run_id, "config_hash": cfg.hash()})
+    return stats
+
+
+# ---------------------------------------------------------------- Step 5: evaluate ------
+def evaluate_policy(cfg: Config, run_id: str, iteration: int, policy: str) -> dict:
+    from reasonloop.eval.evaluate import evaluate
+    set_threads(cfg)
+    env = env_and_problems(cfg)[0]
+    engine = load_engine(cfg.policy.engine, policy, seed=cfg.run.seed)
+    e = cfg.eval
+    t0 = time.perf_counter()
+    metrics, rows = evaluate(env, engine, {"val": split(cfg, "val"), "test": split(cfg, "test")},
+                             k=e.k, n_samples=e.n_samples, temperature=e.temperature,
+                             n_sampled=e.n_sampled_problems,
+                             max_new_tokens=cfg.policy.max_new_tokens, seed=cfg.run.seed)
+    COMPUTE_S[("evaluate", run_id, iteration)] = time.perf_counter() - t0
+    db.insert_trajectories(paths(cfg).db, db.trajectories_frame(run_id, iteration, rows))
+    return metrics
+
+
+def compute_seconds(run_id: str, iteration: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, sec in COMPUTE_S.items():
+        if key[1] == run_id and key[2] == iteration:
+            out[key[0]] = out.get(key[0], 0.0) + sec
+    return out
+
+
+def register(cfg: Config, run_id: str, iteration: int, policy: str, metrics: dict,
+             phase: str, data_md5: str | None) -> dict:
+    """Log to MLflow, register the policy as `challenger` with lineage tags, and move
+    `champion` to it only if it beats the champion on val (the promotion gate)."""
+    from reasonloop.eval.evaluate import eval_rows
+    from reasonloop.eval.plots import plot_curve
+    from reasonloop.store import registry
+    P = paths(cfg)
+    registry.setup(P.mlflow_db, P.mlartifacts)
+    name = cfg.run.name
+    champ = registry.version_by_alias(name, registry.CHAMPION)
+    parent = registry.version_by_alias(name, registry.CHALLENGER)
+    sizes = {"val": len(split(cfg, "val")), "test": len(split(cfg, "test"))}
+    db.replace_evals(P.db, run_id, iteration, eval_rows(
+        metrics, run_id, iteration, None, cfg.eval.k, sizes, cfg.eval.n_sampled_problems))
+    history = db.query(P.db, f"SELECT * FROM pass_by_iteration WHERE run_id = '{run_id}'")
+    plot = plot_curve([{"iteration": r["iteration"], "val_pass@1": r["val_pass1"],
+                        "test_pass@1": r["test_pass1"], "test_pass@k": r["test_passk"],
+                        "test_maj@k": r["test_majk"]} for r in history.to_dicts()],
+                      P.run_reports(run_id) / "pass_by_iteration.png", title=f"run {run_id}")
+    tags = {"run_id": run_id, "iteration": iteration, "phase": phase, "git_sha": git_sha(P.root),
+            "config_hash": cfg.hash(), "data_md5": data_md5 or "",
+            "parent_version": parent.version if parent else ""}
+    params = {"config": cfg.to_json(), **{f"{s}.{k}": v for s, sec in
+                                          cfg.model_dump(mode="json").items()
+                                          for k, v in sec.items()}}
+    version = registry.log_iteration(name, P.mlartifacts, f"{run_id}/iter{iteration:02d}",
+                                     params, metrics, Path(policy), [plot], tags)
+    db.replace_evals(P.db, run_id, iteration, eval_rows(
+        metrics, run_id, iteration, version, cfg.eval.k, sizes, cfg.eval.n_sampled_problems))
+    key = cfg.eval.promote_metric
+    best = float(champ.tags.get(key.replace("@", "_at_"), "-1")) if champ else -1.0
+    promoted = metrics.get(key, 0.0) > best
+    if promoted:
+        registry.promote(name, version)
+    db.update_iteration(P.db, run_id, iteration, phase=phase, policy_path=str(policy))
+    return {"version": version, "promoted": promoted, "champion_before": best,
+            "plot": str(plot)}

@@ -1,0 +1,188 @@
+"""The DuckDB store: every problem, trajectory, score and eval, queryable with plain SQL.
+
+DuckDB holds a whole-process file lock, so the flow opens the file only for short write
+transactions and closes it; readers open read-only and retry for a moment — a user running
+`reasonloop sql` during a flywheel run never sees a lock error. Writes are idempotent:
+trajectory ids are deterministic and inserts skip ids already present.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from reasonloop.errors import ReasonloopError
+from reasonloop.paths import EVALS, ITERATIONS, PROBLEMS, RUNS, TRAJECTORIES
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {RUNS} (
+  run_id VARCHAR PRIMARY KEY, started_at TIMESTAMP, config_json JSON, config_hash VARCHAR,
+  git_sha VARCHAR);
+CREATE TABLE IF NOT EXISTS {ITERATIONS} (
+  run_id VARCHAR, iteration INTEGER, phase VARCHAR, stage_done VARCHAR,
+  started_at TIMESTAMP, finished_at TIMESTAMP, policy_path VARCHAR, data_md5 VARCHAR,
+  n_search INTEGER, n_expert INTEGER, seconds JSON, PRIMARY KEY (run_id, iteration));
+CREATE TABLE IF NOT EXISTS {PROBLEMS} (
+  problem_id VARCHAR PRIMARY KEY, env VARCHAR, split VARCHAR, prompt VARCHAR, meta JSON);
+CREATE TABLE IF NOT EXISTS {TRAJECTORIES} (
+  traj_id VARCHAR PRIMARY KEY, run_id VARCHAR, iteration INTEGER, problem_id VARCHAR,
+  method VARCHAR, sample_idx INTEGER, text VARCHAR, steps VARCHAR[], step_rewards DOUBLE[],
+  outcome_reward DOUBLE, correct BOOLEAN, n_tokens INTEGER, created_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS {EVALS} (
+  run_id VARCHAR, iteration INTEGER, model_version VARCHAR, split VARCHAR, method VARCHAR,
+  budget INTEGER, metric VARCHAR, k INTEGER, value DOUBLE, n INTEGER);
+"""
+
+# Views are a user interface: each answers a question people ask of a flywheel.
+VIEWS = f"""
+CREATE OR REPLACE VIEW d_expert AS            -- correct training-search trajectories, deduped
+SELECT * FROM (
+  SELECT t.*, row_number() OVER (PARTITION BY t.run_id, t.iteration, t.problem_id, t.text
+                                 ORDER BY t.sample_idx) AS dup
+  FROM {TRAJECTORIES} t WHERE t.correct AND t.method NOT LIKE 'eval:%') WHERE dup = 1;
+CREATE OR REPLACE VIEW pass_by_iteration AS   -- the flywheel's curve
+SELECT run_id, iteration,
+  max(value) FILTER (WHERE split = 'val'  AND metric = 'pass@1') AS val_pass1,
+  max(value) FILTER (WHERE split = 'test' AND metric = 'pass@1') AS test_pass1,
+  max(value) FILTER (WHERE split = 'test' AND metric = 'pass@k') AS test_passk,
+  max(value) FILTER (WHERE split = 'test' AND metric = 'maj@k') AS test_majk
+FROM {EVALS} GROUP BY ALL ORDER BY run_id, iteration;
+CREATE OR REPLACE VIEW unsolved_problems AS   -- train problems searched but never solved
+SELECT p.problem_id, p.prompt, t.run_id, count(*) AS attempts
+FROM {TRAJECTORIES} t JOIN {PROBLEMS} p USING (problem_id)
+WHERE p.split = 'train' AND t.method NOT LIKE 'eval:%'
+GROUP BY ALL HAVING NOT bool_or(t.correct) ORDER BY attempts DESC;
+CREATE OR REPLACE VIEW step_error_rates AS    -- where solutions go wrong (oracle PRM)
+SELECT run_id, iteration, step, count(*) AS n, avg(CASE WHEN r <= 0 THEN 1 ELSE 0 END) AS error_rate
+FROM (SELECT run_id, iteration, unnest(step_rewards) AS r,
+             generate_subscripts(step_rewards, 1) AS step
+      FROM {TRAJECTORIES} WHERE method NOT LIKE 'eval:%')
+GROUP BY ALL ORDER BY run_id, iteration, step;
+"""
+
+
+def traj_id(run_id: str, iteration: int, problem_id: str, method: str, sample_idx: int) -> str:
+    key = f"{run_id}|{iteration}|{problem_id}|{method}|{sample_idx}"
+    return hashlib.sha1(key.encode()).hexdigest()[:20]
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@contextmanager
+def connect(path: Path, read_only: bool = False, wait_s: float = 30.0):
+    """Open, yield, close. Retries while another process holds the lock."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            if read_only and not Path(path).exists():
+                raise ReasonloopError(f"no database yet at {path}: run the flywheel first")
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as e:
+            if "lock" not in str(e).lower() or time.monotonic() > deadline:
+                raise ReasonloopError(f"cannot open {path}: {str(e).splitlines()[0]}") from None
+            time.sleep(0.2)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def init_db(path: Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with connect(path) as con:
+        con.execute(SCHEMA)
+        con.execute(VIEWS)
+
+
+def record_run(path: Path, run_id: str, config_json: str, config_hash: str, git_sha: str):
+    with connect(path) as con:
+        con.execute(f"INSERT INTO {RUNS} VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    [run_id, now(), config_json, config_hash, git_sha])
+
+
+def insert_problems(path: Path, env_name: str, problems) -> int:
+    df = pl.DataFrame({
+        "problem_id": [p.problem_id for p in problems], "env": env_name,
+        "split": [p.split for p in problems], "prompt": [p.prompt for p in problems],
+        "meta": [json.dumps(p.meta) for p in problems]})
+    with connect(path) as con:
+        before = con.execute(f"SELECT count(*) FROM {PROBLEMS}").fetchone()[0]
+        con.execute(f"INSERT INTO {PROBLEMS} SELECT problem_id, env, split, prompt, "
+                    f"meta::JSON FROM df ON CONFLICT DO NOTHING")
+        return con.execute(f"SELECT count(*) FROM {PROBLEMS}").fetchone()[0] - before
+
+
+TRAJ_COLS = ["traj_id", "run_id", "iteration", "problem_id", "method", "sample_idx", "text",
+             "steps", "step_rewards", "outcome_reward", "correct", "n_tokens", "created_at"]
+
+
+def trajectories_frame(run_id: str, iteration: int, rows: list[dict]) -> pl.DataFrame:
+    ts = now()
+    return pl.DataFrame({
+        "traj_id": [traj_id(run_id, iteration, r["problem_id"], r["method"], r["sample_idx"])
+                    for r in rows],
+        "run_id": [run_id] * len(rows), "iteration": [iteration] * len(rows),
+        "problem_id": [r["problem_id"] for r in rows], "method": [r["method"] for r in rows],
+        "sample_idx": [r["sample_idx"] for r in rows], "text": [r["text"] for r in rows],
+        "steps": [r["steps"] for r in rows], "step_rewards": [r["step_rewards"] for r in rows],
+        "outcome_reward": [r["outcome_reward"] for r in rows],
+        "correct": [r["correct"] for r in rows], "n_tokens": [r["n_tokens"] for r in rows],
+        "created_at": [ts] * len(rows)},
+        schema_overrides={"steps": pl.List(pl.String), "step_rewards": pl.List(pl.Float64),
+                          "iteration": pl.Int32, "sample_idx": pl.Int32, "n_tokens": pl.Int32})
+
+
+def insert_trajectories(path: Path, df: pl.DataFrame) -> int:
+    """Insert, skipping ids already stored (a rerun of the same iteration adds nothing)."""
+    if df.is_empty():
+        return 0
+    with connect(path) as con:
+        before = con.execute(f"SELECT count(*) FROM {TRAJECTORIES}").fetchone()[0]
+        con.execute(f"INSERT INTO {TRAJECTORIES} SELECT {', '.join(TRAJ_COLS)} FROM df "
+                    f"ON CONFLICT DO NOTHING")
+        return con.execute(f"SELECT count(*) FROM {TRAJECTORIES}").fetchone()[0] - before
+
+
+def update_iteration(path: Path, run_id: str, iteration: int, **fields) -> None:
+    """Upsert one iteration's bookkeeping row (stage_done, md5, counts, timings...)."""
+    if "seconds" in fields and not isinstance(fields["seconds"], str):
+        fields["seconds"] = json.dumps(fields["seconds"])
+    with connect(path) as con:
+        con.execute(f"INSERT INTO {ITERATIONS} (run_id, iteration, started_at) VALUES (?, ?, ?) "
+                    f"ON CONFLICT DO NOTHING", [run_id, iteration, now()])
+        for k, v in fields.items():
+            con.execute(f"UPDATE {ITERATIONS} SET {k} = ? WHERE run_id = ? AND iteration = ?",
+                        [v, run_id, iteration])
+
+
+def replace_evals(path: Path, run_id: str, iteration: int, rows: list[dict]) -> None:
+    """Evals of one (run, iteration) are replaced as a whole: rerunning never duplicates."""
+    df = pl.DataFrame(rows, schema={
+        "run_id": pl.String, "iteration": pl.Int32, "model_version": pl.String,
+        "split": pl.String, "method": pl.String, "budget": pl.Int32, "metric": pl.String,
+        "k": pl.Int32, "value": pl.Float64, "n": pl.Int32})
+    with connect(path) as con:
+        con.execute("BEGIN")
+        con.execute(f"DELETE FROM {EVALS} WHERE run_id = ? AND iteration = ?", [run_id, iteration])
+        con.execute(f"INSERT INTO {EVALS} SELECT * FROM df")
+        con.execute("COMMIT")
+
+
+def query(path: Path, sql: str, read_only: bool = True) -> pl.DataFrame:
+    """Run SQL; read-only by default (safe to call while a run is writing)."""
+    with connect(path, read_only=read_only) as con:
+        try:
+            rel = con.sql(sql)
+        except duckdb.Error as e:
+            raise ReasonloopError(f"SQL error: {str(e).splitlines()[0]}") from None
+        return rel.pl() if rel is not None else pl.DataFrame()

@@ -1,0 +1,121 @@
+"""MLflow: tracking (params, metrics, plots) and the model registry with lineage.
+
+Every iteration's policy becomes a model version tagged with where it came from (git sha,
+config hash, DVC md5, run, iteration, parent version, phase) and its eval scores; alias
+`challenger` on the newest, `champion` on the one that won the promotion gate. Local sqlite
+store by default (MLFLOW_TRACKING_URI overrides). A plain HF dir is registered with
+`create_model_version` (register_model on a plain artifact dir fails — STACK_NOTES)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from reasonloop.errors import ReasonloopError
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+def setup(mlflow_db: Path, artifacts: Path) -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(mlflow_db).resolve()}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    os.environ.setdefault("MLFLOW_ARTIFACTS_DESTINATION", str(Path(artifacts).resolve()))
+    return uri
+
+
+def experiment(name: str, artifacts: Path) -> str:
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    return mlflow.create_experiment(name, artifact_location=Path(artifacts).resolve().as_uri())
+
+
+def log_iteration(name: str, artifacts: Path, run_name: str, params: dict, metrics: dict,
+                  model_dir: Path | None, files: list[Path], tags: dict) -> str | None:
+    """One MLflow run per iteration; registers the model and tags it; returns its version."""
+    exp_id = experiment(name, artifacts)
+    client = MlflowClient()
+    with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=tags) as run:
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        mlflow.log_metrics({_clean(k): float(v) for k, v in metrics.items() if v is not None})
+        for f in files:
+            if Path(f).exists():
+                mlflow.log_artifact(str(f))
+        if model_dir is None:
+            return None
+        mlflow.log_artifacts(str(model_dir), artifact_path="model")
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            client.create_registered_model(name)
+        mv = client.create_model_version(
+            name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id,
+            tags={**{k: str(v) for k, v in tags.items()},
+                  **{_clean(k): f"{v:.4f}" for k, v in metrics.items() if v is not None}})
+    version = str(mv.version)
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    return version
+
+
+def _clean(key: str) -> str:
+    return key.replace("@", "_at_")
+
+
+def version_by_alias(name: str, alias: str):
+    try:
+        return MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def promote(name: str, version: str, alias: str = CHAMPION) -> None:
+    try:
+        MlflowClient().set_registered_model_alias(name, alias, str(version))
+    except MlflowException as e:
+        raise ReasonloopError(f"cannot promote {name} v{version}: {e.message}") from None
+
+
+def resolve(ref: str) -> str:
+    """`NAME@alias`, `NAME/VERSION` or a path → a local model directory."""
+    if Path(ref).exists():
+        return str(ref)
+    client = MlflowClient()
+    try:
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            mv = client.get_model_version_by_alias(name, alias)
+        elif "/" in ref:
+            name, v = ref.rsplit("/", 1)
+            mv = client.get_model_version(name, v)
+        else:
+            raise ReasonloopError(f"model not found: {ref} (use a path, NAME@alias or NAME/VERSION)")
+        return mlflow.artifacts.download_artifacts(artifact_uri=mv.source)
+    except MlflowException as e:
+        raise ReasonloopError(f"model not found in the registry: {ref} ({e.message})") from None
+
+
+def list_versions(name: str | None = None) -> list[dict]:
+    client = MlflowClient()
+    rows = []
+    names = [name] if name else [m.name for m in client.search_registered_models()]
+    for n in names:
+        aliases: dict[str, list[str]] = {}
+        try:
+            for a, v in client.get_registered_model(n).aliases.items():
+                aliases.setdefault(str(v), []).append(a)
+        except MlflowException:
+            raise ReasonloopError(f"no registered model named {n!r}") from None
+        for mv in client.search_model_versions(f"name='{n}'"):
+            rows.append({"name": n, "version": str(mv.version),
+                         "aliases": ",".join(aliases.get(str(mv.version), [])),
+                         "iteration": mv.tags.get("iteration", ""),
+                         "val_pass@1": mv.tags.get("val_pass_at_1", ""),
+                         "test_pass@1": mv.tags.get("test_pass_at_1", ""),
+                         "data_md5": mv.tags.get("data_md5", "")[:10],
+                         "run_id": mv.tags.get("run_id", "")})
+    return sorted(rows, key=lambda r: (r["name"], int(r["version"])))

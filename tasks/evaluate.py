@@ -1,0 +1,28 @@
+"""Step 5 — evaluate (greedy pass@1 val/test, pass@k, maj@k), then register + promote."""
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+
+from reasonloop import stages
+from tasks.common import CACHED, stage_key
+
+
+@task(name="evaluate", cache_key_fn=stage_key("evaluate"), **CACHED)
+def evaluate(cfg, run_id: str, iteration: int, policy: str) -> dict:
+    return stages.evaluate_policy(cfg, run_id, iteration, policy)
+
+
+@task(name="register", retries=2, retry_delay_seconds=2, cache_key_fn=stage_key("register"),
+      **CACHED)
+def register(cfg, run_id: str, iteration: int, policy: str, metrics: dict, phase: str,
+             data_md5: str | None) -> dict:
+    reg = stages.register(cfg, run_id, iteration, policy, metrics, phase, data_md5)
+    lines = [f"# {run_id} — iteration {iteration} ({phase})", "",
+             "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.3f} |" for k, v in sorted(metrics.items())]
+    lines += ["", f"MLflow: `{cfg.run.name}` v{reg['version']}"
+              f"{' → **champion**' if reg['promoted'] else ' (challenger)'}",
+              f"Plot: `{reg['plot']}`", f"DVC data md5: `{data_md5}`"]
+    create_markdown_artifact(key=f"flywheel-iter-{iteration}", markdown="\n".join(lines),
+                             description=f"{run_id} iteration {iteration}")
+    return reg

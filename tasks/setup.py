@@ -1,0 +1,10 @@
+"""Run start: DuckDB schema and problems, run row, DVC remote, MLflow store."""
+
+from prefect import task
+
+from reasonloop import stages
+
+
+@task(name="start-run")
+def start_run(cfg, run_id: str) -> dict:
+    return stages.start_run(cfg, run_id)

@@ -1,0 +1,22 @@
+"""Policy initialization (once) and Step 4 — learn (BC with TRL's SFTTrainer)."""
+
+from prefect import task
+
+from reasonloop import stages
+from reasonloop.policy.init import init_policy
+from tasks.common import CACHED, stage_key
+
+
+@task(name="init-policy", cache_key_fn=stage_key("init"), **CACHED)
+def init(cfg, run_id: str) -> str:
+    stages.set_threads(cfg)
+    env = stages.env_and_problems(cfg)[0]
+    out = stages.paths(cfg).init_policy(run_id)
+    if (out / "reasonloop.json").exists():
+        return str(out)
+    return str(init_policy(cfg, env, out))
+
+
+@task(name="train", cache_key_fn=stage_key("train"), **CACHED)
+def train(cfg, run_id: str, iteration: int, start_from: str, phase: str) -> dict:
+    return stages.train(cfg, run_id, iteration, start_from, phase)
