@@ -19,7 +19,6 @@ from reasonloop.errors import ReasonloopError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 out = Console()
-err = Console(stderr=True)
 
 
 def _quiet_env() -> None:
@@ -45,7 +44,7 @@ def _table(df, title: str | None = None) -> Table:
 
 
 def _fail(e: Exception) -> None:
-    err.print(f"[red]error:[/red] {e}", highlight=False)
+    typer.echo(f"error: {e}", err=True)   # one line, never wrapped
     raise typer.Exit(1)
 
 

@@ -29,6 +29,8 @@ def build_tiny_llama(tokenizer, hidden: int, layers: int, heads: int, seed: int,
 
 def load_policy(path: str | Path, dtype=torch.float32):
     """Any local HF causal LM dir → (model, tokenizer). Clear error if it is not one."""
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()   # a bar per tiny checkpoint load is noise
     p = Path(path)
     if not (p / "config.json").is_file():
         raise InputError(f"not a model directory (no config.json): {p}")

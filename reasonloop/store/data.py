@@ -30,8 +30,9 @@ def ensure_remote(root: Path, remote_dir: Path) -> None:
     remote_dir.mkdir(parents=True, exist_ok=True)
     with repo.config.edit() as conf:
         if REMOTE_NAME not in conf["remote"]:
-            # absolute in, DVC stores it relative to .dvc/ (portable config)
-            conf["remote"][REMOTE_NAME] = {"url": str(remote_dir)}
+            # DVC reads a relative url here as relative to the cwd and stores it relative to
+            # .dvc/ — which keeps the committed config portable across clones.
+            conf["remote"][REMOTE_NAME] = {"url": os.path.relpath(remote_dir, os.getcwd())}
             conf["core"]["remote"] = REMOTE_NAME
     repo.close()
 

@@ -1,0 +1,52 @@
+"""Bad input: one clear line, non-zero exit, no traceback, nothing written."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SMOKE
+
+EXE = [sys.executable, "-m", "reasonloop.cli"]
+
+
+def _run(args, cwd):
+    return subprocess.run(EXE + args, cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+
+
+@pytest.mark.parametrize("extra, expect", [
+    (["--set", "search.n=0"], "search.n"),
+    (["--set", "policy.path=/no/such/model"], "not a model directory"),
+    (["--set", "learn.init_from=sideways"], "learn.init_from"),
+])
+def test_bad_run_input_fails_cleanly(tmp_path, extra, expect):
+    ws = tmp_path / "ws"
+    r = _run(["run", "-c", str(SMOKE), "--root", str(ws), *extra], tmp_path)
+    assert r.returncode != 0
+    assert expect in r.stderr and "Traceback" not in r.stderr + r.stdout
+    assert len([ln for ln in r.stderr.splitlines() if ln.strip()]) == 1
+    assert not ws.exists()
+
+
+def test_missing_config_file(tmp_path):
+    r = _run(["run", "-c", str(tmp_path / "nope.yaml"), "--root", str(tmp_path / "ws")],
+             tmp_path)
+    assert r.returncode != 0 and "config file not found" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "ws").exists()
+
+
+def test_sql_formats_and_errors(tmp_path):
+    from reasonloop.store import db
+    db.init_db(tmp_path / "reasonloop.duckdb")
+    r = _run(["sql", "SELECT 1 AS a, 'x' AS b", "--format", "json", "--root", str(tmp_path)],
+             tmp_path)
+    assert r.returncode == 0 and json.loads(r.stdout) == [{"a": 1, "b": "x"}]
+    r = _run(["sql", "SELECT 1 AS a", "--format", "csv", "--root", str(tmp_path)], tmp_path)
+    assert r.stdout.splitlines() == ["a", "1"]
+    r = _run(["sql", "SELECT * FROM nope", "--root", str(tmp_path)], tmp_path)
+    assert r.returncode == 1 and "SQL error" in r.stderr and "Traceback" not in r.stderr
+    r = _run(["sql", "SELECT 1", "--root", str(Path(tmp_path) / "empty")], tmp_path)
+    assert r.returncode == 1 and "no database" in r.stderr

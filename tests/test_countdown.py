@@ -1,0 +1,115 @@
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reasonloop.config import EnvConfig
+from reasonloop.envs.countdown import (Countdown, check, format_prompt, parse_prompt,
+                                       random_trajectory, reachable, solve)
+
+numbers = st.lists(st.integers(1, 30), min_size=2, max_size=4)
+
+
+def test_generator_is_deterministic_and_only_solvable():
+    cfg = EnvConfig(n_train=500, n_val=50, n_test=50)
+    a, b = Countdown(cfg).problems(), Countdown(cfg).problems()
+    assert [p.problem_id for p in a] == [p.problem_id for p in b]
+    for p in a:
+        nums, t = p.meta["numbers"], p.meta["target"]
+        assert len(nums) == 3 and all(1 <= n <= 20 for n in nums) and 10 <= t <= 100
+        lines = solve(tuple(nums), t)
+        assert lines is not None and check(nums, t, "\n".join(lines)).correct
+
+
+def test_splits_test_targets_held_out_val_disjoint():
+    env = Countdown(EnvConfig(n_train=2000, n_val=100, n_test=100))
+    ps = env.problems()
+    by = {s: [p for p in ps if p.split == s] for s in ("train", "val", "test")}
+    assert len(by["val"]) == 100 and len(by["test"]) == 100
+    train_targets = {p.meta["target"] for p in by["train"]}
+    assert all(p.meta["target"] in env.test_targets for p in by["test"])
+    assert not train_targets & {p.meta["target"] for p in by["test"]}
+    assert {p.meta["target"] for p in by["val"]} <= env.train_targets
+    assert not {p.problem_id for p in by["val"]} & {p.problem_id for p in by["train"]}
+    assert Countdown(EnvConfig(seed=1)).test_targets != env.test_targets
+
+
+def test_different_seed_different_problems():
+    a = Countdown(EnvConfig(seed=0, n_train=100)).problems()
+    b = Countdown(EnvConfig(seed=1, n_train=100)).problems()
+    assert [p.problem_id for p in a] != [p.problem_id for p in b]
+
+
+@given(numbers, st.integers(0, 10_000))
+@settings(max_examples=200, deadline=None)
+def test_random_legal_play_verifies_legal_and_reaches_its_value(nums, seed):
+    lines = random_trajectory(nums, random.Random(seed))
+    v = check(nums, 10**9, "\n".join(lines))
+    assert v.legal and not v.correct and len(v.steps) == len(nums) - 1
+    reached = int(v.answer)
+    assert reached in reachable(tuple(sorted(nums)))
+    assert check(nums, reached, "\n".join(lines) + "\n").correct
+    assert check(nums, reached, "\n".join(lines)).step_rewards == [1.0] * len(lines)
+
+
+@given(numbers, st.integers(0, 10_000), st.data())
+@settings(max_examples=200, deadline=None)
+def test_corrupting_a_result_makes_it_illegal(nums, seed, data):
+    lines = random_trajectory(nums, random.Random(seed))
+    i = data.draw(st.integers(0, len(lines) - 1))
+    lhs, rhs = lines[i].split("=")
+    val, rest = rhs.split(" ", 1)
+    lines[i] = f"{lhs}={int(val) + data.draw(st.integers(1, 50))} {rest}"
+    v = check(nums, 10, "\n".join(lines))
+    assert not v.legal and not v.correct
+    assert v.step_rewards[i:] == [0.0] * (len(lines) - i)
+
+
+@given(st.text(alphabet="0123456789+-*/=[] \nx()", max_size=80), numbers, st.integers(1, 100))
+@settings(max_examples=300, deadline=None)
+def test_parser_never_crashes_and_garbage_is_not_correct(text, nums, target):
+    v = check(nums, target, text)
+    assert len(v.step_rewards) == len(v.steps)
+    if v.correct:   # only possible if the text really is a legal solution
+        assert v.legal and v.answer == str(target)
+
+
+def test_step_labels_follow_reachability():
+    # 3 5 7 > 22: 3*5=15 [7 15] keeps 22 reachable (15+7); 3+5=8 [7 8] does not (8*7=56...)
+    good = check([3, 5, 7], 22, "3*5=15 [7 15]\n15+7=22 [22]\n")
+    assert good.correct and good.step_rewards == [1.0, 1.0]
+    bad = check([3, 5, 7], 22, "3+5=8 [7 8]\n8+7=15 [15]\n")
+    assert not bad.correct and bad.legal and bad.step_rewards == [0.0, 0.0]
+    assert 22 not in reachable((7, 8))
+
+
+def test_rules_no_negative_no_fraction_no_reuse():
+    assert not check([3, 5], 2, "3-5=-2 [-2]").legal          # negatives do not parse
+    assert not check([3, 5], 2, "3/5=0 [0]").legal            # inexact division
+    assert check([6, 3], 2, "6/3=2 [2]").correct
+    assert not check([3, 5], 6, "3+3=6 [6]").legal            # 3 used twice
+    assert not check([3, 5], 8, "3+5=8 [8 5]").legal          # wrong remaining list
+    assert not check([3, 5], 8, "3+5=8 [8]\n8+0=8 [8]").legal  # extra steps
+    assert not check([3, 5, 2], 8, "3+5=8 [2 8]").correct      # not finished
+
+
+def test_prompt_roundtrip():
+    assert parse_prompt(format_prompt((12, 5, 3), 51)) == ((12, 5, 3), 51)
+
+
+def test_hindsight_relabels_only_to_train_targets():
+    env = Countdown(EnvConfig())
+    p = next(p for p in env.problems() if p.split == "train")
+    rng = random.Random(0)
+    seen_test = seen_train = 0
+    for _ in range(300):
+        text = "\n".join(random_trajectory(p.meta["numbers"], rng)) + "\n"
+        v = env.verify(p, text)
+        new = env.relabel(p, text, v)
+        if new is None:
+            seen_test += v.correct or int(v.answer) not in env.train_targets
+            continue
+        seen_train += 1
+        assert new.meta["target"] in env.train_targets
+        assert env.verify(new, text).correct
+    assert seen_train > 0

@@ -1,0 +1,44 @@
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from reasonloop.policy.engines import SamplingParams, load_engine
+from reasonloop.policy.engines.hf import HFEngine
+from reasonloop.policy.engines.lean import LeanEngine
+from reasonloop.policy.init import load_policy
+
+PROMPTS = ["12 5 3>51\n", "1 2 3>60\n", "20 20 19>100\n", "7 7>49\n"] * 3
+
+
+def test_saved_policy_loads_with_auto_classes(tiny_model_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert model.config.model_type == "llama" and not model.config.tie_word_embeddings
+    ids = tok("12 5 3>51\n")["input_ids"]
+    assert ids[0] == tok.bos_token_id and tok.decode(ids, skip_special_tokens=True) == "12 5 3>51\n"
+
+
+def test_lean_greedy_matches_hf_token_for_token(tiny_model_dir):
+    model, tok = load_policy(tiny_model_dir)
+    greedy = SamplingParams(temperature=0, max_new_tokens=40)
+    lean = LeanEngine(model, tok, dtype=torch.float32).sample(PROMPTS, 1, greedy)
+    hf = HFEngine(model, tok).sample(PROMPTS, 1, greedy)
+    assert [r[0].text for r in lean] == [r[0].text for r in hf]
+    assert [r[0].n_tokens for r in lean] == [r[0].n_tokens for r in hf]
+    assert any(r[0].text for r in lean)
+
+
+def test_sampling_is_seeded_and_shaped(tiny_model_dir):
+    eng = load_engine("lean", tiny_model_dir)
+    p = SamplingParams(temperature=1.0, max_new_tokens=30, seed=3)
+    a, b = eng.sample(PROMPTS, 4, p), eng.sample(PROMPTS, 4, p)
+    assert [[s.text for s in r] for r in a] == [[s.text for s in r] for r in b]
+    assert len(a) == len(PROMPTS) and all(len(r) == 4 for r in a)
+    c = eng.sample(PROMPTS, 4, SamplingParams(temperature=1.0, max_new_tokens=30, seed=4))
+    assert [[s.text for s in r] for r in a] != [[s.text for s in r] for r in c]
+    assert all(1 <= s.n_tokens <= 30 for r in a for s in r)
+
+
+def test_hf_engine_samples(tiny_model_dir):
+    eng = load_engine("hf", tiny_model_dir)
+    out = eng.sample(PROMPTS[:3], 2, SamplingParams(temperature=1.0, max_new_tokens=20))
+    assert [len(r) for r in out] == [2, 2, 2]

@@ -1,0 +1,97 @@
+"""The whole loop through the real Prefect flow on configs/smoke.yaml: DuckDB, DVC, MLflow
+and resume, all real, in a temp workspace."""
+
+import json
+
+import pytest
+import yaml
+
+from reasonloop.store import db, registry
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    from flows.flywheel import flywheel
+    from reasonloop.config import load_config
+    from tests.conftest import SMOKE
+    ws = tmp_path_factory.mktemp("e2e")
+    cfg = load_config(SMOKE, [f"run.root={ws}"])
+    history = flywheel(cfg, "run-a")
+    return cfg, ws, history
+
+
+def test_trajectories_scored_and_stored(finished_run):
+    cfg, ws, history = finished_run
+    assert [h["iteration"] for h in history] == [0, 1, 2]
+    q = db.query(ws / "reasonloop.duckdb", """
+        SELECT iteration, count(*) AS n, count(DISTINCT traj_id) AS ids,
+               bool_and(len(steps) = len(step_rewards)) AS aligned
+        FROM trajectories WHERE method = 'best_of_n' GROUP BY 1 ORDER BY 1""")
+    per_it = cfg.search.problems_per_iteration * cfg.search.n
+    assert q["n"].to_list() == [per_it, per_it] and q["ids"].to_list() == [per_it, per_it]
+    assert all(q["aligned"])
+    runs = db.query(ws / "reasonloop.duckdb", "SELECT config_hash, config_json FROM runs")
+    assert runs["config_hash"][0] == cfg.hash()
+    assert json.loads(runs["config_json"][0])["search"]["n"] == cfg.search.n
+
+
+def test_rerunning_an_iteration_adds_no_duplicates(finished_run):
+    from reasonloop import stages
+    cfg, ws, _ = finished_run
+    before = db.query(ws / "reasonloop.duckdb", "SELECT count(*) AS n FROM trajectories")["n"][0]
+    shards = [str(stages.shard_path(cfg, "run-a", 1, s)) for s in range(cfg.search.shards)]
+    again = stages.verify(cfg, "run-a", 1, shards)
+    assert again["inserted"] == 0 and again["n_search"] > 0
+    after = db.query(ws / "reasonloop.duckdb", "SELECT count(*) AS n FROM trajectories")["n"][0]
+    assert after == before
+
+
+def test_dvc_md5_changes_and_is_recorded(finished_run):
+    _, ws, history = finished_run
+    md5s = db.query(ws / "reasonloop.duckdb",
+                    "SELECT data_md5 FROM iterations WHERE iteration > 0 ORDER BY iteration")
+    a, b = md5s["data_md5"].to_list()
+    assert a and b and a != b
+    assert yaml.safe_load((ws / "data.dvc").read_text())["outs"][0]["md5"] == b
+    assert (ws / "data" / "run-a" / "iter02" / "d_expert.parquet").exists()
+
+
+def test_mlflow_versions_carry_lineage_and_aliases(finished_run):
+    cfg, ws, history = finished_run
+    registry.setup(ws / "mlflow.db", ws / "mlartifacts")
+    ch = registry.version_by_alias(cfg.run.name, registry.CHALLENGER)
+    assert ch is not None and ch.tags["iteration"] == "2"
+    for tag in ("git_sha", "config_hash", "data_md5", "run_id", "iteration", "parent_version"):
+        assert tag in ch.tags
+    assert ch.tags["config_hash"] == cfg.hash() and ch.tags["run_id"] == "run-a"
+    assert ch.tags["data_md5"] == history[-1]["data_md5"]
+    assert registry.version_by_alias(cfg.run.name, registry.CHAMPION) is not None
+
+
+def test_metrics_are_consistent(finished_run):
+    _, ws, history = finished_run
+    for h in history:
+        for split in ("val", "test"):
+            assert 0 <= h[f"{split}_sample@1"] <= h[f"{split}_pass@k"] <= 1
+    evals = db.query(ws / "reasonloop.duckdb",
+                     "SELECT count(*) AS n FROM evals WHERE model_version IS NULL")
+    assert evals["n"][0] == 0
+
+
+def test_resume_reuses_finished_stages(finished_run):
+    """Same run id, one more iteration: iterations 1–2 come from cache/disk, only 3 runs."""
+    from flows.flywheel import flywheel
+    cfg, ws, _ = finished_run
+    p1 = ws / "models" / "run-a" / "iter01" / "model.safetensors"
+    mtime = p1.stat().st_mtime
+    before = db.query(ws / "reasonloop.duckdb", "SELECT count(*) AS n FROM trajectories "
+                                                "WHERE iteration <= 2")["n"][0]
+    history = flywheel(cfg.model_copy(update={"run": cfg.run.model_copy(
+        update={"iterations": 3})}), "run-a")
+    assert [h["iteration"] for h in history] == [0, 1, 2, 3]
+    assert p1.stat().st_mtime == mtime
+    after = db.query(ws / "reasonloop.duckdb", "SELECT count(*) AS n FROM trajectories "
+                                               "WHERE iteration <= 2")["n"][0]
+    assert after == before
