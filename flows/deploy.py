@@ -14,8 +14,9 @@ from reasonloop.config import load_config
 @flow(name="nightly-flywheel")
 def nightly(config_path: str = "configs/default.yaml", iterations: int | None = None,
             overrides: list[str] | None = None) -> list[dict]:
-    from flows.flywheel import flywheel
     import time
+
+    from flows.flywheel import flywheel
     extra = list(overrides or []) + ([f"run.iterations={iterations}"] if iterations else [])
     cfg = load_config(config_path, extra)
     return flywheel(cfg, f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.hash()[:6]}")

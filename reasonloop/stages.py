@@ -26,7 +26,6 @@ from reasonloop.reward.outcome import score_rows
 from reasonloop.search.methods import SEARCH
 from reasonloop.store import db
 
-
 # Seconds of real work (sampling, scoring, training) per stage, so that the flow can report
 # how much of an iteration is bookkeeping (Prefect, DuckDB, DVC, MLflow).
 COMPUTE_S: dict[tuple, float] = {}
@@ -194,14 +193,15 @@ def training_examples(cfg: Config, run_id: str, iteration: int) -> list[dict]:
 def train(cfg: Config, run_id: str, iteration: int, start_from: str, phase: str) -> dict:
     """BC with SFTTrainer (DPO/GRPO phases come with the learning issue)."""
     from reasonloop.learn.sft import train_sft
-    from reasonloop.policy.init import load_policy, save_policy
+    from reasonloop.policy.init import TINY_ATTN, load_policy, save_policy
     out = paths(cfg).policy(run_id, iteration)
     if (out / "reasonloop.json").exists():
         return json.loads((out / "reasonloop.json").read_text())["train"]
     set_threads(cfg)
     if phase != "bc":
         raise NotImplementedError(f"phase {phase!r} is not implemented yet")
-    model, tok = load_policy(start_from)
+    model, tok = load_policy(start_from, attn_implementation=TINY_ATTN
+                             if cfg.policy.path is None else None)
     examples = training_examples(cfg, run_id, iteration)
     t0 = time.perf_counter()
     stats = train_sft(model, tok, examples, out, steps=cfg.learn.steps,

@@ -46,8 +46,8 @@ def tiny_model_dir(tmp_path_factory):
 
     from reasonloop.config import load_config
     from reasonloop.envs.countdown import Countdown
-    from reasonloop.policy.init import build_tiny_llama, save_policy
     from reasonloop.learn.sft import train_sft
+    from reasonloop.policy.init import build_tiny_llama, save_policy
     from reasonloop.policy.tokenizer import build_char_tokenizer
     torch.set_num_threads(1)
     cfg = load_config(SMOKE)

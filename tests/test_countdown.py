@@ -4,8 +4,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reasonloop.config import EnvConfig
-from reasonloop.envs.countdown import (Countdown, check, format_prompt, parse_prompt,
-                                       random_trajectory, reachable, solve)
+from reasonloop.envs.countdown import (
+    Countdown,
+    check,
+    format_prompt,
+    parse_prompt,
+    random_trajectory,
+    reachable,
+    solve,
+)
 
 numbers = st.lists(st.integers(1, 30), min_size=2, max_size=4)
 

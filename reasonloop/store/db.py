@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -74,7 +74,7 @@ def traj_id(run_id: str, iteration: int, problem_id: str, method: str, sample_id
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @contextmanager
@@ -111,7 +111,7 @@ def record_run(path: Path, run_id: str, config_json: str, config_hash: str, git_
 
 
 def insert_problems(path: Path, env_name: str, problems) -> int:
-    df = pl.DataFrame({
+    df = pl.DataFrame({  # noqa: F841 — read by DuckDB below (replacement scan)
         "problem_id": [p.problem_id for p in problems], "env": env_name,
         "split": [p.split for p in problems], "prompt": [p.prompt for p in problems],
         "meta": [json.dumps(p.meta) for p in problems]})
@@ -167,7 +167,7 @@ def update_iteration(path: Path, run_id: str, iteration: int, **fields) -> None:
 
 def replace_evals(path: Path, run_id: str, iteration: int, rows: list[dict]) -> None:
     """Evals of one (run, iteration) are replaced as a whole: rerunning never duplicates."""
-    df = pl.DataFrame(rows, schema={
+    df = pl.DataFrame(rows, schema={  # noqa: F841 — read by DuckDB below
         "run_id": pl.String, "iteration": pl.Int32, "model_version": pl.String,
         "split": pl.String, "method": pl.String, "budget": pl.Int32, "metric": pl.String,
         "k": pl.Int32, "value": pl.Float64, "n": pl.Int32})

@@ -93,7 +93,8 @@ def resolve(ref: str) -> str:
             name, v = ref.rsplit("/", 1)
             mv = client.get_model_version(name, v)
         else:
-            raise ReasonloopError(f"model not found: {ref} (use a path, NAME@alias or NAME/VERSION)")
+            raise ReasonloopError(
+                f"model not found: {ref} (use a path, NAME@alias or NAME/VERSION)")
         return mlflow.artifacts.download_artifacts(artifact_uri=mv.source)
     except MlflowException as e:
         raise ReasonloopError(f"model not found in the registry: {ref} ({e.message})") from None

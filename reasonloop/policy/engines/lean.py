@@ -47,7 +47,8 @@ class LeanEngine:
         self.head = p.get("lm_head.weight", self.embed)
         self.layers = []
         for i in range(c.num_hidden_layers):
-            g = lambda n: p[f"model.layers.{i}.{n}"]  # noqa: E731
+            def g(n, i=i):
+                return p[f"model.layers.{i}.{n}"]
             qkv = torch.cat([g("self_attn.q_proj.weight"), g("self_attn.k_proj.weight"),
                              g("self_attn.v_proj.weight")]).t().contiguous()
             gu = torch.cat([g("mlp.gate_proj.weight"), g("mlp.up_proj.weight")]).t().contiguous()
