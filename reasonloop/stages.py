@@ -232,10 +232,11 @@ def evaluate_policy(cfg: Config, run_id: str, iteration: int, policy: str) -> di
 
 
 def compute_seconds(run_id: str, iteration: int) -> dict[str, float]:
+    """Per stage; parallel shards count once (their longest), as they overlap in time."""
     out: dict[str, float] = {}
     for key, sec in COMPUTE_S.items():
         if key[1] == run_id and key[2] == iteration:
-            out[key[0]] = out.get(key[0], 0.0) + sec
+            out[key[0]] = max(out.get(key[0], 0.0), sec)
     return out
 
 
