@@ -63,9 +63,12 @@ def run(config: Path = typer.Option(Path("configs/default.yaml"), "--config", "-
         if iterations is not None:
             overrides.append(f"run.iterations={iterations}")
         cfg = load_config(config, overrides)
+        # fail before anything is written: the model dir and the problems must load
         if cfg.policy.path is not None:
             from reasonloop.policy.init import load_policy
-            load_policy(cfg.policy.path)   # fail before anything is written
+            load_policy(cfg.policy.path)
+        from reasonloop.stages import env_and_problems
+        env_and_problems(cfg)
         if resume and run_id is None:
             run_id = _latest_run(cfg)
         run_id = run_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.hash()[:6]}"
@@ -165,6 +168,39 @@ def report(run_id: str | None = typer.Argument(None), root: Path | None = typer.
                                      f"ORDER BY iteration")))
     except (ReasonloopError, IndexError) as e:
         _fail(e if isinstance(e, ReasonloopError) else ReasonloopError("no runs yet"))
+
+
+@app.command("eval")
+def eval_(model: str = typer.Option(..., "--model", "-m",
+                                    help="a model dir, NAME@alias or NAME/VERSION"),
+          config: Path = typer.Option(Path("configs/default.yaml"), "--config", "-c"),
+          root: Path | None = typer.Option(None),
+          set_: list[str] = typer.Option([], "--set")):
+    """Greedy pass@1, pass@k and maj@k of a model on the config's val and test splits."""
+    _quiet_env()
+    import polars as pl
+    try:
+        from reasonloop import stages
+        from reasonloop.config import load_config
+        from reasonloop.eval.evaluate import evaluate
+        from reasonloop.policy.engines import load_engine
+        from reasonloop.store import registry
+        r = _root(root)
+        cfg = load_config(config, list(set_))
+        registry.setup(r / "mlflow.db", r / "mlartifacts")
+        path = registry.resolve(model)
+        env = stages.env_and_problems(cfg)[0]
+        stages.set_threads(cfg)
+        e = cfg.eval
+        metrics, _ = evaluate(env, load_engine(cfg.policy.engine, path),
+                              {"val": stages.split(cfg, "val"), "test": stages.split(cfg, "test")},
+                              k=e.k, n_samples=e.n_samples, temperature=e.temperature,
+                              n_sampled=e.n_sampled_problems,
+                              max_new_tokens=cfg.policy.max_new_tokens, seed=cfg.run.seed)
+    except ReasonloopError as ex:
+        _fail(ex)
+    out.print(_table(pl.DataFrame({"metric": list(metrics), "value": list(metrics.values())}),
+                     title=f"{model} (k={cfg.eval.k})"))
 
 
 @app.command()

@@ -115,6 +115,14 @@ class Config(_Section):
     eval: EvalConfig = EvalConfig()
     run: RunConfig = RunConfig()
 
+    @model_validator(mode="after")
+    def _real_path(self):
+        if self.env.name == "math" and self.policy.path is None:
+            raise ValueError("env 'math' needs policy.path (a local HF causal LM directory)")
+        if self.env.name == "math" and self.env.problems_file is None:
+            raise ValueError("env 'math' needs env.problems_file (JSONL of question/answer)")
+        return self
+
     def hash(self) -> str:
         """Stable over what changes results (not the workspace root or iteration count)."""
         d = self.model_dump(mode="json")

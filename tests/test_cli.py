@@ -50,3 +50,13 @@ def test_sql_formats_and_errors(tmp_path):
     assert r.returncode == 1 and "SQL error" in r.stderr and "Traceback" not in r.stderr
     r = _run(["sql", "SELECT 1", "--root", str(Path(tmp_path) / "empty")], tmp_path)
     assert r.returncode == 1 and "no database" in r.stderr
+
+
+def test_malformed_problems_jsonl(tmp_path, tiny_model_dir):
+    bad = tmp_path / "p.jsonl"
+    bad.write_text('{"question": "1+1?", "answer": "2"}\n{oops\n')
+    r = _run(["run", "-c", str(SMOKE), "--root", str(tmp_path / "ws"), "--set", "env.name=math",
+              "--set", f"env.problems_file={bad}", "--set", f"policy.path={tiny_model_dir}"],
+             tmp_path)
+    assert r.returncode == 1 and "p.jsonl:2: not valid JSON" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "ws").exists()

@@ -1,0 +1,89 @@
+"""Math word problems from a JSONL file, verified with math-verify — the real path.
+
+Each line: {"question": ..., "answer": ...} (also accepted: "problem" for the question) and
+optionally "split": train|val|test; without it the split is a deterministic hash of the
+question. Only LaTeX extraction is used on model text (math-verify's expression extractor
+goes through sympy's `parse_expr`, which evaluates Python — model text is never evaluated).
+There is no step oracle here: PRM labels for math come from Monte-Carlo rollouts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from pathlib import Path
+
+from reasonloop.envs.base import Problem, Verdict
+from reasonloop.errors import InputError
+
+PROMPT = "Question: {question}\nAnswer (end with \\boxed{{...}}): "
+SPLITS = ("train", "val", "test")
+
+
+def load_jsonl(path: Path) -> list[dict]:
+    """Validated rows; the first bad line is reported with its number, nothing half-read."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"problems file not found: {p}")
+    rows = []
+    for n, line in enumerate(p.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{p}:{n}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{p}:{n}: expected a JSON object")
+        q = row.get("question", row.get("problem"))
+        if not isinstance(q, str) or not q.strip():
+            raise InputError(f"{p}:{n}: missing 'question' (string)")
+        if "answer" not in row or not str(row["answer"]).strip():
+            raise InputError(f"{p}:{n}: missing 'answer'")
+        if row.get("split") not in (None, *SPLITS):
+            raise InputError(f"{p}:{n}: split must be one of {SPLITS}")
+        rows.append({"question": q, "answer": str(row["answer"]), "split": row.get("split")})
+    if not rows:
+        raise InputError(f"{p}: no problems")
+    return rows
+
+
+def _timeout():
+    # math-verify's timeouts use SIGALRM, which only exists on the main thread.
+    return 5 if threading.current_thread() is threading.main_thread() else None
+
+
+def _parse(text: str):
+    from math_verify import LatexExtractionConfig, parse
+    return parse(text, extraction_config=[LatexExtractionConfig()], parsing_timeout=_timeout())
+
+
+class MathEnv:
+    name = "math"
+
+    def __init__(self, cfg):
+        if cfg.problems_file is None:
+            raise InputError("env 'math' needs env.problems_file (a JSONL of question/answer)")
+        self.cfg = cfg
+        self.rows = load_jsonl(cfg.problems_file)
+
+    def problems(self) -> list[Problem]:
+        out = []
+        for r in self.rows:
+            h = hashlib.sha1(r["question"].encode()).hexdigest()
+            split = r["split"] or ("test" if int(h[:8], 16) % 10 == 0 else
+                                   "val" if int(h[:8], 16) % 10 == 1 else "train")
+            out.append(Problem(f"math-{h[:12]}", split, PROMPT.format(question=r["question"]),
+                               {"answer": r["answer"]}))
+        return out
+
+    def verify(self, problem: Problem, completion: str) -> Verdict:
+        from math_verify import verify
+        steps = [s for s in completion.split("\n") if s.strip()]
+        gold = _parse(f"${problem.meta['answer']}$")
+        pred = _parse(completion)
+        ok = bool(pred) and bool(gold) and verify(gold, pred, timeout_seconds=_timeout())
+        answer = str(pred[-1]) if pred else None
+        return Verdict(correct=ok, steps=steps, step_rewards=[], answer=answer,
+                       legal=bool(pred))
