@@ -43,3 +43,18 @@ def test_dpo_pairs_same_problem():
     rows = [("a", "good", True, True), ("a", "bad", False, True), ("b", "only", True, True)]
     pairs = filt.dpo_pairs(_search(rows), {"a": "A>", "b": "B>"})
     assert pairs.to_dicts() == [{"prompt": "A>", "chosen": "good", "rejected": "bad"}]
+
+
+def test_hindsight_never_relabels_into_val_or_test():
+    env = Countdown(EnvConfig(n_train=20000))
+    problems = {p.problem_id: p for p in env.problems()}
+    val = next(p for p in problems.values() if p.split == "val")
+    nums, target = val.meta["numbers"], val.meta["target"]
+    from reasonloop.envs.countdown import solve
+    text = "\n".join(solve(tuple(nums), target)) + "\n"
+    # the same numbers with another target: a legal miss that reaches the val problem's target
+    other = next(p for p in problems.values() if p.split == "train"
+                 and sorted(p.meta["numbers"]) == sorted(nums) and p.meta["target"] != target)
+    d = _search([(other.problem_id, text, False, True)])
+    assert env.verify(other, text).legal and not env.verify(other, text).correct
+    assert filt.hindsight(env, d, problems, 100, 4).height == 0

@@ -213,9 +213,11 @@ class Countdown:
 
     @staticmethod
     def _problem(x, split: str) -> Problem:
+        """The id names the multiset (sorted) and target, so the same problem has one id
+        whatever order its numbers are shown in."""
         nums, t = x
-        return Problem(f"cd-{'-'.join(map(str, nums))}-{t}", split, format_prompt(nums, t),
-                       {"numbers": list(nums), "target": t})
+        return Problem(f"cd-{'-'.join(map(str, sorted(nums)))}-{t}", split,
+                       format_prompt(nums, t), {"numbers": list(nums), "target": t})
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
         return check(tuple(problem.meta["numbers"]), problem.meta["target"], completion)
@@ -234,13 +236,17 @@ class Countdown:
             out.append({"prompt": format_prompt(nums, t), "completion": "\n".join(lines) + "\n"})
         return out
 
-    def relabel(self, problem: Problem, completion: str, verdict: Verdict) -> Problem | None:
+    def relabel(self, problem: Problem, completion: str, verdict: Verdict,
+                exclude: frozenset[str] = frozenset()) -> Problem | None:
         """Hindsight: a legal miss is a correct solution of the problem with the target it
-        reached — if that target is a *training* target (test targets stay unseen)."""
+        reached — if that target is a *training* target (test targets stay unseen) and the
+        new problem is not in `exclude` (val/test problems must not leak into training)."""
         if not verdict.legal or verdict.correct or verdict.answer is None:
             return None
         t = int(verdict.answer)
         if t not in self.train_targets:
+            return None
+        if self._problem((tuple(problem.meta["numbers"]), t), "train").problem_id in exclude:
             return None
         p = self._problem((tuple(problem.meta["numbers"]), t), "train")
         p.meta["hindsight_of"] = problem.problem_id
