@@ -7,8 +7,6 @@ idempotent, so rerunning a crashed run resumes where it stopped.
 
 from __future__ import annotations
 
-import time
-
 from prefect import flow, unmapped
 
 from reasonloop import stages
@@ -34,29 +32,27 @@ def flywheel(cfg: Config, run_id: str) -> list[dict]:
     history = [{"iteration": 0, "phase": "init", **metrics}]
 
     for it in range(1, cfg.run.iterations + 1):
-        t0, phase = time.perf_counter(), next_phase(cfg.learn.schedule, history)
+        phase, lap = next_phase(cfg.learn.schedule, history), stages.Laps()
         # Step 1 — search: training-time search with the current policy → D_search.
-        shards = generate_shard.map(unmapped(cfg), unmapped(run_id), unmapped(it), unmapped(policy),
-                                    list(range(cfg.search.shards))).result()
-        t1 = time.perf_counter()
+        shards = generate_shard.map(unmapped(cfg), unmapped(run_id), unmapped(it),
+                                    unmapped(policy), range(cfg.search.shards)).result()
+        lap("generate")
         # Step 2 — verify: ORM outcome reward + PRM step rewards, every trajectory stored.
         search = verify(cfg, run_id, it, shards)
-        t2 = time.perf_counter()
+        lap("verify")
         # Step 3 — filter: D_expert = correct, deduplicated, capped per problem (+hindsight).
         expert = filter_expert(cfg, run_id, it)
-        t3 = time.perf_counter()
+        lap("filter")
         # Step 4 — learn: BC on D_expert, from the previous policy or from the base (ReST-EM).
         start = base if cfg.learn.init_from == "base" else policy
         policy = train(cfg, run_id, it, start, phase)["path"]
-        t4 = time.perf_counter()
+        lap("train")
         # Step 5 — evaluate, register as challenger, promote to champion if better on val.
         metrics = evaluate(cfg, run_id, it, policy)
         reg = register(cfg, run_id, it, policy, metrics, phase, expert["data_md5"])
-        t5 = time.perf_counter()
+        lap("evaluate")
 
-        seconds = {"generate": t1 - t0, "verify": t2 - t1, "filter": t3 - t2, "train": t4 - t3,
-                   "evaluate": t5 - t4, "total": t5 - t0,
-                   "compute": stages.compute_seconds(run_id, it)}
+        seconds = {**lap.seconds, "compute": stages.compute_seconds(run_id, it)}
         db.update_iteration(stages.paths(cfg).db, run_id, it, stage_done="evaluate",
                             finished_at=db.now(), seconds=seconds)
         history.append({"iteration": it, "phase": phase, **metrics, **search, **expert,

@@ -49,7 +49,8 @@ def _fail(e: Exception) -> None:
 
 
 @app.command()
-def run(config: Path = typer.Option(Path("configs/default.yaml"), "--config", "-c"),
+def run(config: Path | None = typer.Option(None, "--config", "-c",
+                                          help="YAML recipe [default: configs/default.yaml]"),
         iterations: int | None = typer.Option(None, "--iterations", "-n"),
         run_id: str | None = typer.Option(None, "--run-id", help="resume this run"),
         resume: bool = typer.Option(False, "--resume", help="resume the latest run"),
@@ -62,6 +63,9 @@ def run(config: Path = typer.Option(Path("configs/default.yaml"), "--config", "-
         overrides = list(set_) + [f"run.root={_root(root)}"]
         if iterations is not None:
             overrides.append(f"run.iterations={iterations}")
+        resuming = resume or run_id is not None
+        if config is None and not resuming:
+            config = Path("configs/default.yaml")
         cfg = load_config(config, overrides)
         # fail before anything is written: the model dir and the problems must load
         if cfg.policy.path is not None:
@@ -71,6 +75,10 @@ def run(config: Path = typer.Option(Path("configs/default.yaml"), "--config", "-
         env_and_problems(cfg)
         if resume and run_id is None:
             run_id = _latest_run(cfg)
+            if run_id is None:
+                raise ReasonloopError("nothing to resume: no runs in this workspace")
+        if run_id is not None:
+            cfg = _stored_config(cfg, run_id, iterations) or cfg
         run_id = run_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.hash()[:6]}"
         out.rule(f"reasonloop run {run_id}")
         out.print_json(cfg.to_json())
@@ -88,6 +96,21 @@ def _latest_run(cfg) -> str | None:
         return None
     df = db.query(p, "SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1")
     return df["run_id"][0] if df.height else None
+
+
+def _stored_config(cfg, run_id: str, iterations: int | None):
+    """A resumed run keeps the config it started with (only root and iterations may change)."""
+    from reasonloop.config import Config
+    from reasonloop.store import db
+    p = Path(cfg.run.root) / "reasonloop.duckdb"
+    if not p.exists():
+        return None
+    df = db.query(p, f"SELECT config_json FROM runs WHERE run_id = '{run_id}'")
+    if not df.height:
+        return None
+    stored = Config.model_validate_json(df["config_json"][0])
+    update = {"root": cfg.run.root, **({"iterations": iterations} if iterations else {})}
+    return stored.model_copy(update={"run": stored.run.model_copy(update=update)})
 
 
 def _print_history(history: list[dict], run_id: str) -> None:

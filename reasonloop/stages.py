@@ -231,6 +231,20 @@ def evaluate_policy(cfg: Config, run_id: str, iteration: int, policy: str) -> di
     return metrics
 
 
+class Laps:
+    """Wall seconds per stage: `lap("train")` closes the lap that started at the last call."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {"total": 0.0}
+        self._t = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = now - self._t
+        self.seconds["total"] += now - self._t
+        self._t = now
+
+
 def compute_seconds(run_id: str, iteration: int) -> dict[str, float]:
     """Per stage; parallel shards count once (their longest), as they overlap in time."""
     out: dict[str, float] = {}

@@ -4,6 +4,8 @@ only the rest (the stages are idempotent too, so a stale cache entry cannot dupl
 
 from __future__ import annotations
 
+import os
+
 
 def stage_key(stage: str):
     def key(context, parameters) -> str:
@@ -15,3 +17,10 @@ def stage_key(stage: str):
 
 
 CACHED = dict(persist_result=True, cache_expiration=None)
+
+
+def crash_point(stage: str, iteration: int) -> None:
+    """Fault injection for the resume tests: `REASONLOOP_CRASH_AT=verify:2` kills the
+    process (no cleanup, like a power cut) right after that stage finishes."""
+    if os.environ.get("REASONLOOP_CRASH_AT") == f"{stage}:{iteration}":
+        os._exit(3)

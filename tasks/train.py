@@ -4,7 +4,7 @@ from prefect import task
 
 from reasonloop import stages
 from reasonloop.policy.init import init_policy
-from tasks.common import CACHED, stage_key
+from tasks.common import CACHED, crash_point, stage_key
 
 
 @task(name="init-policy", cache_key_fn=stage_key("init"), **CACHED)
@@ -19,4 +19,6 @@ def init(cfg, run_id: str) -> str:
 
 @task(name="train", cache_key_fn=stage_key("train"), **CACHED)
 def train(cfg, run_id: str, iteration: int, start_from: str, phase: str) -> dict:
-    return stages.train(cfg, run_id, iteration, start_from, phase)
+    out = stages.train(cfg, run_id, iteration, start_from, phase)
+    crash_point("train", iteration)
+    return out

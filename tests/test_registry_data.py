@@ -16,6 +16,10 @@ def test_register_tags_alias_promote_resolve(tmp_path, tiny_model_dir):
     v2 = registry.log_iteration("cd", tmp_path / "mlartifacts", "r1/iter02", {"a": 1},
                                 {"val_pass@1": 0.3}, tiny_model_dir, [], {**tags, "iteration": 2})
     assert (v1, v2) == ("1", "2")
+    again = registry.log_iteration("cd", tmp_path / "mlartifacts", "r1/iter02", {"a": 1},
+                                   {"val_pass@1": 0.3}, tiny_model_dir, [],
+                                   {**tags, "iteration": 2})
+    assert again == "2" and len(registry.list_versions("cd")) == 2   # resume: no duplicate
     ch = registry.version_by_alias("cd", registry.CHALLENGER)
     assert str(ch.version) == "2" and ch.tags["iteration"] == "2" and ch.tags["data_md5"] == "m"
     assert ch.tags["val_pass_at_1"] == "0.3000"

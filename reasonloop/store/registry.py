@@ -35,9 +35,24 @@ def experiment(name: str, artifacts: Path) -> str:
     return mlflow.create_experiment(name, artifact_location=Path(artifacts).resolve().as_uri())
 
 
+def existing_version(name: str, run_id: str, iteration: int) -> str | None:
+    """The version already registered for (run, iteration): a resumed run reuses it."""
+    try:
+        found = MlflowClient().search_model_versions(
+            f"name = '{name}' AND tags.run_id = '{run_id}' AND tags.iteration = '{iteration}'")
+    except MlflowException:
+        return None
+    return str(found[0].version) if found else None
+
+
 def log_iteration(name: str, artifacts: Path, run_name: str, params: dict, metrics: dict,
                   model_dir: Path | None, files: list[Path], tags: dict) -> str | None:
-    """One MLflow run per iteration; registers the model and tags it; returns its version."""
+    """One MLflow run per iteration; registers the model and tags it; returns its version.
+    Idempotent per (run_id, iteration) tag pair: registering twice returns the first."""
+    if "run_id" in tags and "iteration" in tags:
+        done = existing_version(name, str(tags["run_id"]), int(tags["iteration"]))
+        if done is not None:
+            return done
     exp_id = experiment(name, artifacts)
     client = MlflowClient()
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=tags) as run:
