@@ -178,9 +178,11 @@ def filter_expert(cfg: Config, run_id: str, iteration: int) -> dict:
 # ---------------------------------------------------------------- Step 4: learn ---------
 def training_examples(cfg: Config, run_id: str, iteration: int) -> list[dict]:
     """ReST-EM (`init_from: base`) retrains on every D_expert so far; `previous` continues on
-    this iteration's. `learn.replay_init` mixes legal-format plays back in."""
+    this iteration's plus the last `learn.replay_iterations` ones. `learn.replay_init` mixes
+    legal-format plays back in."""
     P = paths(cfg)
-    its = range(1, iteration + 1) if cfg.learn.init_from == "base" else [iteration]
+    first = 1 if cfg.learn.init_from == "base" else max(1, iteration - cfg.learn.replay_iterations)
+    its = range(first, iteration + 1)
     df = pl.concat([pl.read_parquet(P.d_expert(run_id, i)) for i in its])
     ex = df.select("prompt", "completion").to_dicts()
     n_replay = int(len(ex) * cfg.learn.replay_init)
@@ -197,7 +199,7 @@ def train(cfg: Config, run_id: str, iteration: int, start_from: str, phase: str)
     out = paths(cfg).policy(run_id, iteration)
     if (out / "reasonloop.json").exists():
         return json.loads((out / "reasonloop.json").read_text())["train"]
-    set_threads(cfg)
+    torch.set_num_threads(cfg.learn.threads)
     if phase != "bc":
         raise NotImplementedError(f"phase {phase!r} is not implemented yet")
     model, tok = load_policy(start_from, attn_implementation=TINY_ATTN

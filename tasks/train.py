@@ -1,5 +1,6 @@
 """Policy initialization (once) and Step 4 — learn (BC with TRL's SFTTrainer)."""
 
+import torch
 from prefect import task
 
 from reasonloop import stages
@@ -9,7 +10,7 @@ from tasks.common import CACHED, crash_point, stage_key
 
 @task(name="init-policy", cache_key_fn=stage_key("init"), **CACHED)
 def init(cfg, run_id: str) -> str:
-    stages.set_threads(cfg)
+    torch.set_num_threads(cfg.learn.threads)
     env = stages.env_and_problems(cfg)[0]
     out = stages.paths(cfg).init_policy(run_id)
     if (out / "reasonloop.json").exists():
