@@ -186,9 +186,11 @@ def report(run_id: str | None = typer.Argument(None), root: Path | None = typer.
                 "run_id"][0]
         out.print(_table(db.query(p, f"SELECT * FROM pass_by_iteration WHERE run_id = "
                                      f"'{run_id}'"), title=f"run {run_id}"))
-        out.print(_table(db.query(p, f"SELECT iteration, n_search, n_expert, data_md5, seconds "
-                                     f"FROM iterations WHERE run_id = '{run_id}' "
-                                     f"ORDER BY iteration")))
+        out.print(_table(db.query(p, f"""
+            SELECT iteration, phase, n_search, n_expert, left(data_md5, 10) AS data_md5,
+              {", ".join(f"round((seconds->>'$.{k}')::DOUBLE, 1) AS {k}_s"
+                         for k in ("generate", "train", "evaluate", "total"))}
+            FROM iterations WHERE run_id = '{run_id}' ORDER BY iteration""")))
     except (ReasonloopError, IndexError) as e:
         _fail(e if isinstance(e, ReasonloopError) else ReasonloopError("no runs yet"))
 
