@@ -58,8 +58,9 @@ class PolicyConfig(_Section):
 
 
 class SearchConfig(_Section):
-    method: Literal["best_of_n"] = "best_of_n"
-    n: int = Field(16, ge=1)
+    method: Literal["best_of_n", "beam"] = "best_of_n"
+    n: int = Field(16, ge=1)           # samples per problem (per step for beam)
+    beam_width: int = Field(4, ge=1)   # beam: kept prefixes; n // width expansions each
     temperature: float = Field(1.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     problems_per_iteration: int = Field(2000, ge=1)

@@ -23,6 +23,7 @@ from reasonloop.envs.base import Problem
 from reasonloop.paths import Paths
 from reasonloop.policy.engines import SamplingParams, load_engine
 from reasonloop.reward.outcome import score_rows
+from reasonloop.reward.process import oracle_prm
 from reasonloop.search.methods import SEARCH
 from reasonloop.store import db
 
@@ -119,8 +120,9 @@ def generate_shard(cfg: Config, run_id: str, iteration: int, policy: str, shard:
     params = SamplingParams(temperature=cfg.search.temperature, top_p=cfg.search.top_p,
                             max_new_tokens=cfg.policy.max_new_tokens,
                             seed=hash((cfg.run.seed, iteration, shard)) % 2**31)
-    rows = SEARCH[cfg.search.method](problems, engine, params, cfg.search.n,
-                                     progress=True)
+    prm = oracle_prm(env_and_problems(cfg)[0])
+    rows = SEARCH[cfg.search.method](problems, engine, params, cfg.search.n, progress=True,
+                                     prm=prm, width=cfg.search.beam_width)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     pl.DataFrame(rows, schema={"problem_id": pl.String, "method": pl.String,

@@ -24,3 +24,10 @@ def prm_score(step_rewards: list[float], how: str = "min") -> float:
 def first_error(step_rewards: list[float]) -> int | None:
     """Index of the first step the PRM marks bad (None if all good): where a solution fails."""
     return next((i for i, r in enumerate(step_rewards) if r <= 0.0), None)
+
+
+def oracle_prm(env):
+    """The env's exact step labels as a PRM: `prm(problem, text) -> [score per step]`."""
+    def prm(problem, text: str) -> list[float]:
+        return env.verify(problem, text).step_rewards
+    return prm

@@ -8,7 +8,7 @@ from reasonloop.policy.engines.base import Engine, SamplingParams
 
 
 def best_of_n(problems: list[Problem], engine: Engine, params: SamplingParams, n: int,
-              progress: bool = False) -> list[dict]:
+              progress: bool = False, prm=None, width: int = 1) -> list[dict]:
     """One row per trajectory: problem_id, method, sample_idx, text, n_tokens."""
     samples = engine.sample([p.prompt for p in problems], n, params, progress=progress)
     return [{"problem_id": p.problem_id, "method": "best_of_n", "sample_idx": i,

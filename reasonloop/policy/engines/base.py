@@ -15,6 +15,8 @@ class SamplingParams:
     top_p: float = 1.0
     max_new_tokens: int = 48
     seed: int = 0
+    stop: tuple[str, ...] = ()    # single-token strings that end a sample (kept in its text):
+                                  # "\n" makes step-level search sample one step at a time
 
 
 @dataclass(frozen=True)

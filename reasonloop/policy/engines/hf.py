@@ -21,6 +21,7 @@ class HFEngine:
         per_batch = max(1, self.batch_size // n)
         out: list[list[Sample]] = []
         eos = self.tok.eos_token_id
+        stops = {self.tok.convert_tokens_to_ids(s) for s in params.stop}
         for i in tqdm(range(0, len(prompts), per_batch), desc="generate (hf)",
                       disable=not progress, leave=False):
             chunk = prompts[i:i + per_batch]
@@ -29,13 +30,15 @@ class HFEngine:
                 do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
             gen = self.model.generate(
                 **enc, max_new_tokens=params.max_new_tokens, num_return_sequences=n,
-                pad_token_id=self.tok.pad_token_id, eos_token_id=eos, **kw)
+                pad_token_id=self.tok.pad_token_id, eos_token_id=[eos, *stops], **kw)
             new = gen[:, enc["input_ids"].shape[1]:].tolist()
             for j in range(len(chunk)):
                 row = []
                 for ids in new[j * n:(j + 1) * n]:
-                    k = ids.index(eos) + 1 if eos in ids else len(ids)
-                    row.append(Sample(self.tok.decode(ids[:k - (eos in ids)],
-                                                      skip_special_tokens=True), k))
+                    k = next((i for i, t in enumerate(ids) if t == eos or t in stops), None)
+                    n_tok = len(ids) if k is None else k + 1
+                    keep = len(ids) if k is None else (k + 1 if ids[k] in stops else k)
+                    row.append(Sample(self.tok.decode(ids[:keep], skip_special_tokens=True),
+                                      n_tok))
                 out.append(row)
         return out

@@ -106,6 +106,7 @@ class LeanEngine:
         cache = [(torch.zeros(shape, dtype=self.dtype), torch.zeros(shape, dtype=self.dtype))
                  for _ in self.layers]
         eos = self.tok.eos_token_id
+        stops = torch.tensor([eos, *self._stop_ids(params)])
         out = torch.full((B, steps), eos, dtype=torch.long)
         done = torch.zeros(B, dtype=torch.bool)
         logits = self._forward(ids, 0, cache)
@@ -113,15 +114,19 @@ class LeanEngine:
             nxt = _pick(logits, params, gen)
             nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
             out[:, t] = nxt
-            done |= nxt == eos
+            done |= torch.isin(nxt, stops)
             if bool(done.all()) or t == steps - 1:
                 break
             logits = self._forward(nxt[:, None], T + t, cache)
         return out
 
+    def _stop_ids(self, params: SamplingParams) -> list[int]:
+        return [self.tok.convert_tokens_to_ids(s) for s in params.stop]
+
     def sample(self, prompts: list[str], n: int, params: SamplingParams,
                progress: bool = False) -> list[list[Sample]]:
         gen = torch.Generator().manual_seed(params.seed)
+        stops = set(self._stop_ids(params))
         enc = self.tok(prompts)["input_ids"]
         buckets: dict[int, list[int]] = defaultdict(list)
         for i, ids in enumerate(enc):
@@ -140,8 +145,10 @@ class LeanEngine:
                 for j, pi in enumerate(chunk):
                     row = []
                     for seq in out[j * n:(j + 1) * n]:
-                        k = seq.index(eos) if eos in seq else len(seq)
-                        row.append(Sample(self.tok.decode(seq[:k], skip_special_tokens=True),
+                        k = next((i for i, t in enumerate(seq) if t == eos or t in stops),
+                                 len(seq))
+                        keep = k + 1 if k < len(seq) and seq[k] in stops else k
+                        row.append(Sample(self.tok.decode(seq[:keep], skip_special_tokens=True),
                                           min(k + 1, len(seq))))
                     results[pi] = row
                 bar.update(len(chunk))
