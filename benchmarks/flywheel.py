@@ -89,7 +89,8 @@ def main() -> None:
     report = "\n".join([
         f"# flywheel benchmark — {run_id}", "",
         f"config: `{args.config}` {' '.join(args.set)} (hash {cfg.hash()}), "
-        f"threads: search {cfg.run.threads}/shard, BC {cfg.learn.threads}; wall {wall / 60:.1f} min", "",
+        f"threads: search {cfg.run.threads}/shard, BC {cfg.learn.threads}; "
+        f"wall {wall / 60:.1f} min", "",
         f"pass@k / maj@k use k={k} of {cfg.eval.n_samples} samples at T={cfg.eval.temperature}"
         f" on {cfg.eval.n_sampled_problems} problems; pass@1 is greedy on all "
         f"{cfg.env.n_val} val / {cfg.env.n_test} test problems.", "", *lines, "",

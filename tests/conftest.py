@@ -24,6 +24,12 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("REASONLOOP_HOME", None)
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _clean_env() -> dict:
+    """The environment for CLI subprocesses: without the MLFLOW_TRACKING_URI that mlflow
+    writes into this process's environ when an earlier test set up a workspace."""
+    return {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
 sys.path.insert(0, str(ROOT))
 SMOKE = ROOT / "configs" / "smoke.yaml"
 

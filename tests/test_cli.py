@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SMOKE
+from tests.conftest import ROOT, SMOKE, _clean_env
 
 EXE = [sys.executable, "-m", "reasonloop.cli"]
 
 
 def _run(args, cwd):
     return subprocess.run(EXE + args, cwd=cwd, capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+                          env={**_clean_env(), "PYTHONPATH": str(ROOT)})
 
 
 @pytest.mark.parametrize("extra, expect", [

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from reasonloop.store import db
-from tests.conftest import ROOT, SMOKE
+from tests.conftest import ROOT, SMOKE, _clean_env
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ def _cli(args, cwd, **env):
     with open(out, "w") as o, open(err, "w") as e:
         proc = subprocess.Popen([sys.executable, "-m", "reasonloop.cli", *args], cwd=cwd,
                                 stdout=o, stderr=e, start_new_session=True,
-                                env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+                                env={**_clean_env(), "PYTHONPATH": str(ROOT), **env})
         try:
             rc = proc.wait(timeout=600)
         finally:

@@ -18,10 +18,13 @@ from mlflow.exceptions import MlflowException
 from reasonloop.errors import ReasonloopError
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+# The user's own choice, read once: mlflow.set_tracking_uri() writes MLFLOW_TRACKING_URI into
+# os.environ itself, so reading it later would pin every workspace to the first one set up.
+USER_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI")
 
 
 def setup(mlflow_db: Path, artifacts: Path) -> str:
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(mlflow_db).resolve()}"
+    uri = USER_TRACKING_URI or f"sqlite:///{Path(mlflow_db).resolve()}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     os.environ.setdefault("MLFLOW_ARTIFACTS_DESTINATION", str(Path(artifacts).resolve()))
