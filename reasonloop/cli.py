@@ -207,21 +207,11 @@ def eval_(model: str = typer.Option(..., "--model", "-m",
     try:
         from reasonloop import stages
         from reasonloop.config import load_config
-        from reasonloop.eval.evaluate import evaluate
-        from reasonloop.policy.engines import load_engine
         from reasonloop.store import registry
         r = _root(root)
         cfg = load_config(config, list(set_))
         registry.setup(r / "mlflow.db", r / "mlartifacts")
-        path = registry.resolve(model)
-        env = stages.env_and_problems(cfg)[0]
-        stages.set_threads(cfg)
-        e = cfg.eval
-        metrics, _ = evaluate(env, load_engine(cfg.policy.engine, path),
-                              {"val": stages.split(cfg, "val"), "test": stages.split(cfg, "test")},
-                              k=e.k, n_samples=e.n_samples, temperature=e.temperature,
-                              n_sampled=e.n_sampled_problems,
-                              max_new_tokens=cfg.policy.max_new_tokens, seed=cfg.run.seed)
+        metrics, _ = stages.evaluate_model(cfg, registry.resolve(model))
     except ReasonloopError as ex:
         _fail(ex)
     out.print(_table(pl.DataFrame({"metric": list(metrics), "value": list(metrics.values())}),

@@ -219,17 +219,22 @@ def train(cfg: Config, run_id: str, iteration: int, start_from: str, phase: str)
 
 
 # ---------------------------------------------------------------- Step 5: evaluate ------
-def evaluate_policy(cfg: Config, run_id: str, iteration: int, policy: str) -> dict:
+def evaluate_model(cfg: Config, model_path: str) -> tuple[dict, list[dict]]:
+    """Greedy pass@1 on val/test and sampled pass@k, maj@k → (metrics, trajectory rows)."""
     from reasonloop.eval.evaluate import evaluate
     set_threads(cfg)
     env = env_and_problems(cfg)[0]
-    engine = load_engine(cfg.policy.engine, policy, seed=cfg.run.seed)
+    engine = load_engine(cfg.policy.engine, model_path, seed=cfg.run.seed)
     e = cfg.eval
+    return evaluate(env, engine, {"val": split(cfg, "val"), "test": split(cfg, "test")},
+                    k=e.k, n_samples=e.n_samples, temperature=e.temperature,
+                    n_sampled=e.n_sampled_problems, max_new_tokens=cfg.policy.max_new_tokens,
+                    seed=cfg.run.seed)
+
+
+def evaluate_policy(cfg: Config, run_id: str, iteration: int, policy: str) -> dict:
     t0 = time.perf_counter()
-    metrics, rows = evaluate(env, engine, {"val": split(cfg, "val"), "test": split(cfg, "test")},
-                             k=e.k, n_samples=e.n_samples, temperature=e.temperature,
-                             n_sampled=e.n_sampled_problems,
-                             max_new_tokens=cfg.policy.max_new_tokens, seed=cfg.run.seed)
+    metrics, rows = evaluate_model(cfg, policy)
     COMPUTE_S[("evaluate", run_id, iteration)] = time.perf_counter() - t0
     db.insert_trajectories(paths(cfg).db, db.trajectories_frame(run_id, iteration, rows))
     return metrics

@@ -246,8 +246,8 @@ class Countdown:
         t = int(verdict.answer)
         if t not in self.train_targets:
             return None
-        if self._problem((tuple(problem.meta["numbers"]), t), "train").problem_id in exclude:
-            return None
         p = self._problem((tuple(problem.meta["numbers"]), t), "train")
+        if p.problem_id in exclude:
+            return None
         p.meta["hindsight_of"] = problem.problem_id
         return p

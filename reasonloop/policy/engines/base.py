@@ -25,6 +25,21 @@ class Sample:
     n_tokens: int      # generated tokens, EOS included: the compute this sample cost
 
 
+def stop_ids(tokenizer, params: SamplingParams) -> set[int]:
+    return {tokenizer.convert_tokens_to_ids(t) for t in params.stop}
+
+
+def to_sample(tokenizer, ids: list[int], stops: set[int]) -> Sample:
+    """Generated ids → Sample: cut at the first EOS (dropped) or stop token (kept); the
+    tokens counted are those generated up to and including it."""
+    eos = tokenizer.eos_token_id
+    k = next((i for i, t in enumerate(ids) if t == eos or t in stops), None)
+    if k is None:
+        return Sample(tokenizer.decode(ids, skip_special_tokens=True), len(ids))
+    keep = k + 1 if ids[k] in stops else k
+    return Sample(tokenizer.decode(ids[:keep], skip_special_tokens=True), k + 1)
+
+
 class Engine(Protocol):
     def sample(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]:
         """n samples per prompt, in prompt order; deterministic for a given params.seed."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from reasonloop.policy.engines.base import Sample, SamplingParams
+from reasonloop.policy.engines.base import Sample, SamplingParams, stop_ids, to_sample
 
 
 class HFEngine:
@@ -21,7 +21,7 @@ class HFEngine:
         per_batch = max(1, self.batch_size // n)
         out: list[list[Sample]] = []
         eos = self.tok.eos_token_id
-        stops = {self.tok.convert_tokens_to_ids(s) for s in params.stop}
+        stops = stop_ids(self.tok, params)
         for i in tqdm(range(0, len(prompts), per_batch), desc="generate (hf)",
                       disable=not progress, leave=False):
             chunk = prompts[i:i + per_batch]
@@ -32,13 +32,6 @@ class HFEngine:
                 **enc, max_new_tokens=params.max_new_tokens, num_return_sequences=n,
                 pad_token_id=self.tok.pad_token_id, eos_token_id=[eos, *stops], **kw)
             new = gen[:, enc["input_ids"].shape[1]:].tolist()
-            for j in range(len(chunk)):
-                row = []
-                for ids in new[j * n:(j + 1) * n]:
-                    k = next((i for i, t in enumerate(ids) if t == eos or t in stops), None)
-                    n_tok = len(ids) if k is None else k + 1
-                    keep = len(ids) if k is None else (k + 1 if ids[k] in stops else k)
-                    row.append(Sample(self.tok.decode(ids[:keep], skip_special_tokens=True),
-                                      n_tok))
-                out.append(row)
+            out += [[to_sample(self.tok, ids, stops) for ids in new[j * n:(j + 1) * n]]
+                    for j in range(len(chunk))]
         return out

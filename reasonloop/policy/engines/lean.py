@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from reasonloop.policy.engines.base import Sample, SamplingParams
+from reasonloop.policy.engines.base import Sample, SamplingParams, stop_ids, to_sample
 
 
 def _rms(x, w, eps):
@@ -106,7 +106,7 @@ class LeanEngine:
         cache = [(torch.zeros(shape, dtype=self.dtype), torch.zeros(shape, dtype=self.dtype))
                  for _ in self.layers]
         eos = self.tok.eos_token_id
-        stops = torch.tensor([eos, *self._stop_ids(params)])
+        stops = torch.tensor([eos, *stop_ids(self.tok, params)])
         out = torch.full((B, steps), eos, dtype=torch.long)
         done = torch.zeros(B, dtype=torch.bool)
         logits = self._forward(ids, 0, cache)
@@ -120,19 +120,15 @@ class LeanEngine:
             logits = self._forward(nxt[:, None], T + t, cache)
         return out
 
-    def _stop_ids(self, params: SamplingParams) -> list[int]:
-        return [self.tok.convert_tokens_to_ids(s) for s in params.stop]
-
     def sample(self, prompts: list[str], n: int, params: SamplingParams,
                progress: bool = False) -> list[list[Sample]]:
         gen = torch.Generator().manual_seed(params.seed)
-        stops = set(self._stop_ids(params))
+        stops = stop_ids(self.tok, params)
         enc = self.tok(prompts)["input_ids"]
         buckets: dict[int, list[int]] = defaultdict(list)
         for i, ids in enumerate(enc):
             buckets[len(ids)].append(i)
         results: list[list[Sample] | None] = [None] * len(prompts)
-        eos = self.tok.eos_token_id
         per = max(1, self.batch_size // n)
         bar = tqdm(total=len(prompts), desc="generate (lean)", disable=not progress,
                    leave=False)
@@ -143,14 +139,8 @@ class LeanEngine:
                 ids = torch.tensor([enc[i] for i in chunk]).repeat_interleave(n, dim=0)
                 out = self._batch(ids, params, gen).tolist()
                 for j, pi in enumerate(chunk):
-                    row = []
-                    for seq in out[j * n:(j + 1) * n]:
-                        k = next((i for i, t in enumerate(seq) if t == eos or t in stops),
-                                 len(seq))
-                        keep = k + 1 if k < len(seq) and seq[k] in stops else k
-                        row.append(Sample(self.tok.decode(seq[:keep], skip_special_tokens=True),
-                                          min(k + 1, len(seq))))
-                    results[pi] = row
+                    results[pi] = [to_sample(self.tok, seq, stops)
+                                   for seq in out[j * n:(j + 1) * n]]
                 bar.update(len(chunk))
         bar.close()
         return results  # type: ignore[return-value]
