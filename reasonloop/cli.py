@@ -198,24 +198,69 @@ def report(run_id: str | None = typer.Argument(None), root: Path | None = typer.
 @app.command("eval")
 def eval_(model: str = typer.Option(..., "--model", "-m",
                                     help="a model dir, NAME@alias or NAME/VERSION"),
+          methods: str | None = typer.Option(
+              None, help="test-time search, e.g. best_of_n,majority,weighted_bon,beam,dvts,"
+                         "mcts,revise (without it: greedy pass@1, pass@k, maj@k)"),
+          budgets: str = typer.Option("1,4,16,64", help="budgets n for --methods"),
+          problems: Path | None = typer.Option(None, help="JSONL of {numbers, target}"),
+          split: str = typer.Option("test", help="split to search when no --problems"),
+          limit: int | None = typer.Option(None, help="first N problems only"),
           config: Path = typer.Option(Path("configs/default.yaml"), "--config", "-c"),
           root: Path | None = typer.Option(None),
           set_: list[str] = typer.Option([], "--set")):
-    """Greedy pass@1, pass@k and maj@k of a model on the config's val and test splits."""
+    """Evaluate a model: greedy pass@1/pass@k/maj@k, or accuracy vs tokens per search method."""
     _quiet_env()
     import polars as pl
     try:
         from reasonloop import stages
         from reasonloop.config import load_config
         from reasonloop.store import registry
-        r = _root(root)
-        cfg = load_config(config, list(set_))
-        registry.setup(r / "mlflow.db", r / "mlartifacts")
+        cfg = load_config(config, list(set_) + [f"run.root={_root(root)}"])
+        if methods is not None:
+            ms, bs = _search_args(methods, budgets, split, limit)
+            from flows.evaluate import evaluate_search
+            res = evaluate_search(cfg, model, ms, bs, problems, split, limit)
+            _print_search(res, model)
+            return
+        registry.setup(_root(root) / "mlflow.db", _root(root) / "mlartifacts")
         metrics, _ = stages.evaluate_model(cfg, registry.resolve(model))
     except ReasonloopError as ex:
         _fail(ex)
     out.print(_table(pl.DataFrame({"metric": list(metrics), "value": list(metrics.values())}),
                      title=f"{model} (k={cfg.eval.k})"))
+
+
+def _search_args(methods: str, budgets: str, split: str, limit: int | None):
+    from reasonloop.search.methods import TEST_TIME
+    ms = [m.strip() for m in methods.split(",") if m.strip()]
+    bad = [m for m in ms if m not in TEST_TIME]
+    if not ms or bad:
+        raise ReasonloopError(f"unknown --methods {bad or methods!r}; choose from "
+                              f"{','.join(TEST_TIME)}")
+    try:
+        bs = [int(b) for b in budgets.split(",")]
+    except ValueError:
+        raise ReasonloopError(f"--budgets must be integers like 1,4,16 (got {budgets!r})") \
+            from None
+    if not bs or min(bs) < 1:
+        raise ReasonloopError(f"--budgets must be positive (got {budgets!r})")
+    if split not in ("train", "val", "test"):
+        raise ReasonloopError(f"--split must be train, val or test (got {split!r})")
+    if limit is not None and limit < 1:
+        raise ReasonloopError(f"--limit must be positive (got {limit})")
+    return ms, bs
+
+
+def _print_search(res: dict, model: str) -> None:
+    t = Table(title=f"{model} (v{res['version']}): {res['n_problems']} {res['split']} problems")
+    for c in ["method", "budget", "accuracy", "tokens/problem", "seconds"]:
+        t.add_column(c)
+    for r in res["results"]:
+        t.add_row(r["method"], str(r["budget"]), f"{100 * r['accuracy']:.1f}%",
+                  f"{r['tokens']:.0f}", f"{r['seconds']:.1f}")
+    out.print(t)
+    out.print(f"plot: {res['plot']}   rows: evals/trajectories WHERE run_id = "
+              f"'{res['eval_id']}'")
 
 
 @app.command()

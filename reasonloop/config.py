@@ -57,10 +57,22 @@ class PolicyConfig(_Section):
     max_new_tokens: int = Field(48, ge=1)
 
 
+SEARCH_METHODS = Literal["best_of_n", "beam", "dvts", "mcts", "revise"]
+TEST_TIME_METHODS = Literal["best_of_n", "majority", "weighted_bon", "beam", "dvts", "mcts",
+                            "revise"]
+
+
 class SearchConfig(_Section):
-    method: Literal["best_of_n", "beam"] = "best_of_n"
-    n: int = Field(16, ge=1)           # samples per problem (per step for beam)
-    beam_width: int = Field(4, ge=1)   # beam: kept prefixes; n // width expansions each
+    method: SEARCH_METHODS = "best_of_n"
+    n: int = Field(16, ge=1)           # budget per problem: samples (BoN), step proposals per
+                                       # depth (beam, DVTS), simulations (MCTS), attempts (revise)
+    beam_width: int = Field(4, ge=1)   # beam: kept prefixes; DVTS: n // width sub-trees
+    mcts_expand: int = Field(4, ge=1)  # MCTS: next steps sampled per expansion
+    mcts_c_puct: float = Field(1.0, ge=0)
+    mcts_value: Literal["prm", "rollout"] = "prm"
+    mcts_token_budget: int | None = Field(None, ge=1)
+    revise_rounds: int = Field(4, ge=1)   # revision: attempts per chain
+    prm_aggregation: Literal["last", "min", "prod"] = "min"   # a trajectory's PRM score
     temperature: float = Field(1.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     problems_per_iteration: int = Field(2000, ge=1)
@@ -72,6 +84,7 @@ class FilterConfig(_Section):
     max_per_problem: int = Field(4, ge=1)
     hindsight: bool = True             # relabel legal misses with the value they reached
     max_hindsight: int = Field(6000, ge=0)
+    revision_examples: int = Field(2000, ge=0)  # failed attempt + feedback → a correct one
 
 
 class LearnConfig(_Section):
@@ -93,6 +106,17 @@ class EvalConfig(_Section):
     temperature: float = Field(1.0, ge=0)
     n_sampled_problems: int = Field(200, ge=1)
     promote_metric: str = "val_pass@1"
+    # test-time search (accuracy vs generated tokens per method); [] turns it off
+    search_methods: list[TEST_TIME_METHODS] = []
+    search_budgets: list[int] = [4, 16]
+    search_problems: int = Field(200, ge=1)   # first N of the test split
+    search_every: int = Field(0, ge=0)        # 0: the last iteration only; K: every K-th too
+
+    @model_validator(mode="after")
+    def _budgets(self):
+        if any(b < 1 for b in self.search_budgets):
+            raise ValueError("eval.search_budgets must all be >= 1")
+        return self
 
     @model_validator(mode="after")
     def _k(self):

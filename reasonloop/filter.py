@@ -51,6 +51,31 @@ def hindsight(env, d_search: pl.DataFrame, problems: dict, max_n: int,
     return df.with_columns(pl.lit("hindsight").alias("source")).select(_SCHEMA.keys())
 
 
+def revision_examples(env, d_search: pl.DataFrame, problems: dict, max_n: int,
+                      seed: int = 0) -> pl.DataFrame:
+    """Sequential revision, learned from the flywheel's own failures: the prompt is a failed
+    attempt plus the verifier's feedback, the completion a correct solution of the same
+    problem (one per problem, at most `max_n`)."""
+    from reasonloop.search.revise import revision_prompt
+    if max_n == 0 or d_search.is_empty() or not hasattr(env, "feedback"):
+        return _empty()
+    pos = d_search.filter(pl.col("correct")).unique(["problem_id", "text"]).select(
+        "problem_id", pl.col("text").alias("completion"))
+    neg = d_search.filter(~pl.col("correct")).unique(["problem_id", "text"]).select(
+        "problem_id", pl.col("text").alias("failed"))
+    pairs = (pos.join(neg, on="problem_id").sort("problem_id", "completion", "failed")
+             .with_columns(pl.int_range(pl.len()).shuffle(seed).over("problem_id").alias("_r"))
+             .filter(pl.col("_r") < 1).drop("_r")
+             .sample(fraction=1.0, shuffle=True, seed=seed).head(max_n))
+    prompts = []
+    for pid, failed in zip(pairs["problem_id"], pairs["failed"]):
+        p = problems[pid]
+        prompts.append(revision_prompt(p.prompt, failed, env.feedback(p, failed) or "wrong"))
+    return pl.DataFrame({"problem_id": pairs["problem_id"], "prompt": prompts,
+                         "completion": pairs["completion"],
+                         "source": ["revision"] * pairs.height}, schema=_SCHEMA)
+
+
 def dpo_pairs(d_search: pl.DataFrame, prompts: dict[str, str], max_per_problem: int = 2,
               seed: int = 0) -> pl.DataFrame:
     """(prompt, chosen, rejected): a correct and an incorrect sample of the same problem."""

@@ -24,6 +24,7 @@ from reasonloop.paths import Paths
 from reasonloop.policy.engines import SamplingParams, load_engine
 from reasonloop.reward.outcome import score_rows
 from reasonloop.reward.process import oracle_prm
+from reasonloop.search.base import SearchSpec
 from reasonloop.search.methods import SEARCH
 from reasonloop.store import db
 
@@ -86,6 +87,18 @@ def start_run(cfg: Config, run_id: str) -> dict:
 
 
 # ---------------------------------------------------------------- Step 1: search --------
+def search_spec(cfg: Config, progress: bool = False, trace: list | None = None) -> SearchSpec:
+    """The verifiers search may consult — PRM = the env's oracle step labels for now (a
+    learned PRM plugs in here), ORM = its exact verifier — and the `search.*` knobs."""
+    env = env_and_problems(cfg)[0]
+    s = cfg.search
+    return SearchSpec(prm=oracle_prm(env), orm=lambda p, text: env.verify(p, text).correct,
+                      feedback=getattr(env, "feedback", None), width=s.beam_width,
+                      expand=s.mcts_expand, c_puct=s.mcts_c_puct, value=s.mcts_value,
+                      token_budget=s.mcts_token_budget, rounds=s.revise_rounds,
+                      progress=progress, trace=trace)
+
+
 def pick_problems(cfg: Config, run_id: str, iteration: int) -> list[Problem]:
     """Sample allocation: problems this run has never searched first (fresh problems beat a
     memorised pool), then ones it searched but never solved, then the rest."""
@@ -120,9 +133,8 @@ def generate_shard(cfg: Config, run_id: str, iteration: int, policy: str, shard:
     params = SamplingParams(temperature=cfg.search.temperature, top_p=cfg.search.top_p,
                             max_new_tokens=cfg.policy.max_new_tokens,
                             seed=hash((cfg.run.seed, iteration, shard)) % 2**31)
-    prm = oracle_prm(env_and_problems(cfg)[0])
-    rows = SEARCH[cfg.search.method](problems, engine, params, cfg.search.n, progress=True,
-                                     prm=prm, width=cfg.search.beam_width)
+    rows = SEARCH[cfg.search.method](problems, engine, params, cfg.search.n,
+                                     search_spec(cfg, progress=True))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     pl.DataFrame(rows, schema={"problem_id": pl.String, "method": pl.String,
@@ -165,6 +177,9 @@ def filter_expert(cfg: Config, run_id: str, iteration: int) -> dict:
     d_search = pl.read_parquet(P.d_search(run_id, iteration))
     prompts = {pid: by_id[pid].prompt for pid in d_search["problem_id"].unique()}
     expert = filt.d_expert(d_search, prompts, cfg.filter.max_per_problem, cfg.run.seed)
+    if cfg.filter.revision_examples:
+        expert = pl.concat([expert, filt.revision_examples(
+            env, d_search, by_id, cfg.filter.revision_examples, cfg.run.seed + iteration)])
     if cfg.filter.hindsight:
         hs = filt.hindsight(env, d_search, by_id, cfg.filter.max_hindsight,
                             cfg.filter.max_per_problem, cfg.run.seed + iteration)
@@ -174,7 +189,7 @@ def filter_expert(cfg: Config, run_id: str, iteration: int) -> dict:
     db.update_iteration(P.db, run_id, iteration, data_md5=md5, n_expert=expert.height,
                         n_search=d_search.height)
     return {"n_expert": expert.height, "n_hindsight": int((expert["source"] == "hindsight").sum()),
-            "data_md5": md5}
+            "n_revision": int((expert["source"] == "revision").sum()), "data_md5": md5}
 
 
 # ---------------------------------------------------------------- Step 4: learn ---------
@@ -219,22 +234,43 @@ def train(cfg: Config, run_id: str, iteration: int, start_from: str, phase: str)
 
 
 # ---------------------------------------------------------------- Step 5: evaluate ------
-def evaluate_model(cfg: Config, model_path: str) -> tuple[dict, list[dict]]:
-    """Greedy pass@1 on val/test and sampled pass@k, maj@k → (metrics, trajectory rows)."""
+def evaluate_model(cfg: Config, model_path: str, search: bool = False) -> tuple[dict, list[dict]]:
+    """Greedy pass@1 on val/test and sampled pass@k, maj@k (+ test-time search on the test
+    split when `search`) → (metrics, trajectory rows)."""
     from reasonloop.eval.evaluate import evaluate
+    from reasonloop.eval.test_time import to_metrics
     set_threads(cfg)
     env = env_and_problems(cfg)[0]
     engine = load_engine(cfg.policy.engine, model_path, seed=cfg.run.seed)
     e = cfg.eval
-    return evaluate(env, engine, {"val": split(cfg, "val"), "test": split(cfg, "test")},
-                    k=e.k, n_samples=e.n_samples, temperature=e.temperature,
-                    n_sampled=e.n_sampled_problems, max_new_tokens=cfg.policy.max_new_tokens,
-                    seed=cfg.run.seed)
+    metrics, rows = evaluate(env, engine, {"val": split(cfg, "val"), "test": split(cfg, "test")},
+                             k=e.k, n_samples=e.n_samples, temperature=e.temperature,
+                             n_sampled=e.n_sampled_problems,
+                             max_new_tokens=cfg.policy.max_new_tokens, seed=cfg.run.seed)
+    if search and e.search_methods:
+        problems = split(cfg, "test")[: e.search_problems]
+        results, more = test_time_search(cfg, engine, problems, e.search_methods,
+                                         e.search_budgets)
+        metrics.update(to_metrics(results, "test"))
+        rows += more
+    return metrics, rows
+
+
+def test_time_search(cfg: Config, engine, problems: list[Problem], methods: list[str],
+                     budgets: list[int]) -> tuple[list[dict], list[dict]]:
+    """Every method × budget on `problems`, same seed → (results, scored rows)."""
+    from reasonloop.eval.test_time import run_test_time
+    params = SamplingParams(temperature=cfg.search.temperature, top_p=cfg.search.top_p,
+                            max_new_tokens=cfg.policy.max_new_tokens, seed=cfg.run.seed)
+    return run_test_time(env_and_problems(cfg)[0], engine, problems, methods, budgets,
+                         search_spec(cfg, progress=True), params, cfg.search.prm_aggregation)
 
 
 def evaluate_policy(cfg: Config, run_id: str, iteration: int, policy: str) -> dict:
     t0 = time.perf_counter()
-    metrics, rows = evaluate_model(cfg, policy)
+    every = cfg.eval.search_every
+    search = iteration == cfg.run.iterations or (every > 0 and iteration % every == 0)
+    metrics, rows = evaluate_model(cfg, policy, search=search)
     COMPUTE_S[("evaluate", run_id, iteration)] = time.perf_counter() - t0
     db.insert_trajectories(paths(cfg).db, db.trajectories_frame(run_id, iteration, rows))
     return metrics
@@ -268,7 +304,8 @@ def register(cfg: Config, run_id: str, iteration: int, policy: str, metrics: dic
     """Log to MLflow, register the policy as `challenger` with lineage tags, and move
     `champion` to it only if it beats the champion on val (the promotion gate)."""
     from reasonloop.eval.evaluate import eval_rows
-    from reasonloop.eval.plots import plot_curve
+    from reasonloop.eval.plots import plot_curve, plot_test_time
+    from reasonloop.eval.test_time import from_metrics
     from reasonloop.store import registry
     P = paths(cfg)
     registry.setup(P.mlflow_db, P.mlartifacts)
@@ -277,12 +314,18 @@ def register(cfg: Config, run_id: str, iteration: int, policy: str, metrics: dic
     parent = registry.version_by_alias(name, registry.CHALLENGER)
     sizes = {"val": len(split(cfg, "val")), "test": len(split(cfg, "test"))}
     db.replace_evals(P.db, run_id, iteration, eval_rows(
-        metrics, run_id, iteration, None, cfg.eval.k, sizes, cfg.eval.n_sampled_problems))
+        metrics, run_id, iteration, None, cfg.eval.k, sizes, cfg.eval.n_sampled_problems,
+        cfg.eval.search_problems))
     history = db.query(P.db, f"SELECT * FROM pass_by_iteration WHERE run_id = '{run_id}'")
     plot = plot_curve([{"iteration": r["iteration"], "val_pass@1": r["val_pass1"],
                         "test_pass@1": r["test_pass1"], "test_pass@k": r["test_passk"],
                         "test_maj@k": r["test_majk"]} for r in history.to_dicts()],
                       P.run_reports(run_id) / "pass_by_iteration.png", title=f"run {run_id}")
+    plots = [plot]
+    for sp, results in from_metrics(metrics).items():
+        plots.append(plot_test_time(results, P.run_reports(run_id) /
+                                    f"test_time_iter{iteration:02d}_{sp}.png",
+                                    title=f"{run_id} iteration {iteration}: {sp} split"))
     tags = {"run_id": run_id, "iteration": iteration, "phase": phase, "git_sha": git_sha(P.root),
             "config_hash": cfg.hash(), "data_md5": data_md5 or "",
             "parent_version": parent.version if parent else ""}
@@ -290,9 +333,10 @@ def register(cfg: Config, run_id: str, iteration: int, policy: str, metrics: dic
                                           cfg.model_dump(mode="json").items()
                                           for k, v in sec.items()}}
     version = registry.log_iteration(name, P.mlartifacts, f"{run_id}/iter{iteration:02d}",
-                                     params, metrics, Path(policy), [plot], tags)
+                                     params, metrics, Path(policy), plots, tags)
     db.replace_evals(P.db, run_id, iteration, eval_rows(
-        metrics, run_id, iteration, version, cfg.eval.k, sizes, cfg.eval.n_sampled_problems))
+        metrics, run_id, iteration, version, cfg.eval.k, sizes, cfg.eval.n_sampled_problems,
+        cfg.eval.search_problems))
     key = cfg.eval.promote_metric
     best = float(champ.tags.get(key.replace("@", "_at_"), "-1")) if champ else -1.0
     promoted = metrics.get(key, 0.0) > best
@@ -300,4 +344,4 @@ def register(cfg: Config, run_id: str, iteration: int, policy: str, metrics: dic
         registry.promote(name, version)
     db.update_iteration(P.db, run_id, iteration, phase=phase, policy_path=str(policy))
     return {"version": version, "promoted": promoted, "champion_before": best,
-            "plot": str(plot)}
+            "plot": str(plot), "plots": [str(p) for p in plots]}

@@ -26,3 +26,16 @@ def register(cfg, run_id: str, iteration: int, policy: str, metrics: dict, phase
     create_markdown_artifact(key=f"flywheel-iter-{iteration}", markdown="\n".join(lines),
                              description=f"{run_id} iteration {iteration}")
     return reg
+
+
+@task(name="test-time search", retries=1)
+def search_eval(cfg, model: str, methods: list[str], budgets: list[int], problems_file,
+                split: str, limit: int | None) -> dict:
+    """Test-time search outside a run; publishes the accuracy-vs-tokens table and plot."""
+    from reasonloop.eval.standalone import evaluate_search
+    res = evaluate_search(cfg, model, methods, budgets, problems_file, split, limit)
+    create_markdown_artifact(
+        key="test-time-search", description=f"{model} on {res['n_problems']} problems",
+        markdown=f"# Test-time search: {model} (v{res['version']})\n\n{res['table']}\n\n"
+                 f"Plot: `{res['plot']}` (also in MLflow run `{res['eval_id']}`)\n")
+    return res

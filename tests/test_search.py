@@ -24,6 +24,9 @@ class RandomLegalPolicy:
             state = parse_prompt(head + "\n")[0]
             if steps and steps[-1] == "":
                 steps = steps[:-1]
+            fixes = [i for i, ln in enumerate(steps) if ln.startswith("fix: ")]
+            if fixes:                    # a revision prompt: start over after the feedback
+                steps = steps[fixes[-1] + 1:]
             if steps:
                 state = tuple(int(x) for x in steps[-1].split("[")[1].rstrip("]").split())
             row = []

@@ -13,16 +13,20 @@ Model text is *parsed* with one regex per line, never evaluated.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections import Counter
 from functools import lru_cache
 from itertools import combinations_with_replacement
 from math import comb
+from pathlib import Path
 
 from reasonloop.envs.base import Problem, Verdict
+from reasonloop.errors import InputError
 
 OPS = "+-*/"
+MAX_FILE_NUMBERS = 5       # the oracle's reachable-set search stays fast up to 5 numbers
 ENUMERATE_LIMIT = 50_000   # multisets; above this, problems are drawn at random
 STEP_RE = re.compile(r"^(\d{1,6})([-+*/])(\d{1,6})=(\d{1,7}) \[(\d{1,7}(?: \d{1,7})*)\]$")
 PROMPT_RE = re.compile(r"^(\d{1,6}(?: \d{1,6})*)>(\d{1,7})\n$")
@@ -141,6 +145,40 @@ def check(numbers, target: int, completion: str) -> Verdict:
                    legal=legal and finished)
 
 
+def diagnose(numbers, target: int, completion: str) -> str | None:
+    """Verifier feedback in words for sequential revision: what is wrong with the first bad
+    step, or why the end is wrong; None when the completion is correct. Only characters a
+    char-level policy knows (no '!=' or unicode), so the policy can read it in a prompt."""
+    steps = split_steps(completion)
+    if not steps:
+        return "no steps"
+    state = Counter(numbers)
+    for i, line in enumerate(steps, 1):
+        m = STEP_RE.match(line)
+        if m is None:
+            return f"step {i} is not of the form a+b=c [numbers left]"
+        a, op, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
+        for x in (a, b):
+            if state[x] < (2 if a == b else 1):
+                return f"step {i} uses {x} which is not available"
+        value = apply(a, op, b)
+        if value is None:
+            return f"step {i}: {a}{op}{b} is not allowed"
+        if value != c:
+            return f"step {i}: {a}{op}{b} is {value} not {c}"
+        state[a] -= 1
+        state[b] -= 1
+        state[c] += 1
+        state = +state
+        left = " ".join(map(str, sorted(state.elements())))
+        if Counter(int(x) for x in m.group(5).split()) != state:
+            return f"step {i}: numbers left are [{left}]"
+    if sum(state.values()) > 1:
+        return f"not finished: numbers left are [{left}]"
+    result = next(iter(state))
+    return None if result == target else f"result {result} but target {target}"
+
+
 def random_trajectory(numbers, rng: random.Random) -> list[str]:
     """A uniformly random *legal* play to the end: BC warm-up data (format, not skill)."""
     state = tuple(numbers)
@@ -154,6 +192,42 @@ def random_trajectory(numbers, rng: random.Random) -> list[str]:
         state = tuple(rest) + (c,)   # keep the untouched numbers in order, new value last
         lines.append(format_step(a, op, b, c, state))
     return lines
+
+
+def load_problems(path, split: str = "file") -> list[Problem]:
+    """Countdown problems from a user's JSONL: one {"numbers": [..], "target": N} per line.
+    Validated whole before anything runs; the first bad line is named with its number.
+    Problems must be solvable (checked by the oracle), so accuracy has a ceiling of 100%."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"problems file not found: {p}")
+    out, seen = [], set()
+    for n, line in enumerate(p.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{p}:{n}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict) or set(row) - {"numbers", "target", "id"}:
+            raise InputError(f"{p}:{n}: expected an object with 'numbers' and 'target'")
+        nums, target = row.get("numbers"), row.get("target")
+        if (not isinstance(nums, list) or not 2 <= len(nums) <= MAX_FILE_NUMBERS
+                or not all(type(x) is int and 1 <= x <= 10**6 for x in nums)):
+            raise InputError(f"{p}:{n}: 'numbers' must be a list of 2 to {MAX_FILE_NUMBERS} "
+                             f"integers in 1..1000000 (got {nums!r})")
+        if type(target) is not int or not 0 <= target <= 10**7:
+            raise InputError(f"{p}:{n}: 'target' must be an integer in 0..10000000 "
+                             f"(got {target!r})")
+        if target not in reachable(tuple(sorted(nums))):
+            raise InputError(f"{p}:{n}: {nums} cannot reach {target} (not solvable)")
+        prob = Countdown._problem((tuple(nums), target), split)
+        if prob.problem_id not in seen:
+            seen.add(prob.problem_id)
+            out.append(prob)
+    if not out:
+        raise InputError(f"{p}: no problems")
+    return out
 
 
 class Countdown:
@@ -235,6 +309,9 @@ class Countdown:
             lines = random_trajectory(nums, rng)
             out.append({"prompt": format_prompt(nums, t), "completion": "\n".join(lines) + "\n"})
         return out
+
+    def feedback(self, problem: Problem, completion: str) -> str | None:
+        return diagnose(tuple(problem.meta["numbers"]), problem.meta["target"], completion)
 
     def relabel(self, problem: Problem, completion: str, verdict: Verdict,
                 exclude: frozenset[str] = frozenset()) -> Problem | None:

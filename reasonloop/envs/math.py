@@ -87,3 +87,10 @@ class MathEnv:
         answer = str(pred[-1]) if pred else None
         return Verdict(correct=ok, steps=steps, step_rewards=[], answer=answer,
                        legal=bool(pred))
+
+    def feedback(self, problem: Problem, completion: str) -> str | None:
+        """Outcome-only feedback for revision (no step oracle for free-form math)."""
+        v = self.verify(problem, completion)
+        if v.correct:
+            return None
+        return "no final answer found" if v.answer is None else f"the answer {v.answer} is wrong"

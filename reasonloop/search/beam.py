@@ -1,11 +1,16 @@
-"""Step-level beam search guided by a PRM (the roadmap's "search with a process reward").
+"""Step-level beam search guided by a PRM, and diverse verifier tree search (DVTS).
 
-Sample one *step* (up to a newline) `n // width` times from each of `width` beams, score every
-new prefix with the PRM, keep the best `width`, repeat until the beams finish. Compared with
-best-of-N at the same number of samples, the PRM prunes a wrong first step before any tokens
-are spent finishing it — which is how it finds solutions to problems the policy rarely
-solves on its own. The PRM is a parameter: `prm(problem, text) -> step scores`
-(the env's oracle labels for now; a learned PRM later).
+Both grow solutions one *step* (up to a newline) at a time and let the PRM prune: a wrong first
+step is dropped before any tokens are spent finishing it, which is how step search solves
+problems the policy rarely solves on its own (the roadmap's "search with a process reward").
+
+- beam: one tree per problem; keep the `width` best prefixes, sample n // width next steps
+  from each (the root gets all n proposals).
+- DVTS (Beeching et al., HF search-and-learn): n // width independent sub-trees, each keeping
+  only its best prefix and sampling `width` next steps; the root's n proposals are split among
+  them. Independent trees keep diversity where one beam collapses onto one answer.
+
+The PRM is a parameter (`spec.prm`): the env's oracle labels for now, a learned PRM later.
 """
 
 from __future__ import annotations
@@ -16,52 +21,74 @@ from tqdm.auto import tqdm
 
 from reasonloop.envs.base import Problem
 from reasonloop.policy.engines.base import Engine, SamplingParams
-
-MAX_STEPS = 16
+from reasonloop.search.base import SearchSpec, last_score, share
 
 
 def beam(problems: list[Problem], engine: Engine, params: SamplingParams, n: int,
-         progress: bool = False, prm=None, width: int = 4) -> list[dict]:
-    """Rows like best_of_n's: one per final beam, `n_tokens` = all tokens spent on it
-    (its share of the pruned expansions included), so methods compare at equal compute."""
-    if prm is None:
-        raise ValueError("beam search needs a PRM")
-    width = max(1, min(width, n))
-    expand = max(1, n // width)
+         spec: SearchSpec) -> list[dict]:
+    width = max(1, min(spec.width, n))
+    return tree_search(problems, engine, params, n, spec, trees=1, keep=width,
+                       expand=max(1, n // width), method="beam")
+
+
+def dvts(problems: list[Problem], engine: Engine, params: SamplingParams, n: int,
+         spec: SearchSpec) -> list[dict]:
+    trees = max(1, n // max(1, spec.width))
+    return tree_search(problems, engine, params, n, spec, trees=trees, keep=1,
+                       expand=max(1, n // trees), method="dvts")
+
+
+def tree_search(problems, engine, params, n, spec, *, trees: int, keep: int, expand: int,
+                method: str) -> list[dict]:
+    """`trees` sub-trees per problem, each keeping its `keep` best live prefixes; at most n
+    step proposals per problem per depth. Finished prefixes (the sample hit EOS, not a
+    newline) leave the beam; the best finished ones are returned, best first."""
+    if spec.prm is None:
+        raise ValueError(f"{method} search needs a PRM")
     step = replace(params, stop=("\n",))
     by_id = {p.problem_id: p for p in problems}
-    beams = {p.problem_id: [""] for p in problems}             # live prefixes
-    done: dict[str, list[tuple[float, str]]] = {p.problem_id: [] for p in problems}
-    spent = dict.fromkeys(by_id, 0)                            # tokens per problem
-    bar = tqdm(total=MAX_STEPS, desc="beam search (steps)", disable=not progress, leave=False)
-    for depth in range(MAX_STEPS):
-        todo = [(pid, prefix) for pid, live in beams.items() for prefix in live]
+    live = {(p.problem_id, 0): [""] for p in problems}        # (problem, tree) → prefixes
+    done: dict[str, list[tuple[float, str]]] = {pid: [] for pid in by_id}
+    spent = dict.fromkeys(by_id, 0)
+    bar = tqdm(total=spec.max_steps, desc=f"{method} (steps)", disable=not spec.progress,
+               leave=False)
+    for depth in range(spec.max_steps):
+        todo = [(key, prefix) for key, prefixes in live.items() for prefix in prefixes]
         if not todo:
             break
-        # the root is one beam: give it the whole budget, so the first step gets n proposals
-        outs = engine.sample([by_id[pid].prompt + prefix for pid, prefix in todo],
+        outs = engine.sample([by_id[pid].prompt + prefix for (pid, _), prefix in todo],
                              n if depth == 0 else expand, replace(step, seed=params.seed + depth))
-        cands: dict[str, dict[str, tuple[float, bool]]] = {}
-        for (pid, prefix), row in zip(todo, outs):
+        cands: dict[tuple, list[tuple[float, bool, str]]] = {}
+        for ((pid, tree), prefix), row in zip(todo, outs):
             spent[pid] += sum(s.n_tokens for s in row)
-            for s in row:
+            for i, s in enumerate(row):
+                # the root's n proposals are dealt out to the sub-trees in order
+                key = (pid, i * trees // len(row)) if depth == 0 else (pid, tree)
                 text = prefix + s.text
-                # a sample that did not stop at a newline hit EOS (or the budget): finished
-                finished = not s.text.endswith("\n") or depth == MAX_STEPS - 1
-                scores = prm(by_id[pid], text)
-                cands.setdefault(pid, {})[text] = (scores[-1] if scores else 0.0, finished)
-        beams = {}
-        for pid, cs in cands.items():
-            best = sorted(cs.items(), key=lambda kv: -kv[1][0])[:width]   # stable: policy order
-            done[pid] += [(score, text) for text, (score, fin) in best if fin]
-            beams[pid] = [text for text, (_, fin) in best if not fin]
+                finished = not s.text.endswith("\n") or depth == spec.max_steps - 1
+                cands.setdefault(key, []).append(
+                    (last_score(spec, by_id[pid], text), finished, text))
+        live = {}
+        for key, cs in cands.items():
+            seen, uniq = set(), []
+            for c in cs:                      # duplicates would waste a beam slot
+                if c[2] not in seen:
+                    seen.add(c[2])
+                    uniq.append(c)
+            kept = sorted(uniq, key=lambda c: -c[0])[:keep]       # stable: policy order on ties
+            if spec.trace is not None:
+                spec.trace.append({"method": method, "problem_id": key[0], "depth": depth,
+                                   "candidates": [(c[0], c[2]) for c in uniq],
+                                   "kept": [(c[0], c[2]) for c in kept]})
+            done[key[0]].extend((c[0], c[2]) for c in kept if c[1])
+            if rest := [c[2] for c in kept if not c[1]]:
+                live[key] = rest
         bar.update(1)
     bar.close()
     rows = []
     for p in problems:
-        final = sorted(done[p.problem_id], key=lambda st: -st[0])[:width] or \
-            [(0.0, t) for t in beams.get(p.problem_id, [])[:1]] or [(0.0, "")]
-        for i, (_, text) in enumerate(final):
-            rows.append({"problem_id": p.problem_id, "method": "beam", "sample_idx": i,
-                         "text": text, "n_tokens": round(spent[p.problem_id] / len(final))})
+        final = sorted(done[p.problem_id], key=lambda st: -st[0])[:keep * trees] or [(0.0, "")]
+        for i, ((_, text), tok) in enumerate(zip(final, share(spent[p.problem_id], len(final)))):
+            rows.append({"problem_id": p.problem_id, "method": method, "sample_idx": i,
+                         "text": text, "n_tokens": tok})
     return rows

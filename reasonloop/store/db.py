@@ -59,6 +59,13 @@ SELECT p.problem_id, p.prompt, t.run_id, count(*) AS attempts
 FROM {TRAJECTORIES} t JOIN {PROBLEMS} p USING (problem_id)
 WHERE p.split = 'train' AND t.method NOT LIKE 'eval:%'
 GROUP BY ALL HAVING NOT bool_or(t.correct) ORDER BY attempts DESC;
+CREATE OR REPLACE VIEW search_efficiency AS  -- training-time search: solved per 1k tokens
+SELECT run_id, iteration, method, count(DISTINCT problem_id) AS problems,
+  count(DISTINCT problem_id) FILTER (WHERE correct) AS solved, sum(n_tokens) AS tokens,
+  round(1000.0 * count(DISTINCT problem_id) FILTER (WHERE correct) / sum(n_tokens), 3)
+    AS solved_per_1k_tokens
+FROM {TRAJECTORIES} WHERE method NOT LIKE 'eval:%'
+GROUP BY ALL ORDER BY run_id, iteration, method;
 CREATE OR REPLACE VIEW step_error_rates AS    -- where solutions go wrong (oracle PRM)
 SELECT run_id, iteration, step, count(*) AS n, avg(CASE WHEN r <= 0 THEN 1 ELSE 0 END) AS error_rate
 FROM (SELECT run_id, iteration, unnest(step_rewards) AS r,

@@ -98,6 +98,18 @@ def promote(name: str, version: str, alias: str = CHAMPION) -> None:
         raise ReasonloopError(f"cannot promote {name} v{version}: {e.message}") from None
 
 
+def version_of(ref: str) -> str | None:
+    """The registry version a `NAME@alias` / `NAME/VERSION` ref points at (None for a path)."""
+    if Path(ref).exists():
+        return None
+    try:
+        if "@" in ref:
+            return str(MlflowClient().get_model_version_by_alias(*ref.split("@", 1)).version)
+        return ref.rsplit("/", 1)[1] if "/" in ref else None
+    except MlflowException:
+        return None
+
+
 def resolve(ref: str) -> str:
     """`NAME@alias`, `NAME/VERSION` or a path → a local model directory."""
     if Path(ref).exists():

@@ -1,0 +1,61 @@
+"""Test-time search on a registered model, outside a flywheel run (`reasonloop eval
+--methods ...`): problems from the config's split or a user's JSONL, every row stored in
+DuckDB (`evals`, `trajectories`), the accuracy-vs-tokens PNG and table logged to MLflow."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from reasonloop import stages
+from reasonloop.config import Config
+from reasonloop.eval.plots import plot_test_time
+from reasonloop.eval.test_time import results_table, to_metrics
+from reasonloop.policy.engines import load_engine
+from reasonloop.store import db, registry
+
+
+def evaluate_search(cfg: Config, model: str, methods: list[str], budgets: list[int],
+                    problems_file: Path | None = None, split: str = "test",
+                    limit: int | None = None) -> dict:
+    """→ {eval_id, version, results, plot, table}; eval_id names the rows it wrote."""
+    P = stages.paths(cfg)
+    registry.setup(P.mlflow_db, P.mlartifacts)
+    path, version = registry.resolve(model), registry.version_of(model)
+    env = stages.env_and_problems(cfg)[0]
+    if problems_file is not None:
+        from reasonloop.envs.countdown import load_problems
+        if env.name != "countdown":
+            from reasonloop.errors import InputError
+            raise InputError("--problems takes Countdown JSONL; math problems come from "
+                             "env.problems_file")
+        problems, split = load_problems(problems_file)[:limit], "file"
+    else:
+        problems = stages.split(cfg, split)[:limit]
+    stages.set_threads(cfg)
+    engine = load_engine(cfg.policy.engine, path, seed=cfg.run.seed)
+    results, rows = stages.test_time_search(cfg, engine, problems, methods, budgets)
+
+    eval_id = f"eval-{time.strftime('%Y%m%d-%H%M%S')}"
+    db.init_db(P.db)
+    db.insert_problems(P.db, env.name, problems)
+    db.insert_trajectories(P.db, db.trajectories_frame(eval_id, 0, rows))
+    db.replace_evals(P.db, eval_id, 0, [
+        {"run_id": eval_id, "iteration": 0, "model_version": version, "split": split,
+         "method": r["method"], "budget": r["budget"], "metric": metric, "k": r["budget"],
+         "value": r[metric], "n": r["n"]} for r in results for metric in ("accuracy", "tokens")])
+    out = P.run_reports(eval_id)
+    plot = plot_test_time(results, out / "test_time.png",
+                          title=f"{model}: {len(problems)} {split} problems")
+    table = results_table(results)
+    (out / "test_time.md").write_text(f"# {model} — {len(problems)} {split} problems\n\n"
+                                      f"{table}\n")
+    registry.log_iteration(cfg.run.name, P.mlartifacts, eval_id,
+                           {"model": model, "methods": ",".join(methods),
+                            "budgets": ",".join(map(str, budgets)), "split": split,
+                            "problems_file": str(problems_file or ""),
+                            "n_problems": len(problems), "config": cfg.to_json()},
+                           to_metrics(results, split), None, [plot, out / "test_time.md"],
+                           {"kind": "eval", "model": model, "model_version": version or ""})
+    return {"eval_id": eval_id, "version": version, "results": results, "plot": str(plot),
+            "table": table, "n_problems": len(problems), "split": split}

@@ -1,0 +1,47 @@
+"""What every search method shares: one signature and one bag of knobs.
+
+    method(problems, engine, params, n, spec) -> rows
+
+`n` is the budget (samples for best-of-N, step proposals per depth for beam/DVTS, simulations
+for MCTS, attempts for revision). Rows are one per returned trajectory — problem_id, method,
+sample_idx, text, n_tokens — and a problem's `n_tokens` add up to every token generated for
+it (pruned expansions and rollouts included), so methods compare at equal compute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from reasonloop.envs.base import Problem
+
+PRM = Callable[[Problem, str], list[float]]      # step scores of a (partial) completion
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """The verifiers a search may consult and its knobs (from `search.*` in the config)."""
+    prm: PRM | None = None                                     # scores steps (oracle/learned)
+    orm: Callable[[Problem, str], bool] | None = None          # exact verifier, if the env has one
+    feedback: Callable[[Problem, str], str | None] | None = None   # revision: what went wrong
+    width: int = 4            # beam: prefixes kept; DVTS: n // width independent sub-trees
+    expand: int = 4           # MCTS: next steps sampled when a leaf is expanded
+    c_puct: float = 1.0       # MCTS: exploration weight in PUCT
+    value: str = "prm"        # MCTS leaf value: the PRM's score, or a rollout's ORM outcome
+    token_budget: int | None = None   # MCTS: also stop a problem after this many tokens
+    rounds: int = 4           # revision: attempts per chain
+    max_steps: int = 16       # step-level methods: depth limit
+    progress: bool = False
+    trace: list | None = None  # when a list, methods append what they decided (for tests/debug)
+
+
+def share(spent: int, k: int) -> list[int]:
+    """Split a problem's tokens over its k returned rows so that they add up exactly."""
+    k = max(1, k)
+    return [spent // k + (1 if i < spent % k else 0) for i in range(k)]
+
+
+def last_score(spec: SearchSpec, problem: Problem, text: str) -> float:
+    """The PRM's value of a prefix: its score of the last step (0 for an empty prefix)."""
+    scores = spec.prm(problem, text)
+    return float(scores[-1]) if scores else 0.0
