@@ -218,6 +218,11 @@ def eval_(model: str = typer.Option(..., "--model", "-m",
         cfg = load_config(config, list(set_) + [f"run.root={_root(root)}"])
         if methods is not None:
             ms, bs = _search_args(methods, budgets, split, limit)
+            if problems is not None:           # fail before the flow starts, in one line
+                from reasonloop.envs.countdown import load_problems
+                load_problems(problems)
+            registry.setup(_root(root) / "mlflow.db", _root(root) / "mlartifacts")
+            registry.resolve(model)
             from flows.evaluate import evaluate_search
             res = evaluate_search(cfg, model, ms, bs, problems, split, limit)
             _print_search(res, model)
@@ -252,7 +257,8 @@ def _search_args(methods: str, budgets: str, split: str, limit: int | None):
 
 
 def _print_search(res: dict, model: str) -> None:
-    t = Table(title=f"{model} (v{res['version']}): {res['n_problems']} {res['split']} problems")
+    v = f" (v{res['version']})" if res["version"] else ""
+    t = Table(title=f"{model}{v}: {res['n_problems']} {res['split']} problems")
     for c in ["method", "budget", "accuracy", "tokens/problem", "seconds"]:
         t.add_column(c)
     for r in res["results"]:

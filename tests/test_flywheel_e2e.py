@@ -95,3 +95,36 @@ def test_resume_reuses_finished_stages(finished_run):
     after = db.query(ws / "reasonloop.duckdb", "SELECT count(*) AS n FROM trajectories "
                                                "WHERE iteration <= 2")["n"][0]
     assert after == before
+
+
+def test_test_time_search_on_last_iteration(finished_run):
+    """eval.search_methods run on the last iteration: rows in evals, trajectories stored,
+    the accuracy-vs-tokens PNG written and logged to MLflow with the model version."""
+    cfg, ws, history = finished_run
+    ev = db.query(ws / "reasonloop.duckdb", "SELECT iteration, method, budget, metric, value, "
+                  "n FROM evals WHERE run_id = 'run-a' AND metric IN ('accuracy', 'tokens')")
+    assert set(ev.filter(ev["iteration"] <= 2)["iteration"]) == {2}
+    assert set(ev["method"]) == set(cfg.eval.search_methods)
+    assert ev.filter(ev["metric"] == "tokens")["value"].min() > 0
+    assert set(ev["n"]) == {cfg.eval.search_problems}
+    assert "test_search/beam@2" in history[-1]
+    png = ws / "reports" / "run-a" / "test_time_iter02_test.png"
+    assert png.stat().st_size > 1000
+    n = db.query(ws / "reasonloop.duckdb", "SELECT count(*) AS n FROM trajectories "
+                 "WHERE run_id = 'run-a' AND iteration = 2 AND method = 'eval:beam@2'")["n"][0]
+    assert n >= cfg.eval.search_problems
+    from mlflow import MlflowClient
+    mv = MlflowClient().get_model_version(cfg.run.name, history[-1]["version"])
+    assert "test_time_iter02_test.png" in {a.path for a in
+                                           MlflowClient().list_artifacts(mv.run_id)}
+
+
+def test_search_efficiency_view(finished_run):
+    _, ws, _ = finished_run
+    eff = db.query(ws / "reasonloop.duckdb",
+                   "SELECT * FROM search_efficiency WHERE run_id = 'run-a' ORDER BY iteration")
+    assert eff["iteration"].to_list()[:2] == [1, 2] and set(eff["method"]) == {"best_of_n"}
+    tok = db.query(ws / "reasonloop.duckdb", "SELECT sum(n_tokens) AS t FROM trajectories "
+                   "WHERE run_id = 'run-a' AND iteration = 1 AND method = 'best_of_n'")["t"][0]
+    assert eff["tokens"][0] == tok
+    assert eff["solved_per_1k_tokens"][0] == round(1000 * eff["solved"][0] / tok, 3)

@@ -46,10 +46,13 @@ def test_hard_crash_then_resume(tmp_path, crash_at):
         WHERE method = 'best_of_n' GROUP BY 1 ORDER BY 1""")
     per_it = 40 * 4   # smoke: problems_per_iteration × n
     assert q.rows() == [(1, per_it, per_it), (2, per_it, per_it)]
-    evals = db.query(ws / "reasonloop.duckdb",
-                     "SELECT iteration, count(*) AS n FROM evals GROUP BY 1 ORDER BY 1")
+    evals = db.query(ws / "reasonloop.duckdb", """
+        SELECT iteration, count(*) FILTER (WHERE metric NOT IN ('accuracy', 'tokens')) AS n,
+               count(*) FILTER (WHERE metric IN ('accuracy', 'tokens')) AS search
+        FROM evals GROUP BY 1 ORDER BY 1""")
     assert evals["iteration"].to_list() == [0, 1, 2]
     assert len(set(evals["n"].to_list())) == 1     # each iteration evaluated exactly once
+    assert evals["search"].to_list() == [0, 0, 5 * 2]   # test-time search: last iteration
     from reasonloop.store import registry
     registry.setup(ws / "mlflow.db", ws / "mlartifacts")
     versions = registry.list_versions("countdown-smoke")

@@ -10,6 +10,7 @@ from reasonloop.envs.countdown import Countdown, format_step, moves, parse_promp
 from reasonloop.policy.engines import SamplingParams
 from reasonloop.policy.engines.base import Sample
 from reasonloop.reward.process import oracle_prm
+from reasonloop.search.base import SearchSpec
 from reasonloop.search.methods import SEARCH
 
 
@@ -55,9 +56,9 @@ def test_prm_beam_beats_best_of_n_at_equal_samples():
     env = Countdown(EnvConfig(n_train=300))
     train = [p for p in env.problems() if p.split == "train"][:150]
     params = SamplingParams(temperature=1.0, seed=0)
-    prm = oracle_prm(env)
-    bon = SEARCH["best_of_n"](train, RandomLegalPolicy(), params, 16, prm=prm)
-    bm = SEARCH["beam"](train, RandomLegalPolicy(), params, 16, prm=prm, width=4)
+    spec = SearchSpec(prm=oracle_prm(env), width=4)
+    bon = SEARCH["best_of_n"](train, RandomLegalPolicy(), params, 16, spec)
+    bm = SEARCH["beam"](train, RandomLegalPolicy(), params, 16, spec)
     s_bon, s_beam = _solved(env, train, bon), _solved(env, train, bm)
     assert len(s_beam) > len(s_bon) + 20, (len(s_bon), len(s_beam))
     assert all(r["method"] == "beam" and r["n_tokens"] > 0 for r in bm)
@@ -65,7 +66,7 @@ def test_prm_beam_beats_best_of_n_at_equal_samples():
     for r in bm:
         per_problem[r["problem_id"]] = per_problem.get(r["problem_id"], 0) + 1
     assert max(per_problem.values()) <= 4 and set(per_problem) == {p.problem_id for p in train}
-    again = SEARCH["beam"](train, RandomLegalPolicy(), params, 16, prm=prm, width=4)
+    again = SEARCH["beam"](train, RandomLegalPolicy(), params, 16, spec)
     assert [r["text"] for r in again] == [r["text"] for r in bm]
 
 

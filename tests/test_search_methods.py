@@ -76,7 +76,7 @@ def test_tokens_add_up_and_seeded(method, n, tiny_engine):
 def test_step_search_spends_at_most_n_proposals_per_depth(method):
     eng = Counting(RandomLegalPolicy(), TRAIN)
     SEARCH[method](TRAIN, eng, SamplingParams(seed=0), 8, spec(width=2))
-    for n_prompts, n, prompts in eng.calls:
+    for _n_prompts, n, prompts in eng.calls:
         per_problem = defaultdict(int)
         for pr in prompts:
             per_problem[pr.split("\n", 1)[0]] += n
@@ -191,3 +191,38 @@ def test_selectors_are_deterministic():
     assert select("majority", [None, "5", "6", "6"], [0, 0, 0, 0]) == 2
     assert select("weighted", ["5", "6", "6"], [1.0, 0.4, 0.4]) == 0
     assert share(10, 3) == [4, 3, 3] and sum(share(7, 4)) == 7
+
+
+@pytest.mark.parametrize("method", ["beam", "dvts", "mcts", "revise"])
+def test_generate_stage_runs_any_method(method, smoke_cfg, tiny_model_dir):
+    import polars as pl
+
+    from reasonloop import stages
+    from reasonloop.store import db
+    cfg = smoke_cfg.model_copy(update={"search": smoke_cfg.search.model_copy(update={
+        "method": method, "n": 4, "problems_per_iteration": 6, "shards": 1})})
+    P = stages.paths(cfg)
+    db.init_db(P.db)
+    out = stages.generate_shard(cfg, "r", 1, str(tiny_model_dir), 0)
+    df = pl.read_parquet(out)
+    assert set(df["method"]) == {method} and df["problem_id"].n_unique() == 6
+    res = stages.verify(cfg, "r", 1, [out])
+    eff = db.query(P.db, "SELECT * FROM search_efficiency")
+    assert eff["method"].to_list() == [method]
+    assert eff["tokens"][0] == df["n_tokens"].sum() == res["tokens"]
+
+
+def test_revision_examples_from_failures():
+    import polars as pl
+
+    from reasonloop.envs.countdown import solve
+    from reasonloop.filter import revision_examples
+    p = TRAIN[0]
+    good = "\n".join(solve(tuple(p.meta["numbers"]), p.meta["target"])) + "\n"
+    bad = "1+1=2 [2]\n"
+    d = pl.DataFrame({"problem_id": [p.problem_id] * 3, "text": [good, bad, bad],
+                      "correct": [True, False, False]})
+    ex = revision_examples(ENV, d, {p.problem_id: p}, 10, seed=0)
+    assert ex.height == 1 and ex["completion"][0] == good and ex["source"][0] == "revision"
+    assert ex["prompt"][0] == f"{p.prompt}1+1=2 [2]\nfix: {ENV.feedback(p, bad)}\n"
+    assert revision_examples(ENV, d, {p.problem_id: p}, 0).is_empty()
