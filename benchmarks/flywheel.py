@@ -51,6 +51,7 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--sos-problems", type=int, default=300)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--name", default="flywheel", help="report file name (without .md)")
     args = ap.parse_args()
 
     from flows.flywheel import flywheel
@@ -67,20 +68,28 @@ def main() -> None:
                                                f"WHERE run_id = '{run_id}' ORDER BY iteration")
     secs = {r["iteration"]: json.loads(r["seconds"]) for r in its.to_dicts() if r["seconds"]}
     head = ("| it | val pass@1 | test pass@1 | test pass@k | test maj@k | legal | |D_search| | "
-            "|D_expert| (hindsight) | gen s | verify s | filter s | train s | eval s | total s | "
-            "bookkeeping |")
+            "|D_expert| (hindsight, revision) | solved/1k tok | gen s | verify s | filter s | "
+            "train s | eval s | total s | cum. min | bookkeeping |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    cum = 0.0
     for h in history:
         s = secs.get(h["iteration"], {})
+        cum += s.get("total", 0.0)
         comp = sum(s.get("compute", {}).values())
         book = f"{100 * (s['total'] - comp) / s['total']:.1f}%" if s else ""
         lines.append(
             f"| {h['iteration']} | {h['val_pass@1']:.3f} | {h['test_pass@1']:.3f} | "
             f"{h['test_pass@k']:.3f} | {h['test_maj@k']:.3f} | {h['test_legal']:.3f} | "
-            f"{h.get('n_search', '')} | {h.get('n_expert', '')} ({h.get('n_hindsight', '')}) | "
+            f"{h.get('n_search', '')} | {h.get('n_expert', '')} ({h.get('n_hindsight', '')}, "
+            f"{h.get('n_revision', '')}) | {h.get('solved_per_1k_tokens', 0):.3f} | "
             + " | ".join(f"{s.get(k, 0):.0f}" for k in
                          ("generate", "verify", "filter", "train", "evaluate", "total"))
-            + f" | {book} |")
+            + f" | {cum / 60:.1f} | {book} |")
+    from reasonloop.eval.test_time import from_metrics, results_table
+    for split, results in from_metrics(history[-1]).items():
+        lines += ["", f"Test-time search on the final policy ({split} split, first "
+                      f"{cfg.eval.search_problems} problems): accuracy (tokens/problem)", "",
+                  results_table(results)]
     final = history[-1]
     policy = str(root / "models" / run_id / (f"iter{final['iteration']:02d}"
                                               if final["iteration"] else "init"))
@@ -89,6 +98,8 @@ def main() -> None:
     report = "\n".join([
         f"# flywheel benchmark — {run_id}", "",
         f"config: `{args.config}` {' '.join(args.set)} (hash {cfg.hash()}), "
+        f"search: {cfg.search.method} n={cfg.search.n} on {cfg.search.problems_per_iteration} "
+        f"problems/iteration, "
         f"threads: search {cfg.run.threads}/shard, BC {cfg.learn.threads}; "
         f"wall {wall / 60:.1f} min", "",
         f"pass@k / maj@k use k={k} of {cfg.eval.n_samples} samples at T={cfg.eval.temperature}"
@@ -100,10 +111,14 @@ def main() -> None:
     print(report)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "flywheel.md").write_text(report)
-    png = root / "reports" / run_id / "pass_by_iteration.png"
-    if png.exists():
-        shutil.copy(png, out / "flywheel_pass_by_iteration.png")
+    (out / f"{args.name}.md").write_text(report)
+    for png, name in [(root / "reports" / run_id / "pass_by_iteration.png",
+                       f"{args.name}_pass_by_iteration.png"),
+                      (root / "reports" / run_id /
+                       f"test_time_iter{final['iteration']:02d}_test.png",
+                       f"{args.name}_test_time.png")]:
+        if png.exists():
+            shutil.copy(png, out / name)
 
 
 if __name__ == "__main__":

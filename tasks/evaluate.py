@@ -19,10 +19,14 @@ def register(cfg, run_id: str, iteration: int, policy: str, metrics: dict, phase
     reg = stages.register(cfg, run_id, iteration, policy, metrics, phase, data_md5)
     lines = [f"# {run_id} — iteration {iteration} ({phase})", "",
              "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.3f} |" for k, v in sorted(metrics.items())]
+    lines += [f"| {k} | {v:.3f} |" for k, v in sorted(metrics.items()) if "/" not in k]
     lines += ["", f"MLflow: `{cfg.run.name}` v{reg['version']}"
               f"{' → **champion**' if reg['promoted'] else ' (challenger)'}",
-              f"Plot: `{reg['plot']}`", f"DVC data md5: `{data_md5}`"]
+              *[f"Plot: `{p}`" for p in reg["plots"]], f"DVC data md5: `{data_md5}`"]
+    from reasonloop.eval.test_time import from_metrics, results_table
+    for split, results in from_metrics(metrics).items():
+        lines += ["", f"## Test-time search ({split} split): accuracy (tokens/problem)", "",
+                  results_table(results)]
     create_markdown_artifact(key=f"flywheel-iter-{iteration}", markdown="\n".join(lines),
                              description=f"{run_id} iteration {iteration}")
     return reg
