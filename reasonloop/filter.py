@@ -59,13 +59,7 @@ def revision_examples(env, d_search: pl.DataFrame, problems: dict, max_n: int,
     from reasonloop.search.revise import revision_prompt
     if max_n == 0 or d_search.is_empty() or not hasattr(env, "feedback"):
         return _empty()
-    pos = d_search.filter(pl.col("correct")).unique(["problem_id", "text"]).select(
-        "problem_id", pl.col("text").alias("completion"))
-    neg = d_search.filter(~pl.col("correct")).unique(["problem_id", "text"]).select(
-        "problem_id", pl.col("text").alias("failed"))
-    pairs = (pos.join(neg, on="problem_id").sort("problem_id", "completion", "failed")
-             .with_columns(pl.int_range(pl.len()).shuffle(seed).over("problem_id").alias("_r"))
-             .filter(pl.col("_r") < 1).drop("_r")
+    pairs = (_pairs(d_search, 1, seed).rename({"chosen": "completion", "rejected": "failed"})
              .sample(fraction=1.0, shuffle=True, seed=seed).head(max_n))
     prompts = []
     for pid, failed in zip(pairs["problem_id"], pairs["failed"]):
@@ -82,16 +76,21 @@ def dpo_pairs(d_search: pl.DataFrame, prompts: dict[str, str], max_per_problem: 
     if d_search.is_empty():
         return pl.DataFrame(schema={"prompt": pl.String, "chosen": pl.String,
                                     "rejected": pl.String})
+    return _pairs(d_search, max_per_problem, seed).with_columns(
+        pl.col("problem_id").replace_strict(prompts).alias("prompt")).select(
+        "prompt", "chosen", "rejected")
+
+
+def _pairs(d_search: pl.DataFrame, per_problem: int, seed: int) -> pl.DataFrame:
+    """(problem_id, chosen, rejected): distinct correct × incorrect texts of one problem,
+    at most `per_problem` per problem, chosen at random (seeded)."""
     pos = d_search.filter(pl.col("correct")).unique(["problem_id", "text"]).select(
         "problem_id", pl.col("text").alias("chosen"))
     neg = d_search.filter(~pl.col("correct")).unique(["problem_id", "text"]).select(
         "problem_id", pl.col("text").alias("rejected"))
-    pairs = (pos.join(neg, on="problem_id").sort("problem_id", "chosen", "rejected")
-             .with_columns(pl.int_range(pl.len()).shuffle(seed).over("problem_id").alias("_r"))
-             .filter(pl.col("_r") < max_per_problem).drop("_r"))
-    return pairs.with_columns(
-        pl.col("problem_id").replace_strict(prompts).alias("prompt")).select(
-        "prompt", "chosen", "rejected")
+    return (pos.join(neg, on="problem_id").sort("problem_id", "chosen", "rejected")
+            .with_columns(pl.int_range(pl.len()).shuffle(seed).over("problem_id").alias("_r"))
+            .filter(pl.col("_r") < per_problem).drop("_r"))
 
 
 _SCHEMA = {"problem_id": pl.String, "prompt": pl.String, "completion": pl.String,

@@ -43,7 +43,7 @@ def test_eval_methods_on_a_problems_file(tmp_path, tiny_model_dir):
     ('{"numbers": [1, "2"], "target": 3}', "'numbers' must be a list"),
     ('{"numbers": [1, 2], "target": 3, "extra": 1}', "expected an object"),
     ('{"numbers": [1, 1], "target": 7}', "not solvable"),
-    ("[1, 2, 3]", "expected an object"),
+    ("[1, 2, 3]", "expected a JSON object"),
 ])
 def test_bad_problem_lines_name_the_line(tmp_path, line, expect):
     f = _problems(tmp_path, [json.dumps({"numbers": [3, 5, 2], "target": 16}), line])

@@ -3,8 +3,13 @@ can, oracle step labels (PRM targets). Pure functions, testable with no model.""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
+
+from reasonloop.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -31,3 +36,21 @@ class Env(Protocol):
     def problems(self) -> list[Problem]: ...
 
     def verify(self, problem: Problem, completion: str) -> Verdict: ...
+
+
+def read_jsonl(path) -> Iterator[tuple[str, dict]]:
+    """(where, object) per non-blank line of a user's JSONL file — `where` is `file:line` for
+    error messages; a missing file or a line that is not a JSON object fails in one line."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"problems file not found: {p}")
+    for n, line in enumerate(p.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{p}:{n}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{p}:{n}: expected a JSON object")
+        yield f"{p}:{n}", row

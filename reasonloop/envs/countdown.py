@@ -13,16 +13,14 @@ Model text is *parsed* with one regex per line, never evaluated.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections import Counter
 from functools import lru_cache
 from itertools import combinations_with_replacement
 from math import comb
-from pathlib import Path
 
-from reasonloop.envs.base import Problem, Verdict
+from reasonloop.envs.base import Problem, Verdict, read_jsonl
 from reasonloop.errors import InputError
 
 OPS = "+-*/"
@@ -198,35 +196,26 @@ def load_problems(path, split: str = "file") -> list[Problem]:
     """Countdown problems from a user's JSONL: one {"numbers": [..], "target": N} per line.
     Validated whole before anything runs; the first bad line is named with its number.
     Problems must be solvable (checked by the oracle), so accuracy has a ceiling of 100%."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"problems file not found: {p}")
     out, seen = [], set()
-    for n, line in enumerate(p.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{p}:{n}: not valid JSON ({e.msg})") from None
-        if not isinstance(row, dict) or set(row) - {"numbers", "target", "id"}:
-            raise InputError(f"{p}:{n}: expected an object with 'numbers' and 'target'")
+    for where, row in read_jsonl(path):
+        if set(row) - {"numbers", "target"}:
+            raise InputError(f"{where}: expected an object with 'numbers' and 'target' only")
         nums, target = row.get("numbers"), row.get("target")
         if (not isinstance(nums, list) or not 2 <= len(nums) <= MAX_FILE_NUMBERS
                 or not all(type(x) is int and 1 <= x <= 10**6 for x in nums)):
-            raise InputError(f"{p}:{n}: 'numbers' must be a list of 2 to {MAX_FILE_NUMBERS} "
+            raise InputError(f"{where}: 'numbers' must be a list of 2 to {MAX_FILE_NUMBERS} "
                              f"integers in 1..1000000 (got {nums!r})")
         if type(target) is not int or not 0 <= target <= 10**7:
-            raise InputError(f"{p}:{n}: 'target' must be an integer in 0..10000000 "
+            raise InputError(f"{where}: 'target' must be an integer in 0..10000000 "
                              f"(got {target!r})")
         if target not in reachable(tuple(sorted(nums))):
-            raise InputError(f"{p}:{n}: {nums} cannot reach {target} (not solvable)")
+            raise InputError(f"{where}: {nums} cannot reach {target} (not solvable)")
         prob = Countdown._problem((tuple(nums), target), split)
         if prob.problem_id not in seen:
             seen.add(prob.problem_id)
             out.append(prob)
     if not out:
-        raise InputError(f"{p}: no problems")
+        raise InputError(f"{path}: no problems")
     return out
 
 

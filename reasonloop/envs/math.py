@@ -10,11 +10,10 @@ There is no step oracle here: PRM labels for math come from Monte-Carlo rollouts
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from pathlib import Path
 
-from reasonloop.envs.base import Problem, Verdict
+from reasonloop.envs.base import Problem, Verdict, read_jsonl
 from reasonloop.errors import InputError
 
 PROMPT = "Question: {question}\nAnswer (end with \\boxed{{...}}): "
@@ -23,29 +22,18 @@ SPLITS = ("train", "val", "test")
 
 def load_jsonl(path: Path) -> list[dict]:
     """Validated rows; the first bad line is reported with its number, nothing half-read."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"problems file not found: {p}")
     rows = []
-    for n, line in enumerate(p.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{p}:{n}: not valid JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{p}:{n}: expected a JSON object")
+    for where, row in read_jsonl(path):
         q = row.get("question", row.get("problem"))
         if not isinstance(q, str) or not q.strip():
-            raise InputError(f"{p}:{n}: missing 'question' (string)")
+            raise InputError(f"{where}: missing 'question' (string)")
         if "answer" not in row or not str(row["answer"]).strip():
-            raise InputError(f"{p}:{n}: missing 'answer'")
+            raise InputError(f"{where}: missing 'answer'")
         if row.get("split") not in (None, *SPLITS):
-            raise InputError(f"{p}:{n}: split must be one of {SPLITS}")
+            raise InputError(f"{where}: split must be one of {SPLITS}")
         rows.append({"question": q, "answer": str(row["answer"]), "split": row.get("split")})
     if not rows:
-        raise InputError(f"{p}: no problems")
+        raise InputError(f"{path}: no problems")
     return rows
 
 
