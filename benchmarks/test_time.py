@@ -72,8 +72,11 @@ def main() -> None:
     out = Path(args.out)
     png = plot_test_time(results, out / "test_time.png",
                          title=f"{args.model}: {len(test)} test problems")
-    md = [f"# Test-time search — {args.model}, {len(test)} test problems", "",
-          "accuracy (mean generated tokens per problem); seconds per search on this 2-core CPU",
+    version = registry.version_of(args.model)
+    md = [f"# Test-time search — {args.model} (v{version}, {root}), {len(test)} test problems",
+          "", "accuracy (mean generated tokens per problem); seconds per search on this 2-core "
+          "CPU, 1 thread. The PRM is Countdown's oracle, so best_of_n and weighted_bon pick "
+          "the same answer (any correct sample wins).",
           "", results_table(results), "",
           "| method | budget | seconds |", "|---|---|---|"]
     md += [f"| {r['method']} | {r['budget']} | {r['seconds']:.1f} |" for r in results]
