@@ -95,7 +95,7 @@ def main() -> None:
                "|---|---|---|---|---|"]
         for m in args.train_methods.split(","):
             t0 = time.perf_counter()
-            rows = SEARCH[m](train, engine, params, n, stages.search_spec(cfg))
+            rows = SEARCH[m](train, engine, params, n, stages.search_spec(cfg, engine))
             sec = time.perf_counter() - t0
             by_id = {p.problem_id: p for p in train}
             solved = len({r["problem_id"] for r in rows

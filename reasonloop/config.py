@@ -125,6 +125,14 @@ class EvalConfig(_Section):
         return self
 
 
+class RewardConfig(_Section):
+    # the PRM every search method and selector uses: the env's exact step labels, or
+    # Monte-Carlo labels (Math-Shepherd: m rollouts of the current policy per step prefix;
+    # one rollout batch per scored prefix, so slow inside beam/MCTS — a learned PRM is next)
+    prm: Literal["oracle", "mc"] = "oracle"
+    mc_rollouts: int = Field(4, ge=1)
+
+
 class RunConfig(_Section):
     iterations: int = Field(5, ge=1)
     seed: int = 0
@@ -141,6 +149,7 @@ class Config(_Section):
     filter: FilterConfig = FilterConfig()
     learn: LearnConfig = LearnConfig()
     eval: EvalConfig = EvalConfig()
+    reward: RewardConfig = RewardConfig()
     run: RunConfig = RunConfig()
 
     @model_validator(mode="after")

@@ -87,12 +87,26 @@ def start_run(cfg: Config, run_id: str) -> dict:
 
 
 # ---------------------------------------------------------------- Step 1: search --------
-def search_spec(cfg: Config, progress: bool = False, trace: list | None = None) -> SearchSpec:
-    """The verifiers search may consult — PRM = the env's oracle step labels for now (a
-    learned PRM plugs in here), ORM = its exact verifier — and the `search.*` knobs."""
+def search_spec(cfg: Config, engine=None, progress: bool = False,
+                trace: list | None = None) -> SearchSpec:
+    """The verifiers search may consult — the PRM from `reward.prm` (the env's oracle step
+    labels, or Monte-Carlo labels from rollouts of `engine`), the ORM = the env's exact
+    verifier — and the `search.*` knobs."""
+    from reasonloop.reward.mc import mc_prm
     env = env_and_problems(cfg)[0]
     s = cfg.search
-    return SearchSpec(prm=oracle_prm(env), orm=lambda p, text: env.verify(p, text).correct,
+
+    def orm(p, text):
+        return env.verify(p, text).correct
+    if cfg.reward.prm == "mc":
+        if engine is None:
+            raise ValueError("reward.prm=mc needs the policy's engine for its rollouts")
+        prm = mc_prm(engine, SamplingParams(temperature=1.0, seed=cfg.run.seed,
+                                            max_new_tokens=cfg.policy.max_new_tokens),
+                     cfg.reward.mc_rollouts, orm)
+    else:
+        prm = oracle_prm(env)
+    return SearchSpec(prm=prm, orm=orm,
                       feedback=getattr(env, "feedback", None), width=s.beam_width,
                       expand=s.mcts_expand, c_puct=s.mcts_c_puct, value=s.mcts_value,
                       token_budget=s.mcts_token_budget, rounds=s.revise_rounds,
@@ -134,7 +148,7 @@ def generate_shard(cfg: Config, run_id: str, iteration: int, policy: str, shard:
                             max_new_tokens=cfg.policy.max_new_tokens,
                             seed=hash((cfg.run.seed, iteration, shard)) % 2**31)
     rows = SEARCH[cfg.search.method](problems, engine, params, cfg.search.n,
-                                     search_spec(cfg, progress=True))
+                                     search_spec(cfg, engine, progress=True))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     pl.DataFrame(rows, schema={"problem_id": pl.String, "method": pl.String,
@@ -263,7 +277,8 @@ def test_time_search(cfg: Config, engine, problems: list[Problem], methods: list
     params = SamplingParams(temperature=cfg.search.temperature, top_p=cfg.search.top_p,
                             max_new_tokens=cfg.policy.max_new_tokens, seed=cfg.run.seed)
     return run_test_time(env_and_problems(cfg)[0], engine, problems, methods, budgets,
-                         search_spec(cfg, progress=True), params, cfg.search.prm_aggregation)
+                         search_spec(cfg, engine, progress=True), params,
+                         cfg.search.prm_aggregation)
 
 
 def evaluate_policy(cfg: Config, run_id: str, iteration: int, policy: str) -> dict:

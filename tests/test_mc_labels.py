@@ -3,6 +3,8 @@ known: from a solvable state it finishes correctly with probability P, else it b
 
 import random
 
+import pytest
+
 from reasonloop.config import EnvConfig
 from reasonloop.envs.countdown import Countdown, parse_prompt, solve
 from reasonloop.policy.engines import SamplingParams
@@ -69,3 +71,23 @@ def test_agreement_grows_with_m_and_costs_tokens():
     assert tok[16] > 10 * tok[1] > 0
     prm = mc_prm(Toy(), SamplingParams(seed=0), 16, orm)
     assert prm(*items[0]) == res[16][0].soft
+
+
+def test_prm_swap_in_config_changes_beam_choices(smoke_cfg):
+    """`reward.prm: mc` puts Monte-Carlo labels from the policy's own rollouts behind the
+    same SearchSpec.prm: beam keeps different prefixes than with the oracle."""
+    from reasonloop import stages
+    from reasonloop.search.methods import SEARCH
+    cfg = smoke_cfg.model_copy(update={"env": ENV.cfg})
+    kept = {}
+    for prm in ("oracle", "mc"):
+        c = cfg.model_copy(update={"reward": cfg.reward.model_copy(
+            update={"prm": prm, "mc_rollouts": 2})})
+        trace = []
+        spec = stages.search_spec(c, Toy(), trace=trace)
+        SEARCH["beam"](TRAIN[:10], RandomLegalPolicy(), SamplingParams(seed=0), 8, spec)
+        kept[prm] = [[text for _, text in t["kept"]] for t in trace]
+    assert kept["oracle"] != kept["mc"]
+    with pytest.raises(ValueError, match="needs the policy's engine"):
+        stages.search_spec(cfg.model_copy(update={"reward": cfg.reward.model_copy(
+            update={"prm": "mc"})}))
