@@ -131,6 +131,9 @@ class RewardConfig(_Section):
     # one rollout batch per scored prefix, so slow inside beam/MCTS — a learned PRM is next)
     prm: Literal["oracle", "mc"] = "oracle"
     mc_rollouts: int = Field(4, ge=1)
+    # shaping weights (shaped = outcome + Σ weight·term); each term is stored in DuckDB
+    shaping: dict[Literal["format", "valid_steps", "length"], float] = {
+        "format": 0.0, "valid_steps": 0.0, "length": 0.0}
 
 
 class RunConfig(_Section):

@@ -165,7 +165,7 @@ def verify(cfg: Config, run_id: str, iteration: int, shard_files: list[str]) -> 
     env, _, by_id = env_and_problems(cfg)
     rows = pl.concat([pl.read_parquet(f) for f in sorted(shard_files)]).to_dicts()
     t0 = time.perf_counter()
-    scored = score_rows(env, by_id, rows)
+    scored = score_rows(env, by_id, rows, cfg.reward.shaping, cfg.policy.max_new_tokens)
     COMPUTE_S[("verify", run_id, iteration)] = time.perf_counter() - t0
     df = db.trajectories_frame(run_id, iteration, scored)
     added = db.insert_trajectories(paths(cfg).db, df)

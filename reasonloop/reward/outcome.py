@@ -14,5 +14,18 @@ def score(env: Env, problem: Problem, text: str) -> dict:
             "answer": v.answer, "legal": v.legal}
 
 
-def score_rows(env: Env, problems: dict[str, Problem], rows: list[dict]) -> list[dict]:
-    return [{**r, **score(env, problems[r["problem_id"]], r["text"])} for r in rows]
+def score_rows(env: Env, problems: dict[str, Problem], rows: list[dict],
+               shaping: dict[str, float] | None = None,
+               max_new_tokens: int = 48) -> list[dict]:
+    """Verdict columns, plus the shaping terms and the shaped reward when `shaping` (the
+    term weights) is given — each term is stored on its own."""
+    from reasonloop.reward.shaping import shaped, terms
+    out = []
+    for r in rows:
+        s = {**r, **score(env, problems[r["problem_id"]], r["text"])}
+        if shaping is not None:
+            t = terms(s, r["n_tokens"], max_new_tokens)
+            s.update({f"r_{k}": v for k, v in t.items()},
+                     shaped_reward=shaped(s["outcome_reward"], t, shaping))
+        out.append(s)
+    return out

@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS {PROBLEMS} (
 CREATE TABLE IF NOT EXISTS {TRAJECTORIES} (
   traj_id VARCHAR PRIMARY KEY, run_id VARCHAR, iteration INTEGER, problem_id VARCHAR,
   method VARCHAR, sample_idx INTEGER, text VARCHAR, steps VARCHAR[], step_rewards DOUBLE[],
-  outcome_reward DOUBLE, correct BOOLEAN, n_tokens INTEGER, created_at TIMESTAMP);
+  outcome_reward DOUBLE, correct BOOLEAN, n_tokens INTEGER, created_at TIMESTAMP,
+  r_format DOUBLE, r_valid_steps DOUBLE, r_length DOUBLE, shaped_reward DOUBLE);
 CREATE TABLE IF NOT EXISTS {EVALS} (
   run_id VARCHAR, iteration INTEGER, model_version VARCHAR, split VARCHAR, method VARCHAR,
   budget INTEGER, metric VARCHAR, k INTEGER, value DOUBLE, n INTEGER);
@@ -65,6 +66,12 @@ SELECT run_id, iteration, method, count(DISTINCT problem_id) AS problems,
   round(1000.0 * count(DISTINCT problem_id) FILTER (WHERE correct) / sum(n_tokens), 3)
     AS solved_per_1k_tokens
 FROM {TRAJECTORIES} WHERE method NOT LIKE 'eval:%'
+GROUP BY ALL ORDER BY run_id, iteration, method;
+CREATE OR REPLACE VIEW reward_hacking AS     -- shaped reward as high as a solve's, but wrong
+SELECT run_id, iteration, method, count(*) AS n_wrong,
+  count(*) FILTER (WHERE shaped_reward >= 1.0) AS n_high_shaped_wrong,
+  round(avg(shaped_reward), 3) AS mean_shaped_wrong, max(shaped_reward) AS max_shaped_wrong
+FROM {TRAJECTORIES} WHERE NOT correct AND shaped_reward IS NOT NULL
 GROUP BY ALL ORDER BY run_id, iteration, method;
 CREATE OR REPLACE VIEW step_error_rates AS    -- where solutions go wrong (oracle PRM)
 SELECT run_id, iteration, step, count(*) AS n, avg(CASE WHEN r <= 0 THEN 1 ELSE 0 END) AS error_rate
@@ -108,6 +115,8 @@ def init_db(path: Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with connect(path) as con:
         con.execute(SCHEMA)
+        for c in SHAPING_COLS:       # stores made before shaping existed gain the columns
+            con.execute(f"ALTER TABLE {TRAJECTORIES} ADD COLUMN IF NOT EXISTS {c} DOUBLE")
         con.execute(VIEWS)
 
 
@@ -129,8 +138,10 @@ def insert_problems(path: Path, env_name: str, problems) -> int:
         return con.execute(f"SELECT count(*) FROM {PROBLEMS}").fetchone()[0] - before
 
 
+SHAPING_COLS = ["r_format", "r_valid_steps", "r_length", "shaped_reward"]
 TRAJ_COLS = ["traj_id", "run_id", "iteration", "problem_id", "method", "sample_idx", "text",
-             "steps", "step_rewards", "outcome_reward", "correct", "n_tokens", "created_at"]
+             "steps", "step_rewards", "outcome_reward", "correct", "n_tokens", "created_at",
+             *SHAPING_COLS]
 
 
 def trajectories_frame(run_id: str, iteration: int, rows: list[dict]) -> pl.DataFrame:
@@ -144,9 +155,11 @@ def trajectories_frame(run_id: str, iteration: int, rows: list[dict]) -> pl.Data
         "steps": [r["steps"] for r in rows], "step_rewards": [r["step_rewards"] for r in rows],
         "outcome_reward": [r["outcome_reward"] for r in rows],
         "correct": [r["correct"] for r in rows], "n_tokens": [r["n_tokens"] for r in rows],
-        "created_at": [ts] * len(rows)},
+        "created_at": [ts] * len(rows),
+        **{c: [r.get(c) for r in rows] for c in SHAPING_COLS}},
         schema_overrides={"steps": pl.List(pl.String), "step_rewards": pl.List(pl.Float64),
-                          "iteration": pl.Int32, "sample_idx": pl.Int32, "n_tokens": pl.Int32})
+                          "iteration": pl.Int32, "sample_idx": pl.Int32, "n_tokens": pl.Int32,
+                          **dict.fromkeys(SHAPING_COLS, pl.Float64)})
 
 
 def insert_trajectories(path: Path, df: pl.DataFrame) -> int:
