@@ -51,15 +51,11 @@ def _row(p, method, i, sample, s) -> dict:
 def eval_rows(metrics: dict[str, float], run_id: str, iteration: int, version: str | None,
               k: int, sizes: dict[str, int], n_sampled: int, n_search: int = 0) -> list[dict]:
     """Metrics → rows of the `evals` table."""
-    from reasonloop.eval.test_time import from_metrics
+    from reasonloop.eval import test_time
     out = []
-    for split, results in from_metrics(metrics).items():
-        for r in results:
-            for metric in ("accuracy", "tokens"):
-                out.append({"run_id": run_id, "iteration": iteration, "model_version": version,
-                            "split": split, "method": r["method"], "budget": r["budget"],
-                            "metric": metric, "k": r["budget"], "value": r.get(metric),
-                            "n": min(n_search, sizes[split])})
+    for split, results in test_time.from_metrics(metrics).items():
+        out += test_time.eval_rows(results, split, run_id, iteration, version,
+                                   min(n_search, sizes[split]))
     for key, value in metrics.items():
         if "/" in key:      # test-time search, above
             continue

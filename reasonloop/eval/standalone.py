@@ -10,7 +10,7 @@ from pathlib import Path
 from reasonloop import stages
 from reasonloop.config import Config
 from reasonloop.eval.plots import plot_test_time
-from reasonloop.eval.test_time import results_table, to_metrics
+from reasonloop.eval.test_time import eval_rows, results_table, to_metrics
 from reasonloop.policy.engines import load_engine
 from reasonloop.store import db, registry
 
@@ -40,10 +40,8 @@ def evaluate_search(cfg: Config, model: str, methods: list[str], budgets: list[i
     db.init_db(P.db)
     db.insert_problems(P.db, env.name, problems)
     db.insert_trajectories(P.db, db.trajectories_frame(eval_id, 0, rows))
-    db.replace_evals(P.db, eval_id, 0, [
-        {"run_id": eval_id, "iteration": 0, "model_version": version, "split": split,
-         "method": r["method"], "budget": r["budget"], "metric": metric, "k": r["budget"],
-         "value": r[metric], "n": r["n"]} for r in results for metric in ("accuracy", "tokens")])
+    db.replace_evals(P.db, eval_id, 0,
+                     eval_rows(results, split, eval_id, 0, version, len(problems)))
     out = P.run_reports(eval_id)
     plot = plot_test_time(results, out / "test_time.png",
                           title=f"{model}: {len(problems)} {split} problems")

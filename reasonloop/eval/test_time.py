@@ -28,7 +28,7 @@ def run_test_time(env: Env, engine: Engine, problems: list[Problem], methods: li
     """→ (results [{method, budget, accuracy, tokens, n}], scored trajectory rows to store,
     method `eval:<search>@<budget>`). Best-of-N variants reuse one set of samples."""
     by_id = {p.problem_id: p for p in problems}
-    cache: dict[tuple[str, int], dict[str, list[dict]]] = {}
+    cache: dict[tuple[str, int], dict[str, list[dict]]] = {}   # candidates with PRM scores
     results, stored = [], []
     seconds: dict[tuple[str, int], float] = {}
     combos = [(m, b) for b in budgets for m in methods]
@@ -39,21 +39,31 @@ def run_test_time(env: Env, engine: Engine, problems: list[Problem], methods: li
             rows = score_rows(env, by_id, SEARCH[search](problems, engine, params, b,
                                                          replace(spec, progress=False)))
             groups: dict[str, list[dict]] = {p.problem_id: [] for p in problems}
-            for r in rows:
+            for r in rows:      # scored once, shared by the selectors of one search
+                r["prm_score"] = prm_score(spec.prm(by_id[r["problem_id"]], r["text"]),
+                                           aggregation)
                 groups[r["problem_id"]].append(r)
             cache[(search, b)] = groups
             seconds[(search, b)] = time.perf_counter() - t0
             stored += [{**r, "method": f"eval:{search}@{b}"} for r in rows]
         correct, tokens = 0, 0
-        for pid, cands in cache[(search, b)].items():
-            scores = [prm_score(spec.prm(by_id[pid], c["text"]), aggregation) for c in cands]
-            pick = select(how, [c["answer"] for c in cands], scores)
+        for cands in cache[(search, b)].values():
+            pick = select(how, [c["answer"] for c in cands], [c["prm_score"] for c in cands])
             correct += bool(cands and cands[pick]["correct"])
             tokens += sum(c["n_tokens"] for c in cands)
         results.append({"method": m, "budget": b, "accuracy": correct / len(problems),
                         "tokens": tokens / len(problems), "n": len(problems),
                         "seconds": seconds[(search, b)]})
     return results, stored
+
+
+def eval_rows(results: list[dict], split: str, run_id: str, iteration: int,
+              version: str | None, n: int) -> list[dict]:
+    """Rows of the `evals` table: metric accuracy and tokens, budget = k = n."""
+    return [{"run_id": run_id, "iteration": iteration, "model_version": version,
+             "split": split, "method": r["method"], "budget": r["budget"], "metric": metric,
+             "k": r["budget"], "value": r.get(metric), "n": n}
+            for r in results for metric in ("accuracy", "tokens")]
 
 
 def to_metrics(results: list[dict], split: str) -> dict[str, float]:
