@@ -38,6 +38,11 @@ class Env(Protocol):
     def verify(self, problem: Problem, completion: str) -> Verdict: ...
 
 
+def split_steps(completion: str) -> list[str]:
+    """A completion's steps: its non-blank lines (what verifiers label and PRMs score)."""
+    return [ln for ln in completion.split("\n") if ln.strip()]
+
+
 def read_jsonl(path) -> Iterator[tuple[str, dict]]:
     """(where, object) per non-blank line of a user's JSONL file — `where` is `file:line` for
     error messages; a missing file or a line that is not a JSON object fails in one line."""

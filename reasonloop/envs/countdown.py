@@ -20,7 +20,7 @@ from functools import lru_cache
 from itertools import combinations_with_replacement
 from math import comb
 
-from reasonloop.envs.base import Problem, Verdict, read_jsonl
+from reasonloop.envs.base import Problem, Verdict, read_jsonl, split_steps
 from reasonloop.errors import InputError
 
 OPS = "+-*/"
@@ -100,10 +100,6 @@ def parse_prompt(prompt: str) -> tuple[tuple[int, ...], int]:
     if not m:
         raise ValueError(f"not a Countdown prompt: {prompt!r}")
     return tuple(int(x) for x in m.group(1).split()), int(m.group(2))
-
-
-def split_steps(completion: str) -> list[str]:
-    return [ln for ln in completion.strip("\n").split("\n") if ln.strip()] if completion else []
 
 
 def check(numbers, target: int, completion: str) -> Verdict:

@@ -13,7 +13,7 @@ import hashlib
 import threading
 from pathlib import Path
 
-from reasonloop.envs.base import Problem, Verdict, read_jsonl
+from reasonloop.envs.base import Problem, Verdict, read_jsonl, split_steps
 from reasonloop.errors import InputError
 
 PROMPT = "Question: {question}\nAnswer (end with \\boxed{{...}}): "
@@ -68,7 +68,7 @@ class MathEnv:
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
         from math_verify import verify
-        steps = [s for s in completion.split("\n") if s.strip()]
+        steps = split_steps(completion)
         gold = _parse(f"${problem.meta['answer']}$")
         pred = _parse(completion)
         ok = bool(pred) and bool(gold) and verify(gold, pred, timeout_seconds=_timeout())

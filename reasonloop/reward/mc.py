@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reasonloop.envs.base import Problem
+from reasonloop.envs.base import Problem, split_steps
 from reasonloop.policy.engines.base import Engine, SamplingParams
 
 
@@ -18,10 +18,6 @@ class StepLabels:
     soft: list[float]        # fraction of rollouts from each prefix that end correct
     hard: list[float]        # 1.0 if any did
     tokens: int              # rollout tokens spent on this trajectory
-
-
-def split_steps(text: str) -> list[str]:
-    return [s for s in text.split("\n") if s.strip()]
 
 
 def mc_labels(items: list[tuple[Problem, str]], engine: Engine, params: SamplingParams,
