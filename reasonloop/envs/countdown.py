@@ -102,6 +102,35 @@ def parse_prompt(prompt: str) -> tuple[tuple[int, ...], int]:
     return tuple(int(x) for x in m.group(1).split()), int(m.group(2))
 
 
+def take_step(state: Counter, line: str, i: int) -> tuple[Counter, str | None]:
+    """Apply one step line to a state: (the next state, None), or (the same state, what is
+    wrong with the step in words). The verifier and the revision feedback share this."""
+    m = STEP_RE.match(line)
+    if m is None:
+        return state, f"step {i} is not of the form a+b=c [numbers left]"
+    a, op, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
+    for x in (a, b):
+        if state[x] < (2 if a == b else 1):
+            return state, f"step {i} uses {x} which is not available"
+    value = apply(a, op, b)
+    if value is None:
+        return state, f"step {i}: {a}{op}{b} is not allowed"
+    if value != c:
+        return state, f"step {i}: {a}{op}{b} is {value} not {c}"
+    nxt = state.copy()
+    nxt[a] -= 1
+    nxt[b] -= 1
+    nxt[c] += 1
+    nxt = +nxt
+    if Counter(int(x) for x in m.group(5).split()) != nxt:
+        return state, f"step {i}: numbers left are [{_show(nxt)}]"
+    return nxt, None
+
+
+def _show(state: Counter) -> str:
+    return " ".join(map(str, sorted(state.elements())))
+
+
 def check(numbers, target: int, completion: str) -> Verdict:
     """The verifier (ORM) and oracle step labels (PRM) in one pass over the step lines.
 
@@ -112,26 +141,12 @@ def check(numbers, target: int, completion: str) -> Verdict:
     state = Counter(numbers)
     rewards: list[float] = []
     legal = True
-    for line in steps:
-        m = STEP_RE.match(line) if legal else None
-        if m is None:
-            legal = False
-            rewards.append(0.0)
-            continue
-        a, op, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
-        left = [int(x) for x in m.group(5).split()]
-        nxt = state.copy()
-        nxt[a] -= 1
-        nxt[b] -= 1
-        ok = apply(a, op, b) == c and nxt[a] >= 0 and nxt[b] >= 0
-        nxt[c] += 1
-        nxt = +nxt
-        if not ok or Counter(left) != nxt:
-            legal = False
-            rewards.append(0.0)
-            continue
-        state = nxt
-        rewards.append(1.0 if target in reachable(tuple(sorted(state.elements()))) else 0.0)
+    for i, line in enumerate(steps, 1):
+        if legal:
+            state, error = take_step(state, line, i)
+            legal = error is None
+        rewards.append(1.0 if legal and target in reachable(tuple(sorted(state.elements())))
+                       else 0.0)
     finished = legal and sum(state.values()) == 1 and len(steps) > 0
     answer = str(next(iter(state))) if finished else None
     correct = finished and answer == str(target)
@@ -148,27 +163,11 @@ def diagnose(numbers, target: int, completion: str) -> str | None:
         return "no steps"
     state = Counter(numbers)
     for i, line in enumerate(steps, 1):
-        m = STEP_RE.match(line)
-        if m is None:
-            return f"step {i} is not of the form a+b=c [numbers left]"
-        a, op, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
-        for x in (a, b):
-            if state[x] < (2 if a == b else 1):
-                return f"step {i} uses {x} which is not available"
-        value = apply(a, op, b)
-        if value is None:
-            return f"step {i}: {a}{op}{b} is not allowed"
-        if value != c:
-            return f"step {i}: {a}{op}{b} is {value} not {c}"
-        state[a] -= 1
-        state[b] -= 1
-        state[c] += 1
-        state = +state
-        left = " ".join(map(str, sorted(state.elements())))
-        if Counter(int(x) for x in m.group(5).split()) != state:
-            return f"step {i}: numbers left are [{left}]"
+        state, error = take_step(state, line, i)
+        if error is not None:
+            return error
     if sum(state.values()) > 1:
-        return f"not finished: numbers left are [{left}]"
+        return f"not finished: numbers left are [{_show(state)}]"
     result = next(iter(state))
     return None if result == target else f"result {result} but target {target}"
 
