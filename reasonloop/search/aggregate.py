@@ -10,16 +10,12 @@ Ties always go to the candidate seen first, so a fixed seed gives a fixed pick.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 
 def majority(answers: list[str | None]) -> str | None:
     """Most common parsed answer; unparseable samples do not vote. Ties → first seen."""
-    votes = Counter(a for a in answers if a is not None)
-    if not votes:
-        return None
-    best = max(votes.values())
-    return next(a for a in answers if a is not None and votes[a] == best)
+    return weighted(answers, [1.0] * len(answers))
 
 
 def weighted(answers: list[str | None], scores: list[float]) -> str | None:
