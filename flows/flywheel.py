@@ -18,7 +18,7 @@ from tasks.filter import filter_expert
 from tasks.generate import generate_shard
 from tasks.setup import start_run
 from tasks.train import init, train
-from tasks.verify import verify
+from tasks.verify import fit_verifiers, verify
 
 
 @flow(name="flywheel")
@@ -37,9 +37,12 @@ def flywheel(cfg: Config, run_id: str) -> list[dict]:
         shards = generate_shard.map(unmapped(cfg), unmapped(run_id), unmapped(it),
                                     unmapped(policy), range(cfg.search.shards)).result()
         lap("generate")
-        # Step 2 — verify: ORM outcome reward + PRM step rewards, every trajectory stored.
-        search = verify(cfg, run_id, it, shards)
+        # Step 2 — verify: ORM outcome reward + PRM step rewards, every trajectory stored;
+        # then fit the learned PRM/ORM on D_search (reward design; when reward.train asks).
+        search = verify(cfg, run_id, it, shards, policy)
         lap("verify")
+        verifiers = fit_verifiers(cfg, run_id, it, policy)
+        lap("fit-verifiers")
         # Step 3 — filter: D_expert = correct, deduplicated, capped per problem (+hindsight).
         expert = filter_expert(cfg, run_id, it)
         lap("filter")
@@ -56,6 +59,7 @@ def flywheel(cfg: Config, run_id: str) -> list[dict]:
         db.update_iteration(stages.paths(cfg).db, run_id, it, stage_done="evaluate",
                             finished_at=db.now(), seconds=seconds)
         history.append({"iteration": it, "phase": phase, **metrics, **search, **expert,
+                        **{f"{k}_auc": v["auc"] for k, v in verifiers.items()},
                         "version": reg["version"], "promoted": reg["promoted"],
                         "seconds": seconds})
         print(f"iteration {it}: test pass@1 {metrics['test_pass@1']:.3f}  "

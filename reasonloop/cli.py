@@ -199,8 +199,9 @@ def report(run_id: str | None = typer.Argument(None), root: Path | None = typer.
 def eval_(model: str = typer.Option(..., "--model", "-m",
                                     help="a model dir, NAME@alias or NAME/VERSION"),
           methods: str | None = typer.Option(
-              None, help="test-time search, e.g. best_of_n,majority,weighted_bon,beam,dvts,"
-                         "mcts,revise (without it: greedy pass@1, pass@k, maj@k)"),
+              None, help="test-time search, e.g. best_of_n,majority,weighted_bon,orm_bon,"
+                         "orm_weighted,beam,dvts,mcts,revise (without it: greedy pass@1, "
+                         "pass@k, maj@k)"),
           budgets: str = typer.Option("1,4,16,64", help="budgets n for --methods"),
           problems: Path | None = typer.Option(None, help="JSONL of {numbers, target}"),
           split: str = typer.Option("test", help="split to search when no --problems"),
@@ -223,6 +224,7 @@ def eval_(model: str = typer.Option(..., "--model", "-m",
                 load_problems(problems)
             registry.setup(_root(root) / "mlflow.db", _root(root) / "mlartifacts")
             registry.resolve(model)
+            _check_verifiers(cfg, ms)
             from flows.evaluate import evaluate_search
             res = evaluate_search(cfg, model, ms, bs, problems, split, limit)
             _print_search(res, model)
@@ -254,6 +256,20 @@ def _search_args(methods: str, budgets: str, split: str, limit: int | None):
     if limit is not None and limit < 1:
         raise ReasonloopError(f"--limit must be positive (got {limit})")
     return ms, bs
+
+
+def _check_verifiers(cfg, methods: list[str]) -> None:
+    """Learned verifiers the methods need must exist before the flow starts."""
+    from reasonloop.reward.fit import fitted_path
+    from reasonloop.search.methods import TEST_TIME
+    need = {"orm"} if any(TEST_TIME[m][2] == "orm" for m in methods) else set()
+    if cfg.reward.prm == "learned":
+        need.add("prm")
+    for kind in sorted(need):
+        if fitted_path(cfg, kind, None, None) is None:
+            raise ReasonloopError(
+                f"no learned {kind.upper()}: pass --set reward.{kind}_model=PATH|NAME@alias, "
+                f"or fit one in a run (reward.train: [{kind}] registers {cfg.run.name}-{kind})")
 
 
 def _print_search(res: dict, model: str) -> None:

@@ -58,8 +58,8 @@ class PolicyConfig(_Section):
 
 
 SEARCH_METHODS = Literal["best_of_n", "beam", "dvts", "mcts", "revise"]
-TEST_TIME_METHODS = Literal["best_of_n", "majority", "weighted_bon", "beam", "dvts", "mcts",
-                            "revise"]
+TEST_TIME_METHODS = Literal["best_of_n", "majority", "weighted_bon", "orm_bon", "orm_weighted",
+                            "beam", "dvts", "mcts", "revise"]
 
 
 class SearchConfig(_Section):
@@ -126,14 +126,33 @@ class EvalConfig(_Section):
 
 
 class RewardConfig(_Section):
-    # the PRM every search method and selector uses: the env's exact step labels, or
-    # Monte-Carlo labels (Math-Shepherd: m rollouts of the current policy per step prefix;
-    # one rollout batch per scored prefix, so slow inside beam/MCTS — a learned PRM is next)
-    prm: Literal["oracle", "mc"] = "oracle"
+    # The PRM every search method, selector and the verify stage's step rewards use: the
+    # env's exact step labels, Monte-Carlo labels (Math-Shepherd: m rollouts of the current
+    # policy per step prefix), or a learned PRM (trained on `prm_labels` by the flywheel, or
+    # `prm_model`). Until a run has fitted its first PRM, `learned` uses its label source.
+    prm: Literal["oracle", "mc", "learned"] = "oracle"
+    prm_labels: Literal["oracle", "mc"] = "oracle"
     mc_rollouts: int = Field(4, ge=1)
+    # Learned verifiers the flywheel fits on D_search after verify, every `train_every`
+    # iterations; `prm: learned` implies "prm". Registered in MLflow as <run.name>-prm/-orm.
+    train: list[Literal["prm", "orm"]] = []
+    train_every: int = Field(1, ge=1)
+    steps: int = Field(600, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    max_examples: int = Field(8000, ge=1)         # PRM trajectories / ORM pairs per fit
+    pairs_per_problem: int = Field(4, ge=1)       # ORM: Bradley–Terry pairs per problem
+    prm_model: str | None = None    # a trained PRM (path, NAME@alias, NAME/VERSION) to use
+    orm_model: str | None = None    # a trained ORM for the orm_bon / orm_weighted selectors
     # shaping weights (shaped = outcome + Σ weight·term); each term is stored in DuckDB
     shaping: dict[Literal["format", "valid_steps", "length"], float] = {
         "format": 0.0, "valid_steps": 0.0, "length": 0.0}
+
+    @model_validator(mode="after")
+    def _learned(self):
+        if self.prm == "learned" and self.prm_model is None and "prm" not in self.train:
+            self.train = [*self.train, "prm"]
+        return self
 
 
 class RunConfig(_Section):

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # DuckDB table and view names — SQL is a user interface, keep them plain.
-RUNS, ITERATIONS, PROBLEMS, TRAJECTORIES, EVALS = (
-    "runs", "iterations", "problems", "trajectories", "evals")
+RUNS, ITERATIONS, PROBLEMS, TRAJECTORIES, EVALS, REWARD_MODELS = (
+    "runs", "iterations", "problems", "trajectories", "evals", "reward_models")
 D_EXPERT_VIEW = "d_expert"
 
 
@@ -69,6 +69,10 @@ class Paths:
 
     def policy(self, run_id: str, iteration: int) -> Path:
         return self.models / run_id / f"iter{iteration:02d}"
+
+    def reward_model(self, run_id: str, kind: str, iteration: int) -> Path:
+        """A learned verifier (kind `prm` or `orm`) fitted at `iteration` of a run."""
+        return self.models / run_id / f"{kind}-iter{iteration:02d}"
 
     def run_reports(self, run_id: str) -> Path:
         return self.reports / run_id

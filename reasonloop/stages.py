@@ -23,7 +23,6 @@ from reasonloop.envs.base import Problem
 from reasonloop.paths import Paths
 from reasonloop.policy.engines import SamplingParams, load_engine
 from reasonloop.reward.outcome import score_rows
-from reasonloop.reward.process import oracle_prm
 from reasonloop.search.base import SearchSpec
 from reasonloop.search.methods import SEARCH
 from reasonloop.store import db
@@ -87,26 +86,22 @@ def start_run(cfg: Config, run_id: str) -> dict:
 
 
 # ---------------------------------------------------------------- Step 1: search --------
-def search_spec(cfg: Config, engine=None, progress: bool = False,
-                trace: list | None = None) -> SearchSpec:
+def search_spec(cfg: Config, engine=None, progress: bool = False, trace: list | None = None,
+                run_id: str | None = None, iteration: int | None = None) -> SearchSpec:
     """The verifiers search may consult — the PRM from `reward.prm` (the env's oracle step
-    labels, or Monte-Carlo labels from rollouts of `engine`), the ORM = the env's exact
-    verifier — and the `search.*` knobs."""
-    from reasonloop.reward.mc import mc_prm
+    labels, Monte-Carlo labels from rollouts of `engine`, or the learned PRM fitted at or
+    before `iteration` of `run_id`), the ORM = the env's exact verifier, a learned ORM's
+    score when one exists — and the `search.*` knobs."""
+    from reasonloop.reward.fit import learned_verifier, label_prm
     env = env_and_problems(cfg)[0]
     s = cfg.search
 
     def orm(p, text):
         return env.verify(p, text).correct
-    if cfg.reward.prm == "mc":
-        if engine is None:
-            raise ValueError("reward.prm=mc needs the policy's engine for its rollouts")
-        prm = mc_prm(engine, SamplingParams(temperature=1.0, seed=cfg.run.seed,
-                                            max_new_tokens=cfg.policy.max_new_tokens),
-                     cfg.reward.mc_rollouts, orm)
-    else:
-        prm = oracle_prm(env)
-    return SearchSpec(prm=prm, orm=orm,
+    prm = label_prm(cfg, cfg.reward.prm, engine, orm) if cfg.reward.prm != "learned" else \
+        learned_verifier(cfg, "prm", run_id, iteration) or \
+        label_prm(cfg, cfg.reward.prm_labels, engine, orm)   # none fitted yet: its labels
+    return SearchSpec(prm=prm, orm=orm, orm_score=learned_verifier(cfg, "orm", run_id, iteration),
                       feedback=getattr(env, "feedback", None), width=s.beam_width,
                       expand=s.mcts_expand, c_puct=s.mcts_c_puct, value=s.mcts_value,
                       token_budget=s.mcts_token_budget, rounds=s.revise_rounds,
@@ -148,7 +143,7 @@ def generate_shard(cfg: Config, run_id: str, iteration: int, policy: str, shard:
                             max_new_tokens=cfg.policy.max_new_tokens,
                             seed=hash((cfg.run.seed, iteration, shard)) % 2**31)
     rows = SEARCH[cfg.search.method](problems, engine, params, cfg.search.n,
-                                     search_spec(cfg, engine, progress=True))
+                                     search_spec(cfg, engine, True, None, run_id, iteration - 1))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     pl.DataFrame(rows, schema={"problem_id": pl.String, "method": pl.String,
@@ -160,12 +155,22 @@ def generate_shard(cfg: Config, run_id: str, iteration: int, policy: str, shard:
 
 
 # ---------------------------------------------------------------- Step 2: verify --------
-def verify(cfg: Config, run_id: str, iteration: int, shard_files: list[str]) -> dict:
-    """ORM (outcome) + oracle PRM (step) rewards for every trajectory → DuckDB + D_search."""
+def verify(cfg: Config, run_id: str, iteration: int, shard_files: list[str],
+           policy: str | None = None) -> dict:
+    """ORM (outcome) + PRM (step) rewards for every trajectory → DuckDB + D_search. The step
+    rewards come from `reward.prm` (oracle labels; MC labels from rollouts of `policy`; the
+    learned PRM fitted before this iteration)."""
     env, _, by_id = env_and_problems(cfg)
     rows = pl.concat([pl.read_parquet(f) for f in sorted(shard_files)]).to_dicts()
     t0 = time.perf_counter()
     scored = score_rows(env, by_id, rows, cfg.reward.shaping, cfg.policy.max_new_tokens)
+    if cfg.reward.prm != "oracle":
+        from reasonloop.search.base import scores_of
+        engine = load_engine(cfg.policy.engine, policy, seed=cfg.run.seed) if policy else None
+        prm = search_spec(cfg, engine, run_id=run_id, iteration=iteration - 1).prm
+        for s, steps in zip(scored, scores_of(prm, [(by_id[s["problem_id"]], s["text"])
+                                                   for s in scored])):
+            s["step_rewards"] = [float(x) for x in steps]
     COMPUTE_S[("verify", run_id, iteration)] = time.perf_counter() - t0
     df = db.trajectories_frame(run_id, iteration, scored)
     added = db.insert_trajectories(paths(cfg).db, df)
@@ -248,7 +253,8 @@ def train(cfg: Config, run_id: str, iteration: int, start_from: str, phase: str)
 
 
 # ---------------------------------------------------------------- Step 5: evaluate ------
-def evaluate_model(cfg: Config, model_path: str, search: bool = False) -> tuple[dict, list[dict]]:
+def evaluate_model(cfg: Config, model_path: str, search: bool = False, run_id: str | None = None,
+                   iteration: int | None = None) -> tuple[dict, list[dict]]:
     """Greedy pass@1 on val/test and sampled pass@k, maj@k (+ test-time search on the test
     split when `search`) → (metrics, trajectory rows)."""
     from reasonloop.eval.evaluate import evaluate
@@ -264,20 +270,21 @@ def evaluate_model(cfg: Config, model_path: str, search: bool = False) -> tuple[
     if search and e.search_methods:
         problems = split(cfg, "test")[: e.search_problems]
         results, more = test_time_search(cfg, engine, problems, e.search_methods,
-                                         e.search_budgets)
+                                         e.search_budgets, run_id, iteration)
         metrics.update(to_metrics(results, "test"))
         rows += more
     return metrics, rows
 
 
 def test_time_search(cfg: Config, engine, problems: list[Problem], methods: list[str],
-                     budgets: list[int]) -> tuple[list[dict], list[dict]]:
+                     budgets: list[int], run_id: str | None = None,
+                     iteration: int | None = None) -> tuple[list[dict], list[dict]]:
     """Every method × budget on `problems`, same seed → (results, scored rows)."""
     from reasonloop.eval.test_time import run_test_time
     params = SamplingParams(temperature=cfg.search.temperature, top_p=cfg.search.top_p,
                             max_new_tokens=cfg.policy.max_new_tokens, seed=cfg.run.seed)
     return run_test_time(env_and_problems(cfg)[0], engine, problems, methods, budgets,
-                         search_spec(cfg, engine, progress=True), params,
+                         search_spec(cfg, engine, True, None, run_id, iteration), params,
                          cfg.search.prm_aggregation)
 
 
@@ -285,7 +292,7 @@ def evaluate_policy(cfg: Config, run_id: str, iteration: int, policy: str) -> di
     t0 = time.perf_counter()
     every = cfg.eval.search_every
     search = iteration == cfg.run.iterations or (every > 0 and iteration % every == 0)
-    metrics, rows = evaluate_model(cfg, policy, search=search)
+    metrics, rows = evaluate_model(cfg, policy, search, run_id, iteration)
     COMPUTE_S[("evaluate", run_id, iteration)] = time.perf_counter() - t0
     db.insert_trajectories(paths(cfg).db, db.trajectories_frame(run_id, iteration, rows))
     return metrics

@@ -9,7 +9,7 @@ from reasonloop.config import EnvConfig
 from reasonloop.envs.countdown import Countdown, parse_prompt, solve
 from reasonloop.policy.engines import SamplingParams
 from reasonloop.policy.engines.base import Sample
-from reasonloop.reward.mc import agreement, mc_labels, mc_prm
+from reasonloop.reward.mc import MCPRM, agreement, mc_labels
 from reasonloop.search.base import SearchSpec
 from reasonloop.search.best_of_n import best_of_n
 from tests.test_search import RandomLegalPolicy
@@ -69,7 +69,7 @@ def test_agreement_grows_with_m_and_costs_tokens():
     tok = {m: sum(lab.tokens for lab in res[m]) for m in res}
     assert agree[16] > agree[1] and agree[16] >= 0.95
     assert tok[16] > 10 * tok[1] > 0
-    prm = mc_prm(Toy(), SamplingParams(seed=0), 16, orm)
+    prm = MCPRM(Toy(), SamplingParams(seed=0), 16, orm)
     assert prm(*items[0]) == res[16][0].soft
 
 
@@ -88,6 +88,6 @@ def test_prm_swap_in_config_changes_beam_choices(smoke_cfg):
         SEARCH["beam"](TRAIN[:10], RandomLegalPolicy(), SamplingParams(seed=0), 8, spec)
         kept[prm] = [[text for _, text in t["kept"]] for t in trace]
     assert kept["oracle"] != kept["mc"]
-    with pytest.raises(ValueError, match="needs the policy's engine"):
+    with pytest.raises(ValueError, match="need the policy's engine"):
         stages.search_spec(cfg.model_copy(update={"reward": cfg.reward.model_copy(
             update={"prm": "mc"})}))

@@ -26,3 +26,22 @@ def maj_at_k(answers: list[str | None], target: str, k: int) -> float:
 def mean(xs) -> float:
     xs = list(xs)
     return sum(xs) / len(xs) if xs else 0.0
+
+
+def auc(labels: list[bool], scores: list[float]) -> float:
+    """ROC AUC = P(a random positive scores above a random negative), ties count half
+    (Mann–Whitney U from mid-ranks). NaN when one class is missing."""
+    pairs = sorted(zip(scores, labels))
+    n_pos = sum(1 for _, y in pairs if y)
+    n_neg = len(pairs) - n_pos
+    if not n_pos or not n_neg:
+        return float("nan")
+    rank_sum, i = 0.0, 0
+    while i < len(pairs):
+        j = i
+        while j < len(pairs) and pairs[j][0] == pairs[i][0]:
+            j += 1
+        mid = (i + 1 + j) / 2                       # mean of ranks i+1..j
+        rank_sum += mid * sum(1 for _, y in pairs[i:j] if y)
+        i = j
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)

@@ -18,7 +18,7 @@ from reasonloop.policy.engines.base import Engine, SamplingParams
 from reasonloop.reward.outcome import score_rows
 from reasonloop.reward.process import prm_score
 from reasonloop.search.aggregate import select
-from reasonloop.search.base import SearchSpec
+from reasonloop.search.base import SearchSpec, scores_of
 from reasonloop.search.methods import SEARCH, TEST_TIME
 
 
@@ -33,22 +33,28 @@ def run_test_time(env: Env, engine: Engine, problems: list[Problem], methods: li
     seconds: dict[tuple[str, int], float] = {}
     combos = [(m, b) for b in budgets for m in methods]
     for m, b in tqdm(combos, desc="test-time search", disable=not spec.progress):
-        search, how = TEST_TIME[m]
+        search, how, scorer = TEST_TIME[m]
+        if scorer == "orm" and spec.orm_score is None:
+            raise ValueError(f"{m} needs a learned ORM (reward.orm_model, or reward.train: "
+                             "[orm] in a run)")
         if (search, b) not in cache:
             t0 = time.perf_counter()
             rows = score_rows(env, by_id, SEARCH[search](problems, engine, params, b,
                                                          replace(spec, progress=False)))
+            items = [(by_id[r["problem_id"]], r["text"]) for r in rows]
+            orm = scores_of(spec.orm_score, items) if spec.orm_score else [None] * len(rows)
             groups: dict[str, list[dict]] = {p.problem_id: [] for p in problems}
-            for r in rows:      # scored once, shared by the selectors of one search
-                r["prm_score"] = prm_score(spec.prm(by_id[r["problem_id"]], r["text"]),
-                                           aggregation)
+            # scored once (batched), shared by the selectors of one search
+            for r, steps, o in zip(rows, scores_of(spec.prm, items), orm):
+                r["prm_score"], r["orm_score"] = prm_score(steps, aggregation), o
                 groups[r["problem_id"]].append(r)
             cache[(search, b)] = groups
             seconds[(search, b)] = time.perf_counter() - t0
             stored += [{**r, "method": f"eval:{search}@{b}"} for r in rows]
         correct, tokens = 0, 0
         for cands in cache[(search, b)].values():
-            pick = select(how, [c["answer"] for c in cands], [c["prm_score"] for c in cands])
+            pick = select(how, [c["answer"] for c in cands],
+                          [c[f"{scorer}_score"] if scorer else 1.0 for c in cands])
             correct += bool(cands and cands[pick]["correct"])
             tokens += sum(c["n_tokens"] for c in cands)
         results.append({"method": m, "budget": b, "accuracy": correct / len(problems),

@@ -22,13 +22,15 @@ class StepLabels:
 
 def mc_labels(items: list[tuple[Problem, str]], engine: Engine, params: SamplingParams,
               m: int, orm: Callable[[Problem, str], bool]) -> list[StepLabels]:
-    """Labels for every step of every (problem, completion). The last step of a trajectory
-    is labelled by its own outcome (a rollout from a finished text adds nothing); a prefix
-    after which no rollout is needed costs nothing. All rollouts go in one batched call."""
+    """Labels for every step of every (problem, completion). A text the ORM already accepts
+    labels its last step 1 with no rollout; otherwise the last step is rolled out like the
+    others (inside a search the text is a prefix, not a finished answer — a finished wrong
+    one just fails its rollouts). All rollouts go in one batched call."""
     prompts, where = [], []
+    done = [orm(p, text) for p, text in items]
     for i, (p, text) in enumerate(items):
         steps = split_steps(text)
-        for k in range(1, len(steps)):
+        for k in range(1, len(steps) + (0 if done[i] else 1)):
             prompts.append(p.prompt + "\n".join(steps[:k]) + "\n")
             where.append((i, k - 1))
     outs = engine.sample(prompts, m, params) if prompts and m > 0 else []
@@ -40,25 +42,33 @@ def mc_labels(items: list[tuple[Problem, str]], engine: Engine, params: Sampling
         soft[i][k] = sum(orm(p, prefix + s.text) for s in row) / len(row)
         tokens[i] += sum(s.n_tokens for s in row)
     out = []
-    for i, (p, text) in enumerate(items):
-        if soft[i]:
-            soft[i][-1] = 1.0 if orm(p, text) else 0.0
+    for i in range(len(items)):
+        if soft[i] and done[i]:
+            soft[i][-1] = 1.0
         out.append(StepLabels(soft[i], [1.0 if s > 0 else 0.0 for s in soft[i]], tokens[i]))
     return out
 
 
-def mc_prm(engine: Engine, params: SamplingParams, m: int,
-           orm: Callable[[Problem, str], bool]):
+class MCPRM:
     """MC soft labels as a PRM, `prm(problem, text) -> [score per step]` — pluggable wherever
-    the oracle PRM goes (costly: m rollouts per step; cached per (problem, text))."""
-    cache: dict[tuple[str, str], list[float]] = {}
+    the oracle PRM goes. Costly (m rollouts per step), so cached per (problem, text), and
+    `many` labels a whole search depth in one rollout batch."""
 
-    def prm(problem: Problem, text: str) -> list[float]:
-        key = (problem.problem_id, text)
-        if key not in cache:
-            cache[key] = mc_labels([(problem, text)], engine, params, m, orm)[0].soft
-        return cache[key]
-    return prm
+    def __init__(self, engine: Engine, params: SamplingParams, m: int,
+                 orm: Callable[[Problem, str], bool]):
+        self.engine, self.params, self.m, self.orm = engine, params, m, orm
+        self.cache: dict[tuple[str, str], list[float]] = {}
+
+    def __call__(self, problem: Problem, text: str) -> list[float]:
+        return self.many([(problem, text)])[0]
+
+    def many(self, items: list[tuple[Problem, str]]) -> list[list[float]]:
+        todo = list({(p.problem_id, t): (p, t) for p, t in items
+                     if (p.problem_id, t) not in self.cache}.values())
+        for (p, t), lab in zip(todo, mc_labels(todo, self.engine, self.params, self.m,
+                                               self.orm)):
+            self.cache[(p.problem_id, t)] = lab.soft
+        return [self.cache[(p.problem_id, t)] for p, t in items]
 
 
 def agreement(labels: list[list[float]], oracle: list[list[float]]) -> float:

@@ -23,6 +23,7 @@ class SearchSpec:
     """The verifiers a search may consult and its knobs (from `search.*` in the config)."""
     prm: PRM | None = None                                     # scores steps (oracle/learned)
     orm: Callable[[Problem, str], bool] | None = None          # exact verifier, if the env has one
+    orm_score: Callable[[Problem, str], float] | None = None   # a learned ORM's P(correct)
     feedback: Callable[[Problem, str], str | None] | None = None   # revision: what went wrong
     width: int = 4            # beam: prefixes kept; DVTS: n // width independent sub-trees
     expand: int = 4           # MCTS: next steps sampled when a leaf is expanded
@@ -41,7 +42,13 @@ def share(spent: int, k: int) -> list[int]:
     return [spent // k + (1 if i < spent % k else 0) for i in range(k)]
 
 
-def last_score(spec: SearchSpec, problem: Problem, text: str) -> float:
-    """The PRM's value of a prefix: its score of the last step (0 for an empty prefix)."""
-    scores = spec.prm(problem, text)
-    return float(scores[-1]) if scores else 0.0
+def scores_of(scorer, items: list[tuple[Problem, str]]) -> list:
+    """A verifier's scores for many (problem, text) at once: learned and Monte-Carlo PRMs
+    batch them (`scorer.many`) — one forward pass or one rollout call per search depth."""
+    many = getattr(scorer, "many", None)
+    return many(items) if many is not None else [scorer(p, t) for p, t in items]
+
+
+def last_scores(spec: SearchSpec, items: list[tuple[Problem, str]]) -> list[float]:
+    """The PRM's value of each prefix: its score of the last step (0 for an empty prefix)."""
+    return [float(s[-1]) if s else 0.0 for s in scores_of(spec.prm, items)]

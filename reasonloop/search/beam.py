@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from reasonloop.envs.base import Problem
 from reasonloop.policy.engines.base import Engine, SamplingParams
-from reasonloop.search.base import SearchSpec, last_score, share
+from reasonloop.search.base import SearchSpec, last_scores, share
 
 
 def beam(problems: list[Problem], engine: Engine, params: SamplingParams, n: int,
@@ -58,16 +58,18 @@ def tree_search(problems, engine, params, n, spec, *, trees: int, keep: int, exp
             break
         outs = engine.sample([by_id[pid].prompt + prefix for (pid, _), prefix in todo],
                              n if depth == 0 else expand, replace(step, seed=params.seed + depth))
-        cands: dict[tuple, list[tuple[float, bool, str]]] = {}
+        proposals = []
         for ((pid, tree), prefix), row in zip(todo, outs):
             spent[pid] += sum(s.n_tokens for s in row)
             for i, s in enumerate(row):
                 # the root's n proposals are dealt out to the sub-trees in order
                 key = (pid, i * trees // len(row)) if depth == 0 else (pid, tree)
-                text = prefix + s.text
                 finished = not s.text.endswith("\n") or depth == spec.max_steps - 1
-                cands.setdefault(key, []).append(
-                    (last_score(spec, by_id[pid], text), finished, text))
+                proposals.append((key, finished, prefix + s.text))
+        scores = last_scores(spec, [(by_id[k[0]], text) for k, _, text in proposals])
+        cands: dict[tuple, list[tuple[float, bool, str]]] = {}
+        for (key, finished, text), score in zip(proposals, scores):    # one batched PRM call
+            cands.setdefault(key, []).append((score, finished, text))
         live = {}
         for key, cs in cands.items():
             seen, uniq = set(), []

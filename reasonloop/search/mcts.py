@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from reasonloop.envs.base import Problem
 from reasonloop.policy.engines.base import Engine, SamplingParams
-from reasonloop.search.base import SearchSpec, last_score, share
+from reasonloop.search.base import SearchSpec, last_scores, share
 
 
 @dataclass(eq=False)
@@ -85,6 +85,7 @@ def mcts(problems: list[Problem], engine: Engine, params: SamplingParams, n: int
         outs = engine.sample([by_id[pid].prompt + paths[pid][-1].text for pid in grow],
                              spec.expand, replace(step, seed=params.seed + sim)) if grow else []
         values = {pid: paths[pid][-1].v0 for pid in active}      # the PRM's value of the leaf
+        fresh: list[tuple[Problem, Node]] = []
         for pid, row in zip(grow, outs):
             leaf, p = paths[pid][-1], by_id[pid]
             spent[pid] += sum(s.n_tokens for s in row)
@@ -95,10 +96,12 @@ def mcts(problems: list[Problem], engine: Engine, params: SamplingParams, n: int
                 if full in known:            # proposed again: more prior mass
                     known[full].proposals += 1
                     continue
-                known[full] = Node(full, v0=last_score(spec, p, full),
-                                   finished=not s.text.endswith("\n")
+                known[full] = Node(full, finished=not s.text.endswith("\n")
                                    or leaf.depth + 1 >= spec.max_steps, depth=leaf.depth + 1)
                 leaf.children.append(known[full])
+                fresh.append((p, known[full]))
+        for (_, node), v in zip(fresh, last_scores(spec, [(p, nd.text) for p, nd in fresh])):
+            node.v0 = v                                          # one batched PRM call
         if spec.value == "rollout" and grow:
             # one rollout from each new leaf: its outcome is the value, its text a candidate
             leaves = [paths[pid][-1] for pid in grow]

@@ -1,8 +1,10 @@
 """The explicit tables of search methods (one shared signature, STYLE rule 7).
 
 SEARCH: `method(problems, engine, params, n, spec) -> rows` — what the generate stage runs.
-TEST_TIME: the names `reasonloop eval --methods` takes → (search method, selector). The three
-best-of-N variants share one set of samples and differ only in how the answer is picked.
+TEST_TIME: the names `reasonloop eval --methods` takes → (search method, selector, scorer).
+The best-of-N variants share one set of samples and differ only in how the answer is picked
+and by which verifier's score: the PRM's (`search.prm_aggregation` of its step scores) or a
+learned ORM's (`reward.orm_model`, or the run's fitted ORM).
 """
 
 from reasonloop.search.beam import beam, dvts
@@ -13,11 +15,13 @@ from reasonloop.search.revise import revise
 SEARCH = {"best_of_n": best_of_n, "beam": beam, "dvts": dvts, "mcts": mcts, "revise": revise}
 
 TEST_TIME = {
-    "best_of_n": ("best_of_n", "best"),
-    "majority": ("best_of_n", "majority"),
-    "weighted_bon": ("best_of_n", "weighted"),
-    "beam": ("beam", "best"),
-    "dvts": ("dvts", "best"),
-    "mcts": ("mcts", "best"),
-    "revise": ("revise", "best"),
+    "best_of_n": ("best_of_n", "best", "prm"),
+    "majority": ("best_of_n", "majority", None),
+    "weighted_bon": ("best_of_n", "weighted", "prm"),
+    "orm_bon": ("best_of_n", "best", "orm"),
+    "orm_weighted": ("best_of_n", "weighted", "orm"),
+    "beam": ("beam", "best", "prm"),
+    "dvts": ("dvts", "best", "prm"),
+    "mcts": ("mcts", "best", "prm"),
+    "revise": ("revise", "best", "prm"),
 }

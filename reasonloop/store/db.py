@@ -19,7 +19,7 @@ import duckdb
 import polars as pl
 
 from reasonloop.errors import ReasonloopError
-from reasonloop.paths import EVALS, ITERATIONS, PROBLEMS, RUNS, TRAJECTORIES
+from reasonloop.paths import EVALS, ITERATIONS, PROBLEMS, REWARD_MODELS, RUNS, TRAJECTORIES
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {RUNS} (
@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS {TRAJECTORIES} (
 CREATE TABLE IF NOT EXISTS {EVALS} (
   run_id VARCHAR, iteration INTEGER, model_version VARCHAR, split VARCHAR, method VARCHAR,
   budget INTEGER, metric VARCHAR, k INTEGER, value DOUBLE, n INTEGER);
+CREATE TABLE IF NOT EXISTS {REWARD_MODELS} (
+  run_id VARCHAR, iteration INTEGER, kind VARCHAR, labels VARCHAR, path VARCHAR,
+  version VARCHAR, n_train INTEGER, n_heldout INTEGER, auc DOUBLE, auc_oracle DOUBLE,
+  loss_last DOUBLE, seconds DOUBLE, PRIMARY KEY (run_id, iteration, kind));
 """
 
 # Views are a user interface: each answers a question people ask of a flywheel.
@@ -73,8 +77,8 @@ SELECT run_id, iteration, method, count(*) AS n_wrong,
   round(avg(shaped_reward), 3) AS mean_shaped_wrong, max(shaped_reward) AS max_shaped_wrong
 FROM {TRAJECTORIES} WHERE NOT correct AND shaped_reward IS NOT NULL
 GROUP BY ALL ORDER BY run_id, iteration, method;
-CREATE OR REPLACE VIEW step_error_rates AS    -- where solutions go wrong (oracle PRM)
-SELECT run_id, iteration, step, count(*) AS n, avg(CASE WHEN r <= 0 THEN 1 ELSE 0 END) AS error_rate
+CREATE OR REPLACE VIEW step_error_rates AS    -- where solutions go wrong (PRM step < 0.5)
+SELECT run_id, iteration, step, count(*) AS n, avg(CASE WHEN r < 0.5 THEN 1 ELSE 0 END) AS error_rate
 FROM (SELECT run_id, iteration, unnest(step_rewards) AS r,
              generate_subscripts(step_rewards, 1) AS step
       FROM {TRAJECTORIES} WHERE method NOT LIKE 'eval:%')
@@ -196,6 +200,15 @@ def replace_evals(path: Path, run_id: str, iteration: int, rows: list[dict]) -> 
         con.execute(f"DELETE FROM {EVALS} WHERE run_id = ? AND iteration = ?", [run_id, iteration])
         con.execute(f"INSERT INTO {EVALS} SELECT * FROM df")
         con.execute("COMMIT")
+
+
+def record_reward_model(path: Path, row: dict) -> None:
+    """One fitted learned verifier (a rerun of the same fit replaces its row)."""
+    cols = ["run_id", "iteration", "kind", "labels", "path", "version", "n_train",
+            "n_heldout", "auc", "auc_oracle", "loss_last", "seconds"]
+    with connect(path) as con:
+        con.execute(f"INSERT OR REPLACE INTO {REWARD_MODELS} ({', '.join(cols)}) VALUES "
+                    f"({', '.join('?' * len(cols))})", [row.get(c) for c in cols])
 
 
 def query(path: Path, sql: str, read_only: bool = True) -> pl.DataFrame:

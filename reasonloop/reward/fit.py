@@ -1,0 +1,211 @@
+"""Reward design inside the flywheel: which PRM a search uses, and fitting the learned
+verifiers on D_search (the stage after verify).
+
+A learned PRM/ORM is fitted every `reward.train_every` iterations on the run's D_search so
+far (distinct texts, at most `reward.max_examples`), starting from the weights of the policy
+that produced it. One problem in ten is held out (by id hash, so the same problems across
+iterations) to measure it: step-level AUC against its labels and against the oracle's, and
+the ORM's AUC at telling correct from wrong. Each fit is registered in MLflow as
+`<run.name>-prm` / `-orm` with its lineage, and `champion` moves to it when its held-out
+AUC is at least the champion's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from functools import lru_cache
+
+import polars as pl
+
+from reasonloop.config import Config
+from reasonloop.eval.metrics import auc
+
+
+def label_prm(cfg: Config, which: str, engine, orm):
+    """The label-source PRMs: the env's oracle step labels, or Monte-Carlo labels."""
+    from reasonloop import stages
+    from reasonloop.policy.engines import SamplingParams
+    from reasonloop.reward.mc import MCPRM
+    from reasonloop.reward.process import oracle_prm
+    if which == "oracle":
+        return oracle_prm(stages.env_and_problems(cfg)[0])
+    if engine is None:
+        raise ValueError("Monte-Carlo PRM labels need the policy's engine for their rollouts")
+    return MCPRM(engine, SamplingParams(temperature=1.0, seed=cfg.run.seed,
+                                        max_new_tokens=cfg.policy.max_new_tokens),
+                 cfg.reward.mc_rollouts, orm)
+
+
+@lru_cache(maxsize=4)
+def _load(kind: str, path: str):
+    from reasonloop.reward.learned import LearnedORM, LearnedPRM
+    return (LearnedPRM if kind == "prm" else LearnedORM)(path)
+
+
+def fitted_path(cfg: Config, kind: str, run_id: str | None, iteration: int | None):
+    """The learned verifier to use: `reward.<kind>_model` if set, else the run's latest fit
+    at or before `iteration`, else (outside a run) the registry's `<name>-<kind>@champion`."""
+    from reasonloop import stages
+    from reasonloop.store import registry
+    ref = getattr(cfg.reward, f"{kind}_model")
+    if ref is not None:
+        return registry.resolve(ref)
+    P = stages.paths(cfg)
+    if run_id is not None:
+        for it in range(iteration if iteration is not None else 10**4, 0, -1):
+            if (P.reward_model(run_id, kind, it) / "reasonloop.json").exists():
+                return str(P.reward_model(run_id, kind, it))
+        return None
+    if not P.mlflow_db.exists() and registry.USER_TRACKING_URI is None:
+        return None                   # no registry here (yet): nothing registered
+    registry.setup(P.mlflow_db, P.mlartifacts)
+    if registry.version_by_alias(f"{cfg.run.name}-{kind}", registry.CHAMPION) is None:
+        return None
+    return registry.resolve(f"{cfg.run.name}-{kind}@{registry.CHAMPION}")
+
+
+def learned_verifier(cfg: Config, kind: str, run_id: str | None = None,
+                     iteration: int | None = None):
+    """A loaded LearnedPRM / LearnedORM, or None when there is none to use."""
+    path = fitted_path(cfg, kind, run_id, iteration)
+    return _load(kind, str(path)) if path is not None else None
+
+
+def due(cfg: Config, iteration: int) -> bool:
+    return bool(cfg.reward.train) and (iteration - 1) % cfg.reward.train_every == 0
+
+
+def heldout(problem_id: str) -> bool:
+    return int(hashlib.sha1(problem_id.encode()).hexdigest(), 16) % 10 == 0
+
+
+def d_search_so_far(cfg: Config, run_id: str, iteration: int) -> pl.DataFrame:
+    from reasonloop import stages
+    P = stages.paths(cfg)
+    files = [P.d_search(run_id, i) for i in range(1, iteration + 1)
+             if P.d_search(run_id, i).exists()]
+    df = pl.concat([pl.read_parquet(f).select("problem_id", "text", "correct") for f in files])
+    return df.unique(["problem_id", "text"]).sort(["problem_id", "text"])
+
+
+def fit_reward_models(cfg: Config, run_id: str, iteration: int, policy: str) -> dict:
+    """Fit every verifier in `reward.train` that is due → {kind: stats}; idempotent."""
+    if not due(cfg, iteration):
+        return {}
+    import torch
+
+    from reasonloop import stages
+    torch.set_num_threads(cfg.learn.threads)
+    env, _, by_id = stages.env_and_problems(cfg)
+    df = d_search_so_far(cfg, run_id, iteration)
+    mask = [heldout(p) for p in df["problem_id"]]
+    test = df.filter(pl.Series(mask))
+    train = df.filter(~pl.Series(mask))
+    out = {}
+    for kind in cfg.reward.train:
+        path = stages.paths(cfg).reward_model(run_id, kind, iteration)
+        if (path / "reasonloop.json").exists():
+            out[kind] = json.loads((path / "reasonloop.json").read_text())["stats"]
+            continue
+        t0 = time.perf_counter()
+        fit = _fit_prm if kind == "prm" else _fit_orm
+        stats = fit(cfg, env, by_id, train, test, policy, path, run_id, iteration)
+        stats["seconds"] = time.perf_counter() - t0
+        meta = json.loads((path / "reasonloop.json").read_text())
+        (path / "reasonloop.json").write_text(json.dumps({**meta, "stats": stats}, indent=2))
+        stats["version"] = _register(cfg, kind, run_id, iteration, policy, path, stats)
+        _record(cfg, kind, run_id, iteration, path, stats)
+        out[kind] = stats
+    return out
+
+
+def _labels(cfg, env, items, policy):
+    """Step labels for (problem, text) items from `reward.prm_labels` → ([labels], tokens)."""
+    if cfg.reward.prm_labels == "oracle":
+        return [env.verify(p, t).step_rewards for p, t in items], 0
+    from reasonloop.policy.engines import SamplingParams, load_engine
+    from reasonloop.reward.mc import mc_labels
+    engine = load_engine(cfg.policy.engine, policy, seed=cfg.run.seed)
+    labs = mc_labels(items, engine, SamplingParams(temperature=1.0, seed=cfg.run.seed,
+                                                   max_new_tokens=cfg.policy.max_new_tokens),
+                     cfg.reward.mc_rollouts, lambda p, t: env.verify(p, t).correct)
+    return [lab.hard for lab in labs], sum(lab.tokens for lab in labs)
+
+
+def _meta(cfg, run_id, iteration, policy) -> dict:
+    return {"run_id": run_id, "iteration": iteration, "policy": str(policy),
+            "labels": cfg.reward.prm_labels, "config_hash": cfg.hash()}
+
+
+def _fit_prm(cfg, env, by_id, train, test, policy, path, run_id, iteration) -> dict:
+    from reasonloop.reward.learned import LearnedPRM, train_prm
+    rows = train.sample(n=min(train.height, cfg.reward.max_examples), seed=cfg.run.seed)
+    items = [(by_id[p], t) for p, t in zip(rows["problem_id"], rows["text"])]
+    labels, mc_tokens = _labels(cfg, env, items, policy)
+    r = cfg.reward
+    stats = train_prm(policy, [(p, t, y) for (p, t), y in zip(items, labels)], path,
+                      steps=r.steps, batch_size=r.batch_size, lr=r.lr,
+                      seed=cfg.run.seed + iteration, meta=_meta(cfg, run_id, iteration, policy))
+    held = [(by_id[p], t) for p, t in zip(test["problem_id"], test["text"])]
+    scores = LearnedPRM(path).many(held)
+    test_labels = _labels(cfg, env, held, policy)[0]
+    oracle = [env.verify(p, t).step_rewards for p, t in held]
+    flat = [(y > 0, o > 0, s) for ys, os, ss in zip(test_labels, oracle, scores)
+            for y, o, s in zip(ys, os, ss)]
+    return {**stats, "n_train": len(items), "n_heldout": len(held), "mc_tokens": mc_tokens,
+            "auc": auc([y for y, _, _ in flat], [s for _, _, s in flat]),
+            "auc_oracle": auc([o for _, o, _ in flat], [s for _, _, s in flat])
+            if any(oracle) else None}
+
+
+def _fit_orm(cfg, env, by_id, train, test, policy, path, run_id, iteration) -> dict:
+    from reasonloop.reward.learned import LearnedORM, orm_pairs, train_orm
+    groups: dict[str, list[tuple[str, bool]]] = {}
+    for p, t, c in train.iter_rows():
+        groups.setdefault(p, []).append((t, c))
+    pairs = orm_pairs(groups, cfg.reward.pairs_per_problem, cfg.run.seed + iteration)
+    pairs = random.Random(cfg.run.seed).sample(pairs, min(len(pairs), cfg.reward.max_examples))
+    r = cfg.reward
+    stats = train_orm(policy, pairs, {p["problem_id"]: by_id[p["problem_id"]].prompt
+                                      for p in pairs}, path, steps=r.steps,
+                      batch_size=max(1, r.batch_size // 2), lr=r.lr,
+                      seed=cfg.run.seed + iteration, meta=_meta(cfg, run_id, iteration, policy))
+    held = [(by_id[p], t) for p, t in zip(test["problem_id"], test["text"])]
+    scores = LearnedORM(path).many(held)
+    return {**stats, "n_train": len(pairs), "n_heldout": len(held),
+            "auc": auc(test["correct"].to_list(), scores), "auc_oracle": None}
+
+
+def _register(cfg, kind, run_id, iteration, policy, path, stats) -> str | None:
+    """MLflow: `<name>-<kind>` version with lineage; champion if its AUC is no worse."""
+    from reasonloop import stages
+    from reasonloop.store import registry
+    P = stages.paths(cfg)
+    registry.setup(P.mlflow_db, P.mlartifacts)
+    name = f"{cfg.run.name}-{kind}"
+    champ = registry.version_by_alias(name, registry.CHAMPION)
+    metrics = {k: v for k, v in stats.items()
+               if isinstance(v, int | float) and v == v and k != "version"}
+    tags = {"run_id": run_id, "iteration": iteration, "kind": kind, "policy": str(policy),
+            "policy_name": cfg.run.name, "labels": cfg.reward.prm_labels if kind == "prm"
+            else "outcome pairs", "config_hash": cfg.hash(), "git_sha": stages.git_sha(P.root)}
+    version = registry.log_iteration(name, P.mlartifacts, f"{run_id}/{kind}-iter{iteration:02d}",
+                                     {"reward": cfg.reward.model_dump_json()}, metrics,
+                                     path, [], tags)
+    best = float(champ.tags.get("auc", "-1")) if champ else -1.0
+    if version is not None and stats["auc"] == stats["auc"] and stats["auc"] >= best:
+        registry.promote(name, version)
+    return version
+
+
+def _record(cfg, kind, run_id, iteration, path, stats) -> None:
+    from reasonloop import stages
+    from reasonloop.store import db
+    db.record_reward_model(stages.paths(cfg).db, {
+        "run_id": run_id, "iteration": iteration, "kind": kind,
+        "labels": cfg.reward.prm_labels if kind == "prm" else "outcome", "path": str(path),
+        **{k: stats.get(k) for k in ("version", "n_train", "n_heldout", "auc", "auc_oracle",
+                                     "loss_last", "seconds")}})

@@ -1,0 +1,208 @@
+"""Learned verifiers: an ORM and a PRM as small Llamas with a scoring head.
+
+Both start from the policy's own weights (it already reads the format and the arithmetic) with
+a fresh head, as reward models usually start from the SFT policy:
+- ORM: `LlamaForSequenceClassification` (one scalar) trained with TRL's `RewardTrainer` on
+  Bradley–Terry pairs — a correct and an incorrect trajectory of the same problem. Its score
+  σ(r) ranks candidates (weighted best-of-N) where no exact verifier exists.
+- PRM: `LlamaForTokenClassification` (good/bad) read at the last token of every step, trained
+  on step labels (the env's oracle, or Monte-Carlo labels). TRL has no PRM trainer any more,
+  so this uses transformers' `Trainer` with the token-classification loss (what TRL's
+  PRMTrainer did). One forward pass scores every step of a text: causal attention means the
+  score of step k depends only on steps ≤ k, so a prefix scores as it would inside a full text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+
+from reasonloop.envs.base import Problem
+
+MAX_LENGTH = 512
+BATCH = 256
+
+
+def step_ends(tok, prompt: str, text: str) -> tuple[list[int], list[int]]:
+    """Token ids of prompt+text and, per step (non-blank line of `text`), the index of the
+    token holding that step's last character (via offsets: any fast tokenizer, BPE too)."""
+    enc = tok(prompt + text, return_offsets_mapping=True, truncation=True,
+              max_length=MAX_LENGTH)
+    ends, pos = [], len(prompt)
+    for line in text.split("\n"):
+        if line.strip():
+            ends.append(pos + len(line.rstrip()) - 1)
+        pos += len(line) + 1
+    offsets, out, j = enc["offset_mapping"], [], 0
+    for c in ends:
+        while j < len(offsets) and not (offsets[j][0] <= c < offsets[j][1]):
+            j += 1
+        if j == len(offsets):     # truncated away: no score for this step
+            break
+        out.append(j)
+    return enc["input_ids"], out
+
+
+def _args(cls, out_dir: Path, steps: int, batch_size: int, lr: float, seed: int, **extra):
+    return cls(output_dir=str(out_dir / "_trainer"), max_steps=steps,
+               per_device_train_batch_size=batch_size, learning_rate=lr,
+               lr_scheduler_type="cosine", warmup_steps=max(1, steps // 20), use_cpu=True,
+               gradient_checkpointing=False, report_to="none", save_strategy="no",
+               dataloader_num_workers=0, dataloader_pin_memory=False, seed=seed,
+               data_seed=seed, disable_tqdm=True, logging_steps=max(1, steps // 20), **extra)
+
+
+def _train(trainer, steps: int, desc: str) -> list[float]:
+    from transformers.trainer_callback import PrinterCallback
+
+    from reasonloop.learn.sft import _Progress
+    progress = _Progress(steps, desc)
+    trainer.add_callback(progress)
+    trainer.remove_callback(PrinterCallback)
+    logging.getLogger("transformers.trainer").setLevel(logging.WARNING)
+    trainer.train()
+    return progress.losses or [float("nan")]
+
+
+def _load_tokenizer(policy: str | Path):
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(policy)
+    tok.padding_side = "right"        # right padding: a causal scorer's positions stay put
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def _save(model, tok, out: Path, meta: dict) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    (out / "reasonloop.json").write_text(json.dumps(meta, indent=2, default=str))
+    return out
+
+
+# ---------------------------------------------------------------- PRM -------------------
+def train_prm(policy: str | Path, items: list[tuple[Problem, str, list[float]]], out: Path,
+              *, steps: int, batch_size: int, lr: float, seed: int, meta: dict) -> dict:
+    """items: (problem, completion, label per step; > 0 = good). → {loss_first, loss_last}."""
+    from transformers import (AutoModelForTokenClassification,
+                              DataCollatorForTokenClassification, Trainer, TrainingArguments)
+    tok = _load_tokenizer(policy)
+    rows = []
+    for p, text, labels in items:
+        ids, ends = step_ends(tok, p.prompt, text)
+        lab = [-100] * len(ids)
+        for j, y in zip(ends, labels):
+            lab[j] = int(y > 0)
+        if ends:
+            rows.append({"input_ids": ids, "labels": lab})
+    model = AutoModelForTokenClassification.from_pretrained(policy, num_labels=2,
+                                                            dtype=torch.float32)
+    model.config.pad_token_id = tok.pad_token_id
+    trainer = Trainer(model=model, args=_args(TrainingArguments, out, steps, batch_size, lr,
+                                              seed), train_dataset=Dataset.from_list(rows),
+                      data_collator=DataCollatorForTokenClassification(tok))
+    losses = _train(trainer, steps, "PRM fit")
+    _save(model.eval(), tok, out, {"kind": "prm", **meta})
+    return {"loss_first": losses[0], "loss_last": losses[-1], "n_examples": len(rows)}
+
+
+class LearnedPRM:
+    """`prm(problem, text) -> [P(step good)]`, with `many(items)` for batched scoring (beam
+    search scores a whole depth at once). Scores are cached per (problem, text)."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        from transformers import AutoModelForTokenClassification
+        self.path = str(path)
+        self.tok = _load_tokenizer(path)
+        self.model = AutoModelForTokenClassification.from_pretrained(
+            path, dtype=torch.float32).eval()
+        self.cache: dict[tuple[str, str], list[float]] = {}
+
+    def __call__(self, problem: Problem, text: str) -> list[float]:
+        return self.many([(problem, text)])[0]
+
+    @torch.inference_mode()
+    def many(self, items: list[tuple[Problem, str]]) -> list[list[float]]:
+        todo = list(dict.fromkeys((p.problem_id, p.prompt, t) for p, t in items
+                                  if (p.problem_id, t) not in self.cache))
+        for i in range(0, len(todo), BATCH):
+            chunk = todo[i:i + BATCH]
+            enc = [step_ends(self.tok, prompt, t) for _, prompt, t in chunk]
+            batch = self.tok.pad({"input_ids": [ids for ids, _ in enc]}, return_tensors="pt")
+            probs = self.model(**batch).logits.softmax(-1)[..., 1]
+            for (pid, _, t), (_, ends), row in zip(chunk, enc, probs):
+                self.cache[(pid, t)] = [float(row[j]) for j in ends]
+        return [self.cache[(p.problem_id, t)] for p, t in items]
+
+
+# ---------------------------------------------------------------- ORM -------------------
+def orm_pairs(groups: dict[str, list[tuple[str, bool]]], per_problem: int, seed: int
+              ) -> list[dict]:
+    """Bradley–Terry pairs: per problem, up to `per_problem` (correct, incorrect) pairs of
+    distinct texts, drawn at random — problems with no contrast give no pair."""
+    import random
+    rng = random.Random(seed)
+    out = []
+    for pid, cands in sorted(groups.items()):
+        good = sorted({t for t, c in cands if c})
+        bad = sorted({t for t, c in cands if not c})
+        if not good or not bad:
+            continue
+        for _ in range(per_problem):
+            out.append({"problem_id": pid, "chosen": rng.choice(good),
+                        "rejected": rng.choice(bad)})
+    return out
+
+
+def train_orm(policy: str | Path, pairs: list[dict], prompts: dict[str, str], out: Path, *,
+              steps: int, batch_size: int, lr: float, seed: int, meta: dict) -> dict:
+    """TRL RewardTrainer on (prompt, chosen, rejected) → {loss_first, loss_last, n_pairs}."""
+    from transformers import AutoModelForSequenceClassification
+    from trl import RewardConfig, RewardTrainer
+    tok = _load_tokenizer(policy)
+    ds = Dataset.from_list([{"prompt": prompts[p["problem_id"]], "chosen": p["chosen"],
+                             "rejected": p["rejected"]} for p in pairs])
+    model = AutoModelForSequenceClassification.from_pretrained(policy, num_labels=1,
+                                                               dtype=torch.float32)
+    model.config.pad_token_id = tok.pad_token_id
+    args = _args(RewardConfig, out, steps, batch_size, lr, seed, max_length=MAX_LENGTH,
+                 dataset_num_proc=None)
+    trainer = RewardTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
+    losses = _train(trainer, steps, "ORM fit")
+    _save(model.eval(), tok, out, {"kind": "orm", **meta})
+    return {"loss_first": losses[0], "loss_last": losses[-1], "n_pairs": len(pairs)}
+
+
+class LearnedORM:
+    """`orm(problem, text) -> σ(reward)`, batched via `many`; the text is scored as
+    RewardTrainer saw it in training (prompt + completion + EOS)."""
+
+    def __init__(self, path: str | Path):
+        from transformers import AutoModelForSequenceClassification
+        self.path = str(path)
+        self.tok = _load_tokenizer(path)
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            path, dtype=torch.float32).eval()
+        self.cache: dict[tuple[str, str], float] = {}
+
+    def __call__(self, problem: Problem, text: str) -> float:
+        return self.many([(problem, text)])[0]
+
+    @torch.inference_mode()
+    def many(self, items: list[tuple[Problem, str]]) -> list[float]:
+        todo = list(dict.fromkeys((p.problem_id, p.prompt, t) for p, t in items
+                                  if (p.problem_id, t) not in self.cache))
+        eos = self.tok.eos_token or ""
+        for i in range(0, len(todo), BATCH):
+            chunk = todo[i:i + BATCH]
+            batch = self.tok([prompt + t + eos for _, prompt, t in chunk], padding=True,
+                             truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
+            scores = self.model(**batch).logits[:, 0].sigmoid()
+            for (pid, _, t), s in zip(chunk, scores):
+                self.cache[(pid, t)] = float(s)
+        return [self.cache[(p.problem_id, t)] for p, t in items]
