@@ -1,11 +1,17 @@
-"""Benchmark (reward design, part 1): Monte-Carlo step labels against the oracle's.
+"""Benchmark: reward design — Monte-Carlo step labels, the learned PRM and ORM.
 
-    python benchmarks/reward.py [--model countdown@champion] [--root .] [--problems 300]
+    python benchmarks/reward.py [--root /tmp/bench-default] [--model countdown@champion]
+        [--run RUN_ID] [--iteration 5] [--problems 300] [--ms 1,4,16] [--limit 500]
+        [--skip-mc] [--skip-fit]
 
-Samples one trajectory per train problem with the policy (T=1), labels every step with m
-rollouts (m = 1, 4, 16) and reports agreement of the hard MC label with Countdown's exact
-oracle label ("target still reachable"), and the rollout tokens it cost.
-Writes benchmarks/results/reward.md.
+1. MC labels vs oracle labels: agreement at m = 1, 4, 16 and the rollout tokens it cost
+   (one T=1 trajectory per train problem from the champion).
+2. Learned PRM and ORM fitted exactly as the flywheel's fit-verifiers stage does, on a run's
+   D_search up to `--iteration` (from the policy that produced that iteration's data):
+   held-out step AUC against the oracle labels; held-out ORM AUC (correct vs wrong).
+3. Test time on the champion: beam search with the learned PRM vs the oracle PRM at equal
+   budget, and the learned ORM as a (weighted) best-of-N scorer vs majority vote.
+Writes benchmarks/results/reward.md (+ reward_test_time.png).
 """
 
 from __future__ import annotations
@@ -21,63 +27,129 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="countdown@champion")
-    ap.add_argument("--root", default=str(ROOT))
-    ap.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
-    ap.add_argument("--problems", type=int, default=300)
-    ap.add_argument("--ms", default="1,4,16")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
-    args = ap.parse_args()
-
-    from rich.console import Console
-    from rich.table import Table
-
+def mc_agreement(cfg, engine, n_problems: int, ms: list[int]) -> list[str]:
     from reasonloop import stages
-    from reasonloop.config import load_config
-    from reasonloop.policy.engines import SamplingParams, load_engine
+    from reasonloop.policy.engines import SamplingParams
     from reasonloop.reward.mc import agreement, mc_labels
-    from reasonloop.store import registry
-    root = Path(args.root).resolve()
-    cfg = load_config(args.config, [f"run.root={root}"])
-    registry.setup(root / "mlflow.db", root / "mlartifacts")
-    engine = load_engine(cfg.policy.engine, registry.resolve(args.model), seed=0)
-    stages.set_threads(cfg)
     env = stages.env_and_problems(cfg)[0]
-    train = stages.split(cfg, "train")[: args.problems]
+    train = stages.split(cfg, "train")[:n_problems]
     params = SamplingParams(temperature=1.0, max_new_tokens=cfg.policy.max_new_tokens, seed=0)
     outs = engine.sample([p.prompt for p in train], 1, params)
     items = [(p, o[0].text) for p, o in zip(train, outs)]
     oracle = [env.verify(p, t).step_rewards for p, t in items]
     n_steps = sum(len(o) for o in oracle)
     orm = lambda p, t: env.verify(p, t).correct  # noqa: E731
-    t = Table(title=f"MC step labels vs oracle: {len(items)} trajectories, {n_steps} steps")
-    for c in ["m", "agreement (all)", "agreement (rolled-out steps)", "rollout tokens",
-              "tokens/step", "seconds"]:
-        t.add_column(c)
-    md = [f"# MC step labels vs oracle — {args.model} ({root})", "",
+    md = ["## 1. Monte-Carlo step labels vs the oracle's", "",
           f"{len(items)} sampled train trajectories, {n_steps} steps; oracle-good steps: "
-          f"{sum(sum(o) for o in oracle) / max(1, n_steps):.1%}", "",
-          "The last step is labelled by its own outcome (equal to the oracle's by construction);",
-          "the second agreement column counts only the steps the rollouts label.", "",
-          "| m | agreement (all) | agreement (rolled-out steps) | rollout tokens | tokens/step "
-          "| seconds |", "|---|---|---|---|---|---|"]
-    for m in [int(x) for x in args.ms.split(",")]:
+          f"{sum(sum(o) for o in oracle) / max(1, n_steps):.1%}. A text the verifier accepts "
+          "labels its last step 1 without rollouts; every other step is rolled out m times.",
+          "", "| m | agreement (hard label) | rollout tokens | tokens/step | seconds |",
+          "|---|---|---|---|---|"]
+    for m in ms:
         t0 = time.perf_counter()
         labels = mc_labels(items, engine, params, m, orm)
-        sec = time.perf_counter() - t0
-        agree = agreement([lab.hard for lab in labels], oracle)
-        inner = agreement([lab.hard[:-1] for lab in labels], [o[:-1] for o in oracle])
         tok = sum(lab.tokens for lab in labels)
-        cells = [str(m), f"{agree:.3f}", f"{inner:.3f}", str(tok), f"{tok / n_steps:.0f}",
-                 f"{sec:.1f}"]
-        t.add_row(*cells)
-        md.append("| " + " | ".join(cells) + " |")
-    Console().print(t)
+        md.append(f"| {m} | {agreement([lab.hard for lab in labels], oracle):.3f} | {tok} | "
+                  f"{tok / n_steps:.0f} | {time.perf_counter() - t0:.1f} |")
+    return md
+
+
+def fit(cfg, run_id: str, iteration: int) -> tuple[list[str], dict]:
+    from reasonloop import stages
+    from reasonloop.reward.fit import fit_reward_models
+    policy = stages.paths(cfg).policy(run_id, iteration - 1) if iteration > 1 else \
+        stages.paths(cfg).init_policy(run_id)
+    stats = fit_reward_models(cfg, run_id, iteration, str(policy))
+    r = cfg.reward
+    md = ["## 2. Learned verifiers (the flywheel's fit-verifiers stage)", "",
+          f"Run `{run_id}`, D_search of iterations 1–{iteration} (distinct texts), initialised "
+          f"from `{Path(policy).name}`; {r.steps} steps × batch {r.batch_size} (ORM: "
+          f"{max(1, r.batch_size // 2)} pairs), lr {r.lr}, ≤ {r.max_examples} examples; one "
+          "problem in ten held out.", "",
+          "| verifier | labels | train examples | held-out texts | held-out AUC | "
+          "AUC vs oracle steps | fit seconds |", "|---|---|---|---|---|---|---|"]
+    for kind, s in stats.items():
+        labels = r.prm_labels if kind == "prm" else "correct vs wrong pairs"
+        oracle = f"{s['auc_oracle']:.3f}" if s.get("auc_oracle") is not None else "–"
+        md.append(f"| {kind.upper()} | {labels} | {s['n_train']} | {s['n_heldout']} | "
+                  f"{s['auc']:.3f} | {oracle} | {s['seconds']:.0f} |")
+    return md, {k: str(stages.paths(cfg).reward_model(run_id, k, iteration)) for k in stats}
+
+
+def test_time(cfg, engine, fitted: dict, limit: int, budgets: list[int], out: Path):
+    from reasonloop import stages
+    from reasonloop.eval.plots import plot_test_time
+    from reasonloop.eval.test_time import results_table
+    problems = stages.split(cfg, "test")[:limit]
+    oracle, _ = stages.test_time_search(cfg, engine, problems, ["majority", "beam"], budgets)
+    learned_cfg = cfg.model_copy(update={"reward": cfg.reward.model_copy(update={
+        "prm": "learned", "prm_model": fitted["prm"], "orm_model": fitted.get("orm")})})
+    methods = ["beam", "weighted_bon", "best_of_n"] + (["orm_bon", "orm_weighted"]
+                                                        if "orm" in fitted else [])
+    learned, _ = stages.test_time_search(learned_cfg, engine, problems, methods, budgets)
+    for r in oracle:
+        r["method"] = {"beam": "beam (oracle PRM)"}.get(r["method"], r["method"])
+    for r in learned:
+        r["method"] = {"beam": "beam (learned PRM)", "weighted_bon": "weighted_bon (learned "
+                       "PRM)", "best_of_n": "best_of_n (learned PRM)"}.get(r["method"],
+                                                                          r["method"])
+    results = oracle + learned
+    plot_test_time(results, out / "reward_test_time.png",
+                   title=f"learned vs oracle verifiers: {len(problems)} test problems")
+    gap = {b: next(r["accuracy"] for r in oracle if r["method"].startswith("beam")
+                   and r["budget"] == b) - next(r["accuracy"] for r in learned if
+                                                r["method"].startswith("beam (")
+                                                and r["budget"] == b) for b in budgets}
+    return ["## 3. Test time: learned vs oracle verifiers", "",
+            f"{len(problems)} test problems, accuracy (generated tokens per problem). "
+            "Beam gap (oracle − learned PRM), points: " +
+            ", ".join(f"n={b}: {100 * g:+.1f}" for b, g in gap.items()), "",
+            results_table(results), "", "![](reward_test_time.png)"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="countdown@champion")
+    ap.add_argument("--root", default=str(ROOT))
+    ap.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
+    ap.add_argument("--run", default=None, help="run whose D_search trains the verifiers")
+    ap.add_argument("--iteration", type=int, default=5)
+    ap.add_argument("--problems", type=int, default=300)
+    ap.add_argument("--ms", default="1,4,16")
+    ap.add_argument("--limit", type=int, default=500, help="test problems")
+    ap.add_argument("--budgets", default="4,16,64")
+    ap.add_argument("--skip-mc", action="store_true")
+    ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = ap.parse_args()
+
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    from reasonloop import stages
+    from reasonloop.config import load_config
+    from reasonloop.policy.engines import load_engine
+    from reasonloop.store import db, registry
+    root = Path(args.root).resolve()
+    cfg = load_config(args.config, args.set + [f"run.root={root}",
+                                               "reward.train=[prm, orm]"])
+    registry.setup(root / "mlflow.db", root / "mlartifacts")
+    engine = load_engine(cfg.policy.engine, registry.resolve(args.model), seed=0)
+    stages.set_threads(cfg)
+    run_id = args.run or db.query(stages.paths(cfg).db, "SELECT max(run_id) AS r FROM runs "
+                                  "WHERE run_id NOT LIKE 'eval-%'")["r"][0]
+    md = [f"# Reward design — {args.model} ({root})", ""]
+    if not args.skip_mc:
+        md += mc_agreement(cfg, engine, args.problems, [int(m) for m in args.ms.split(",")])
+        md.append("")
+    part, fitted = fit(cfg, run_id, args.iteration)
+    md += part + [""]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    md += test_time(cfg, engine, fitted, args.limit,
+                    [int(b) for b in args.budgets.split(",")], out)
     (out / "reward.md").write_text("\n".join(md) + "\n")
+    Console().print(Markdown("\n".join(md)))
 
 
 if __name__ == "__main__":

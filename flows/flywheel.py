@@ -59,7 +59,7 @@ def flywheel(cfg: Config, run_id: str) -> list[dict]:
         db.update_iteration(stages.paths(cfg).db, run_id, it, stage_done="evaluate",
                             finished_at=db.now(), seconds=seconds)
         history.append({"iteration": it, "phase": phase, **metrics, **search, **expert,
-                        **{f"{k}_auc": v["auc"] for k, v in verifiers.items()},
+                        **{f"{k}_auc": v["auc"] for k, v in verifiers.items() if "auc" in v},
                         "version": reg["version"], "promoted": reg["promoted"],
                         "seconds": seconds})
         print(f"iteration {it}: test pass@1 {metrics['test_pass@1']:.3f}  "

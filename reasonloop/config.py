@@ -175,6 +175,15 @@ class Config(_Section):
     run: RunConfig = RunConfig()
 
     @model_validator(mode="after")
+    def _orm_methods(self):
+        """Test-time selectors scored by a learned ORM need one fitted or given."""
+        orm = [m for m in self.eval.search_methods if m.startswith("orm_")]
+        if orm and "orm" not in self.reward.train and self.reward.orm_model is None:
+            raise ValueError(f"eval.search_methods {orm} need a learned ORM: add orm to "
+                             "reward.train or set reward.orm_model")
+        return self
+
+    @model_validator(mode="after")
     def _real_path(self):
         if self.env.name == "math" and self.policy.path is None:
             raise ValueError("env 'math' needs policy.path (a local HF causal LM directory)")

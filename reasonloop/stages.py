@@ -281,11 +281,15 @@ def test_time_search(cfg: Config, engine, problems: list[Problem], methods: list
                      iteration: int | None = None) -> tuple[list[dict], list[dict]]:
     """Every method × budget on `problems`, same seed → (results, scored rows)."""
     from reasonloop.eval.test_time import run_test_time
+    from reasonloop.search.methods import TEST_TIME
+    spec = search_spec(cfg, engine, True, None, run_id, iteration)
+    if spec.orm_score is None and (skip := [m for m in methods if TEST_TIME[m][2] == "orm"]):
+        print(f"test-time search: no learned ORM fitted yet, skipping {', '.join(skip)}")
+        methods = [m for m in methods if m not in skip]
     params = SamplingParams(temperature=cfg.search.temperature, top_p=cfg.search.top_p,
                             max_new_tokens=cfg.policy.max_new_tokens, seed=cfg.run.seed)
     return run_test_time(env_and_problems(cfg)[0], engine, problems, methods, budgets,
-                         search_spec(cfg, engine, True, None, run_id, iteration), params,
-                         cfg.search.prm_aggregation)
+                         spec, params, cfg.search.prm_aggregation)
 
 
 def evaluate_policy(cfg: Config, run_id: str, iteration: int, policy: str) -> dict:

@@ -58,7 +58,12 @@ def test_eval_bad_arguments_fail_cleanly(tmp_path, tiny_model_dir):
                          (["--methods", "beam", "--budgets", "4,x"], "--budgets"),
                          (["--methods", "beam", "--budgets", "0"], "--budgets must be positive"),
                          (["--methods", "beam", "--problems", str(tmp_path / "no.jsonl")],
-                          "problems file not found")]:
+                          "problems file not found"),
+                         (["--methods", "orm_bon"], "no learned ORM"),
+                         (["--methods", "beam", "--set", "reward.prm=learned"],
+                          "no learned PRM"),
+                         (["--methods", "beam", "--set", "reward.prm_model=/nowhere"],
+                          "model not found")]:
         r = _run(["eval", "--model", str(tiny_model_dir), *args, "-c", str(SMOKE),
                   "--root", str(ws)], tmp_path)
         assert r.returncode == 1 and expect in r.stderr, (args, r.stderr)

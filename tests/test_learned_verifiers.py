@@ -85,3 +85,47 @@ def test_auc():
     assert auc([True, False], [0.1, 0.9]) == 0.0
     assert auc([True, False, True, False], [0.5, 0.5, 0.5, 0.5]) == 0.5
     assert auc([True, True, False], [0.8, 0.3, 0.5]) == 0.5
+
+
+def test_fit_stage_registers_and_search_and_eval_use_it(tiny_model_dir, workspace, tmp_path):
+    """The flywheel's fit-verifiers stage on a made D_search: both verifiers fitted from the
+    policy, held-out AUC measured, registered (champion) with lineage, recorded in DuckDB;
+    then the run's search spec and `reasonloop eval` (via the registry) use them."""
+    import polars as pl
+
+    from reasonloop import stages
+    from reasonloop.config import load_config
+    from reasonloop.reward.fit import fit_reward_models
+    from reasonloop.store import db, registry
+    from tests.conftest import SMOKE
+    from tests.test_cli import _run
+    cfg = load_config(SMOKE, [f"run.root={workspace}", "reward.prm=learned",
+                              "reward.train=[prm, orm]", "reward.steps=40",
+                              "reward.batch_size=16", "reward.lr=3e-3"])
+    stages.start_run(cfg, "run-f")
+    env = stages.env_and_problems(cfg)[0]
+    items = trajectories(stages.split(cfg, "train")[:200], 0)
+    out = stages.paths(cfg).d_search("run-f", 1)
+    out.parent.mkdir(parents=True)
+    pl.DataFrame({"problem_id": [p.problem_id for p, _ in items], "text": [t for _, t in items],
+                  "correct": [env.verify(p, t).correct for p, t in items]}
+                 ).write_parquet(out)
+    stats = fit_reward_models(cfg, "run-f", 1, str(tiny_model_dir))
+    assert set(stats) == {"prm", "orm"}
+    assert stats["prm"]["auc_oracle"] > 0.6 and stats["orm"]["auc"] > 0.6, stats
+    assert fit_reward_models(cfg, "run-f", 1, str(tiny_model_dir))["prm"]["auc"] == \
+        stats["prm"]["auc"]                                     # idempotent: not refitted
+    rm = db.query(workspace / "reasonloop.duckdb", "SELECT kind, version FROM reward_models")
+    assert sorted(rm["kind"]) == ["orm", "prm"] and all(rm["version"])
+    registry.setup(workspace / "mlflow.db", workspace / "mlartifacts")
+    for kind in ("prm", "orm"):
+        champ = registry.version_by_alias(f"{cfg.run.name}-{kind}", "champion")
+        assert champ.tags["run_id"] == "run-f" and champ.tags["policy"] == str(tiny_model_dir)
+    spec = stages.search_spec(cfg, None, run_id="run-f", iteration=1)
+    assert type(spec.prm).__name__ == "LearnedPRM" and spec.orm_score is not None
+    r = _run(["eval", "--model", str(tiny_model_dir), "--methods", "majority,orm_bon,beam",
+              "--budgets", "2", "--limit", "4", "-c", str(SMOKE), "--root", str(workspace),
+              "--set", "reward.prm=learned"], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "orm_bon" in r.stdout and "beam" in r.stdout
+

@@ -113,6 +113,11 @@ def fit_reward_models(cfg: Config, run_id: str, iteration: int, policy: str) -> 
         t0 = time.perf_counter()
         fit = _fit_prm if kind == "prm" else _fit_orm
         stats = fit(cfg, env, by_id, train, test, policy, path, run_id, iteration)
+        if "skipped" in stats:        # nothing to learn from yet: keep the last fit
+            print(f"fit-verifiers: {kind} not fitted at iteration {iteration}: "
+                  f"{stats['skipped']}")
+            out[kind] = stats
+            continue
         stats["seconds"] = time.perf_counter() - t0
         meta = json.loads((path / "reasonloop.json").read_text())
         (path / "reasonloop.json").write_text(json.dumps({**meta, "stats": stats}, indent=2))
@@ -144,6 +149,8 @@ def _fit_prm(cfg, env, by_id, train, test, policy, path, run_id, iteration) -> d
     from reasonloop.reward.learned import LearnedPRM, train_prm
     rows = train.sample(n=min(train.height, cfg.reward.max_examples), seed=cfg.run.seed)
     items = [(by_id[p], t) for p, t in zip(rows["problem_id"], rows["text"])]
+    if not items:
+        return {"skipped": "no trajectories outside the held-out problems"}
     labels, mc_tokens = _labels(cfg, env, items, policy)
     r = cfg.reward
     stats = train_prm(policy, [(p, t, y) for (p, t), y in zip(items, labels)], path,
@@ -168,6 +175,8 @@ def _fit_orm(cfg, env, by_id, train, test, policy, path, run_id, iteration) -> d
         groups.setdefault(p, []).append((t, c))
     pairs = orm_pairs(groups, cfg.reward.pairs_per_problem, cfg.run.seed + iteration)
     pairs = random.Random(cfg.run.seed).sample(pairs, min(len(pairs), cfg.reward.max_examples))
+    if not pairs:
+        return {"skipped": "no problem has both a correct and a wrong trajectory"}
     r = cfg.reward
     stats = train_orm(policy, pairs, {p["problem_id"]: by_id[p["problem_id"]].prompt
                                       for p in pairs}, path, steps=r.steps,

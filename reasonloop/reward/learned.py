@@ -48,7 +48,8 @@ def step_ends(tok, prompt: str, text: str) -> tuple[list[int], list[int]]:
 
 
 def _args(cls, out_dir: Path, steps: int, batch_size: int, lr: float, seed: int, **extra):
-    return cls(output_dir=str(out_dir / "_trainer"), max_steps=steps,
+    """CPU settings as for BC (learn/sft.py): bf16 autocast, no gradient checkpointing."""
+    return cls(output_dir=str(out_dir / "_trainer"), max_steps=steps, bf16=True,
                per_device_train_batch_size=batch_size, learning_rate=lr,
                lr_scheduler_type="cosine", warmup_steps=max(1, steps // 20), use_cpu=True,
                gradient_checkpointing=False, report_to="none", save_strategy="no",
@@ -66,6 +67,13 @@ def _train(trainer, steps: int, desc: str) -> list[float]:
     logging.getLogger("transformers.trainer").setLevel(logging.WARNING)
     trainer.train()
     return progress.losses or [float("nan")]
+
+
+def _attn(policy: str | Path) -> dict:
+    """Tiny from-scratch policies train faster with eager attention (policy/init.py)."""
+    from reasonloop.policy.init import TINY_ATTN
+    cfg = json.loads((Path(policy) / "config.json").read_text())
+    return {"attn_implementation": TINY_ATTN} if cfg.get("hidden_size", 1e9) <= 256 else {}
 
 
 def _load_tokenizer(policy: str | Path):
@@ -101,7 +109,7 @@ def train_prm(policy: str | Path, items: list[tuple[Problem, str, list[float]]],
         if ends:
             rows.append({"input_ids": ids, "labels": lab})
     model = AutoModelForTokenClassification.from_pretrained(policy, num_labels=2,
-                                                            dtype=torch.float32)
+                                                            dtype=torch.float32, **_attn(policy))
     model.config.pad_token_id = tok.pad_token_id
     trainer = Trainer(model=model, args=_args(TrainingArguments, out, steps, batch_size, lr,
                                               seed), train_dataset=Dataset.from_list(rows),
@@ -168,7 +176,8 @@ def train_orm(policy: str | Path, pairs: list[dict], prompts: dict[str, str], ou
     ds = Dataset.from_list([{"prompt": prompts[p["problem_id"]], "chosen": p["chosen"],
                              "rejected": p["rejected"]} for p in pairs])
     model = AutoModelForSequenceClassification.from_pretrained(policy, num_labels=1,
-                                                               dtype=torch.float32)
+                                                               dtype=torch.float32,
+                                                               **_attn(policy))
     model.config.pad_token_id = tok.pad_token_id
     args = _args(RewardConfig, out, steps, batch_size, lr, seed, max_length=MAX_LENGTH,
                  dataset_num_proc=None)
