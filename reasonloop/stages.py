@@ -92,7 +92,7 @@ def search_spec(cfg: Config, engine=None, progress: bool = False, trace: list | 
     labels, Monte-Carlo labels from rollouts of `engine`, or the learned PRM fitted at or
     before `iteration` of `run_id`), the ORM = the env's exact verifier, a learned ORM's
     score when one exists — and the `search.*` knobs."""
-    from reasonloop.reward.fit import learned_verifier, label_prm
+    from reasonloop.reward.fit import label_prm, learned_verifier
     env = env_and_problems(cfg)[0]
     s = cfg.search
 

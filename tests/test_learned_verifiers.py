@@ -9,8 +9,14 @@ from reasonloop.config import EnvConfig
 from reasonloop.envs.countdown import Countdown, solve
 from reasonloop.eval.metrics import auc
 from reasonloop.policy.engines import SamplingParams
-from reasonloop.reward.learned import (LearnedORM, LearnedPRM, orm_pairs, step_ends,
-                                       train_orm, train_prm)
+from reasonloop.reward.learned import (
+    LearnedORM,
+    LearnedPRM,
+    orm_pairs,
+    step_ends,
+    train_orm,
+    train_prm,
+)
 from tests.test_search import RandomLegalPolicy
 
 ENV = Countdown(EnvConfig(n_train=400))

@@ -97,8 +97,12 @@ def _save(model, tok, out: Path, meta: dict) -> Path:
 def train_prm(policy: str | Path, items: list[tuple[Problem, str, list[float]]], out: Path,
               *, steps: int, batch_size: int, lr: float, seed: int, meta: dict) -> dict:
     """items: (problem, completion, label per step; > 0 = good). → {loss_first, loss_last}."""
-    from transformers import (AutoModelForTokenClassification,
-                              DataCollatorForTokenClassification, Trainer, TrainingArguments)
+    from transformers import (
+        AutoModelForTokenClassification,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainingArguments,
+    )
     tok = _load_tokenizer(policy)
     rows = []
     for p, text, labels in items:

@@ -78,7 +78,8 @@ SELECT run_id, iteration, method, count(*) AS n_wrong,
 FROM {TRAJECTORIES} WHERE NOT correct AND shaped_reward IS NOT NULL
 GROUP BY ALL ORDER BY run_id, iteration, method;
 CREATE OR REPLACE VIEW step_error_rates AS    -- where solutions go wrong (PRM step < 0.5)
-SELECT run_id, iteration, step, count(*) AS n, avg(CASE WHEN r < 0.5 THEN 1 ELSE 0 END) AS error_rate
+SELECT run_id, iteration, step, count(*) AS n,
+  avg(CASE WHEN r < 0.5 THEN 1 ELSE 0 END) AS error_rate
 FROM (SELECT run_id, iteration, unnest(step_rewards) AS r,
              generate_subscripts(step_rewards, 1) AS step
       FROM {TRAJECTORIES} WHERE method NOT LIKE 'eval:%')
