@@ -137,10 +137,10 @@ class RewardConfig(_Section):
     # iterations; `prm: learned` implies "prm". Registered in MLflow as <run.name>-prm/-orm.
     train: list[Literal["prm", "orm"]] = []
     train_every: int = Field(1, ge=1)
-    steps: int = Field(600, ge=1)
+    steps: int = Field(1500, ge=1)    # held-out PRM AUC grew with steps (benchmarks/reward)
     batch_size: int = Field(64, ge=1)
-    lr: float = Field(2e-3, gt=0)
-    max_examples: int = Field(8000, ge=1)         # PRM trajectories / ORM pairs per fit
+    lr: float = Field(1e-3, gt=0)
+    max_examples: int = Field(50000, ge=1)        # PRM trajectories / ORM pairs per fit
     pairs_per_problem: int = Field(4, ge=1)       # ORM: Bradley–Terry pairs per problem
     prm_model: str | None = None    # a trained PRM (path, NAME@alias, NAME/VERSION) to use
     orm_model: str | None = None    # a trained ORM for the orm_bon / orm_weighted selectors
