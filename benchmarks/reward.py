@@ -8,7 +8,8 @@
    (one T=1 trajectory per train problem from the champion).
 2. Learned PRM and ORM fitted exactly as the flywheel's fit-verifiers stage does, on a run's
    D_search up to `--iteration` (from the policy that produced that iteration's data):
-   held-out step AUC against the oracle labels; held-out ORM AUC (correct vs wrong).
+   step AUC against the oracle labels and ORM AUC (correct vs wrong) on held-out train
+   problems, and on the champion's samples on val and on test (targets never trained on).
 3. Test time on the champion: beam search with the learned PRM vs the oracle PRM at equal
    budget, and the learned ORM as a (weighted) best-of-N scorer vs majority vote.
 Writes benchmarks/results/reward.md (+ reward_test_time.png).
@@ -54,7 +55,32 @@ def mc_agreement(cfg, engine, n_problems: int, ms: list[int]) -> list[str]:
     return md
 
 
-def fit(cfg, run_id: str, iteration: int) -> tuple[list[str], dict]:
+def split_auc(cfg, engine, fitted: dict, split: str, n_problems: int = 200, k: int = 8):
+    """AUCs on the champion's own samples (T=1, k per problem) on a split: the PRM's step
+    scores vs the oracle's labels, the ORM's score vs correctness."""
+    from reasonloop import stages
+    from reasonloop.eval.metrics import auc
+    from reasonloop.policy.engines import SamplingParams
+    from reasonloop.reward.fit import learned_verifier
+    env = stages.env_and_problems(cfg)[0]
+    problems = stages.split(cfg, split)[:n_problems]
+    outs = engine.sample([p.prompt for p in problems], k,
+                         SamplingParams(seed=1, max_new_tokens=cfg.policy.max_new_tokens))
+    items = [(p, s.text) for p, row in zip(problems, outs) for s in row]
+    verdicts = [env.verify(p, t) for p, t in items]
+    c = cfg.model_copy(update={"reward": cfg.reward.model_copy(update={
+        "prm_model": fitted.get("prm"), "orm_model": fitted.get("orm")})})
+    out = {}
+    if "prm" in fitted:
+        steps = [(y > 0, s) for v, ss in zip(verdicts, learned_verifier(c, "prm").many(items))
+                 for y, s in zip(v.step_rewards, ss)]
+        out["prm"] = auc([y for y, _ in steps], [s for _, s in steps])
+    if "orm" in fitted:
+        out["orm"] = auc([v.correct for v in verdicts], learned_verifier(c, "orm").many(items))
+    return out
+
+
+def fit(cfg, run_id: str, iteration: int, engine) -> tuple[list[str], dict]:
     from reasonloop import stages
     from reasonloop.reward.fit import fit_reward_models
     policy = stages.paths(cfg).policy(run_id, iteration - 1) if iteration > 1 else \
@@ -66,14 +92,20 @@ def fit(cfg, run_id: str, iteration: int) -> tuple[list[str], dict]:
           f"from `{Path(policy).name}`; {r.steps} steps × batch {r.batch_size} (ORM: "
           f"{max(1, r.batch_size // 2)} pairs), lr {r.lr}, ≤ {r.max_examples} examples; one "
           "problem in ten held out.", "",
-          "| verifier | labels | train examples | held-out texts | held-out AUC | "
-          "AUC vs oracle steps | fit seconds |", "|---|---|---|---|---|---|---|"]
+          "Held-out = D_search texts of the held-out train problems; val / test = the "
+          "champion's samples (8 per problem, 200 problems) on val (targets seen in train) "
+          "and test (held-out targets). PRM AUCs are step-level against the oracle's labels, "
+          "ORM AUCs against correctness.", "",
+          "| verifier | labels, loss | train pairs/examples | held-out AUC | val AUC | "
+          "test AUC (unseen targets) | fit seconds |", "|---|---|---|---|---|---|---|"]
+    fitted = {k: str(stages.paths(cfg).reward_model(run_id, k, iteration)) for k in stats}
+    by_split = {sp: split_auc(cfg, engine, fitted, sp) for sp in ("val", "test")}
     for kind, s in stats.items():
-        labels = r.prm_labels if kind == "prm" else "correct vs wrong pairs"
-        oracle = f"{s['auc_oracle']:.3f}" if s.get("auc_oracle") is not None else "–"
-        md.append(f"| {kind.upper()} | {labels} | {s['n_train']} | {s['n_heldout']} | "
-                  f"{s['auc']:.3f} | {oracle} | {s['seconds']:.0f} |")
-    return md, {k: str(stages.paths(cfg).reward_model(run_id, k, iteration)) for k in stats}
+        labels = f"{r.prm_labels}, {r.prm_loss}" if kind == "prm" else "outcome, pairwise"
+        md.append(f"| {kind.upper()} | {labels} | {s['n_train']} | {s['auc']:.3f} | "
+                  f"{by_split['val'][kind]:.3f} | {by_split['test'][kind]:.3f} | "
+                  f"{s['seconds']:.0f} |")
+    return md, fitted
 
 
 def test_time(cfg, engine, fitted: dict, limit: int, budgets: list[int], out: Path):
@@ -142,7 +174,7 @@ def main() -> None:
     if not args.skip_mc:
         md += mc_agreement(cfg, engine, args.problems, [int(m) for m in args.ms.split(",")])
         md.append("")
-    part, fitted = fit(cfg, run_id, args.iteration)
+    part, fitted = fit(cfg, run_id, args.iteration, engine)
     md += part + [""]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

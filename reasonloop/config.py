@@ -132,6 +132,9 @@ class RewardConfig(_Section):
     # `prm_model`). Until a run has fitted its first PRM, `learned` uses its label source.
     prm: Literal["oracle", "mc", "learned"] = "oracle"
     prm_labels: Literal["oracle", "mc"] = "oracle"
+    # pairwise: Bradley–Terry on step prefixes of one problem (RewardTrainer); pointwise:
+    # a token classifier at step ends. Pairwise generalised to unseen targets (reward.md).
+    prm_loss: Literal["pairwise", "pointwise"] = "pairwise"
     mc_rollouts: int = Field(4, ge=1)
     # Learned verifiers the flywheel fits on D_search after verify, every `train_every`
     # iterations; `prm: learned` implies "prm". Registered in MLflow as <run.name>-prm/-orm.
@@ -141,7 +144,8 @@ class RewardConfig(_Section):
     batch_size: int = Field(64, ge=1)
     lr: float = Field(1e-3, gt=0)
     max_examples: int = Field(50000, ge=1)        # PRM trajectories / ORM pairs per fit
-    pairs_per_problem: int = Field(4, ge=1)       # ORM: Bradley–Terry pairs per problem
+    pairs_per_problem: int = Field(4, ge=1)       # Bradley–Terry pairs per problem (ORM)
+                                                  # and per problem and depth (pairwise PRM)
     prm_model: str | None = None    # a trained PRM (path, NAME@alias, NAME/VERSION) to use
     orm_model: str | None = None    # a trained ORM for the orm_bon / orm_weighted selectors
     # shaping weights (shaped = outcome + Σ weight·term); each term is stored in DuckDB

@@ -13,8 +13,9 @@ from reasonloop.reward.learned import (
     LearnedORM,
     LearnedPRM,
     orm_pairs,
+    prefix_pairs,
     step_ends,
-    train_orm,
+    train_pairwise,
     train_prm,
 )
 from tests.test_search import RandomLegalPolicy
@@ -44,7 +45,7 @@ def test_step_ends_mark_the_last_char_of_each_step(tiny_model_dir):
     assert tok.decode(ids[: ends[1] + 1]).endswith("2*8=16 [16]")
 
 
-def test_learned_prm_beats_chance_on_heldout(tiny_model_dir, tmp_path):
+def test_pointwise_prm_beats_chance_on_heldout(tiny_model_dir, tmp_path):
     train = trajectories(TRAIN[:240], 0)
     held = trajectories(TRAIN[300:360], 1)
     stats = train_prm(tiny_model_dir, [(p, t, ENV.verify(p, t).step_rewards) for p, t in train],
@@ -62,6 +63,25 @@ def test_learned_prm_beats_chance_on_heldout(tiny_model_dir, tmp_path):
     assert prm(p, first)[0] == pytest.approx(prm(p, text)[0], abs=1e-5)
 
 
+def test_pairwise_prm_beats_chance_on_heldout(tiny_model_dir, tmp_path):
+    """Bradley–Terry on step prefixes of one problem and depth (good step vs bad step)."""
+    train = [(p, t, ENV.verify(p, t).step_rewards) for p, t in trajectories(TRAIN[:240], 0)]
+    pairs = prefix_pairs(train, 2, seed=0)
+    assert pairs and all(x["chosen"].count("\n") == x["rejected"].count("\n") for x in pairs)
+    train_pairwise(tiny_model_dir, pairs, {p.problem_id: p.prompt for p in TRAIN[:240]},
+                   tmp_path / "prm", steps=60, batch_size=16, lr=3e-3, seed=0, meta={})
+    prm = LearnedPRM(tmp_path / "prm")
+    assert prm.pairwise
+    held = trajectories(TRAIN[300:360], 1)
+    scores = prm.many(held)
+    labels = [ENV.verify(p, t).step_rewards for p, t in held]
+    assert all(len(s) == len(y) for s, y in zip(scores, labels))
+    flat = [(y > 0, s) for ys, ss in zip(labels, scores) for y, s in zip(ys, ss)]
+    assert auc([y for y, _ in flat], [s for _, s in flat]) > 0.65
+    p, text = held[0]
+    assert prm(p, text.split("\n")[0] + "\n")[0] == pytest.approx(prm(p, text)[0], abs=1e-5)
+
+
 def test_learned_orm_beats_chance_on_heldout(tiny_model_dir, tmp_path):
     groups: dict[str, list] = {}
     for p, t in trajectories(TRAIN[:240], 0):
@@ -69,8 +89,9 @@ def test_learned_orm_beats_chance_on_heldout(tiny_model_dir, tmp_path):
     pairs = orm_pairs(groups, 2, seed=0)
     assert pairs and all(ENV.verify(next(q for q in TRAIN if q.problem_id == x["problem_id"]),
                                      x["chosen"]).correct for x in pairs[:20])
-    stats = train_orm(tiny_model_dir, pairs, {p.problem_id: p.prompt for p in TRAIN[:240]},
-                      tmp_path / "orm", steps=60, batch_size=16, lr=3e-3, seed=0, meta={})
+    stats = train_pairwise(tiny_model_dir, pairs, {p.problem_id: p.prompt for p in TRAIN[:240]},
+                           tmp_path / "orm", steps=60, batch_size=16, lr=3e-3, seed=0,
+                           meta={})
     assert stats["n_pairs"] == len(pairs)
     held = trajectories(TRAIN[300:360], 1)
     scores = LearnedORM(tmp_path / "orm").many(held)
@@ -135,3 +156,12 @@ def test_fit_stage_registers_and_search_and_eval_use_it(tiny_model_dir, workspac
     assert r.returncode == 0, r.stderr[-2000:]
     assert "orm_bon" in r.stdout and "beam" in r.stdout
 
+
+
+def test_refit_every_k_iterations():
+    from reasonloop.config import Config
+    from reasonloop.reward.fit import due
+    every2 = Config.model_validate({"reward": {"train": ["prm"], "train_every": 2}})
+    assert [due(every2, i) for i in range(1, 6)] == [True, False, True, False, True]
+    assert not any(due(Config(), i) for i in range(1, 4))          # nothing to fit
+    assert Config.model_validate({"reward": {"prm": "learned"}}).reward.train == ["prm"]

@@ -91,3 +91,12 @@ def test_prm_swap_in_config_changes_beam_choices(smoke_cfg):
     with pytest.raises(ValueError, match="need the policy's engine"):
         stages.search_spec(cfg.model_copy(update={"reward": cfg.reward.model_copy(
             update={"prm": "mc"})}))
+
+
+def test_a_search_prefix_is_rolled_out_not_judged_unfinished():
+    """Inside beam/MCTS the PRM scores prefixes: the last step of an unfinished, solvable
+    prefix gets the rollouts' success rate (≈ P), not the 0 of an unfinished answer."""
+    p = TRAIN[0]
+    first = solve(tuple(p.meta["numbers"]), p.meta["target"])[0] + "\n"
+    lab = mc_labels([(p, first)], Toy(), SamplingParams(seed=0), 300, orm)[0]
+    assert len(lab.soft) == 1 and abs(lab.soft[0] - P) < 0.1 and lab.tokens > 0

@@ -107,20 +107,21 @@ def fit_reward_models(cfg: Config, run_id: str, iteration: int, policy: str) -> 
     out = {}
     for kind in cfg.reward.train:
         path = stages.paths(cfg).reward_model(run_id, kind, iteration)
-        if (path / "reasonloop.json").exists():
-            out[kind] = json.loads((path / "reasonloop.json").read_text())["stats"]
-            continue
-        t0 = time.perf_counter()
-        fit = _fit_prm if kind == "prm" else _fit_orm
-        stats = fit(cfg, env, by_id, train, test, policy, path, run_id, iteration)
-        if "skipped" in stats:        # nothing to learn from yet: keep the last fit
-            print(f"fit-verifiers: {kind} not fitted at iteration {iteration}: "
-                  f"{stats['skipped']}")
-            out[kind] = stats
-            continue
-        stats["seconds"] = time.perf_counter() - t0
-        meta = json.loads((path / "reasonloop.json").read_text())
-        (path / "reasonloop.json").write_text(json.dumps({**meta, "stats": stats}, indent=2))
+        meta = path / "reasonloop.json"
+        stats = json.loads(meta.read_text()).get("stats") if meta.exists() else None
+        if stats is None:                 # not fitted yet (or cut off before its stats)
+            t0 = time.perf_counter()
+            fit = _fit_prm if kind == "prm" else _fit_orm
+            stats = fit(cfg, env, by_id, train, test, policy, path, run_id, iteration)
+            if "skipped" in stats:        # nothing to learn from yet: keep the last fit
+                print(f"fit-verifiers: {kind} not fitted at iteration {iteration}: "
+                      f"{stats['skipped']}")
+                out[kind] = stats
+                continue
+            stats["seconds"] = time.perf_counter() - t0
+            meta.write_text(json.dumps({**json.loads(meta.read_text()), "stats": stats},
+                                       indent=2))
+        # both idempotent: a rerun after a crash registers/records what is missing
         stats["version"] = _register(cfg, kind, run_id, iteration, policy, path, stats)
         _record(cfg, kind, run_id, iteration, path, stats)
         out[kind] = stats
@@ -140,22 +141,33 @@ def _labels(cfg, env, items, policy):
     return [lab.hard for lab in labs], sum(lab.tokens for lab in labs)
 
 
-def _meta(cfg, run_id, iteration, policy) -> dict:
-    return {"run_id": run_id, "iteration": iteration, "policy": str(policy),
-            "labels": cfg.reward.prm_labels, "config_hash": cfg.hash()}
+def _meta(cfg, kind, run_id, iteration, policy) -> dict:
+    return {"kind": kind, "run_id": run_id, "iteration": iteration, "policy": str(policy),
+            "labels": cfg.reward.prm_labels if kind == "prm" else "outcome",
+            "loss": cfg.reward.prm_loss if kind == "prm" else "pairwise",
+            "config_hash": cfg.hash()}
 
 
 def _fit_prm(cfg, env, by_id, train, test, policy, path, run_id, iteration) -> dict:
-    from reasonloop.reward.learned import LearnedPRM, train_prm
+    from reasonloop.reward.learned import LearnedPRM, prefix_pairs, train_pairwise, train_prm
     rows = train.sample(n=min(train.height, cfg.reward.max_examples), seed=cfg.run.seed)
     items = [(by_id[p], t) for p, t in zip(rows["problem_id"], rows["text"])]
     if not items:
         return {"skipped": "no trajectories outside the held-out problems"}
     labels, mc_tokens = _labels(cfg, env, items, policy)
-    r = cfg.reward
-    stats = train_prm(policy, [(p, t, y) for (p, t), y in zip(items, labels)], path,
-                      steps=r.steps, batch_size=r.batch_size, lr=r.lr,
-                      seed=cfg.run.seed + iteration, meta=_meta(cfg, run_id, iteration, policy))
+    labelled = [(p, t, y) for (p, t), y in zip(items, labels)]
+    r, meta = cfg.reward, _meta(cfg, "prm", run_id, iteration, policy)
+    if r.prm_loss == "pairwise":
+        pairs = prefix_pairs(labelled, r.pairs_per_problem, cfg.run.seed + iteration)
+        if not pairs:
+            return {"skipped": "no problem and depth with both a good and a bad step"}
+        stats = train_pairwise(policy, pairs, {x["problem_id"]: by_id[x["problem_id"]].prompt
+                                               for x in pairs}, path, steps=r.steps,
+                               batch_size=max(1, r.batch_size // 2), lr=r.lr,
+                               seed=cfg.run.seed + iteration, meta=meta, desc="PRM fit")
+    else:
+        stats = train_prm(policy, labelled, path, steps=r.steps, batch_size=r.batch_size,
+                          lr=r.lr, seed=cfg.run.seed + iteration, meta=meta)
     held = [(by_id[p], t) for p, t in zip(test["problem_id"], test["text"])]
     scores = LearnedPRM(path).many(held)
     test_labels = _labels(cfg, env, held, policy)[0]
@@ -169,7 +181,7 @@ def _fit_prm(cfg, env, by_id, train, test, policy, path, run_id, iteration) -> d
 
 
 def _fit_orm(cfg, env, by_id, train, test, policy, path, run_id, iteration) -> dict:
-    from reasonloop.reward.learned import LearnedORM, orm_pairs, train_orm
+    from reasonloop.reward.learned import LearnedORM, orm_pairs, train_pairwise
     groups: dict[str, list[tuple[str, bool]]] = {}
     for p, t, c in train.iter_rows():
         groups.setdefault(p, []).append((t, c))
@@ -178,10 +190,11 @@ def _fit_orm(cfg, env, by_id, train, test, policy, path, run_id, iteration) -> d
     if not pairs:
         return {"skipped": "no problem has both a correct and a wrong trajectory"}
     r = cfg.reward
-    stats = train_orm(policy, pairs, {p["problem_id"]: by_id[p["problem_id"]].prompt
-                                      for p in pairs}, path, steps=r.steps,
-                      batch_size=max(1, r.batch_size // 2), lr=r.lr,
-                      seed=cfg.run.seed + iteration, meta=_meta(cfg, run_id, iteration, policy))
+    stats = train_pairwise(policy, pairs, {p["problem_id"]: by_id[p["problem_id"]].prompt
+                                           for p in pairs}, path, steps=r.steps,
+                           batch_size=max(1, r.batch_size // 2), lr=r.lr,
+                           seed=cfg.run.seed + iteration,
+                           meta=_meta(cfg, "orm", run_id, iteration, policy))
     held = [(by_id[p], t) for p, t in zip(test["problem_id"], test["text"])]
     scores = LearnedORM(path).many(held)
     return {**stats, "n_train": len(pairs), "n_heldout": len(held),
@@ -213,6 +226,7 @@ def _register(cfg, kind, run_id, iteration, policy, path, stats) -> str | None:
 def _record(cfg, kind, run_id, iteration, path, stats) -> None:
     from reasonloop import stages
     from reasonloop.store import db
+    db.init_db(stages.paths(cfg).db)      # stores made before reward_models existed gain it
     db.record_reward_model(stages.paths(cfg).db, {
         "run_id": run_id, "iteration": iteration, "kind": kind,
         "labels": cfg.reward.prm_labels if kind == "prm" else "outcome", "path": str(path),

@@ -5,11 +5,16 @@ a fresh head, as reward models usually start from the SFT policy:
 - ORM: `LlamaForSequenceClassification` (one scalar) trained with TRL's `RewardTrainer` on
   Bradley–Terry pairs — a correct and an incorrect trajectory of the same problem. Its score
   σ(r) ranks candidates (weighted best-of-N) where no exact verifier exists.
-- PRM: `LlamaForTokenClassification` (good/bad) read at the last token of every step, trained
-  on step labels (the env's oracle, or Monte-Carlo labels). TRL has no PRM trainer any more,
-  so this uses transformers' `Trainer` with the token-classification loss (what TRL's
-  PRMTrainer did). One forward pass scores every step of a text: causal attention means the
-  score of step k depends only on steps ≤ k, so a prefix scores as it would inside a full text.
+- PRM, `pairwise` (default): the same model and trainer on step-prefix pairs — two prefixes of
+  one problem and depth, one ending in a good step, one in a bad one; a step's score is σ(r)
+  of the prefix it ends. Comparing within a problem cancels what a problem's identity
+  predicts: a pointwise PRM learned "which targets tend to be reachable" and fell to AUC 0.6
+  on the test split's unseen targets while scoring 0.94 on held-out train problems
+  (benchmarks/results/reward.md); the ORM, trained pairwise, kept 0.99 there.
+- PRM, `pointwise`: `LlamaForTokenClassification` (good/bad) read at the last token of every
+  step, trained with transformers' `Trainer` on the token-classification loss (what TRL's
+  old PRMTrainer did) — one forward pass scores every step of a text.
+Causal attention makes both read a prefix as they would inside a longer text.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 
-from reasonloop.envs.base import Problem
+from reasonloop.envs.base import Problem, split_steps
 
 MAX_LENGTH = 512
 BATCH = 256
@@ -76,7 +81,18 @@ def _attn(policy: str | Path) -> dict:
     return {"attn_implementation": TINY_ATTN} if cfg.get("hidden_size", 1e9) <= 256 else {}
 
 
+def _quiet() -> None:
+    """A policy loaded under a new head prints a load report (lm_head unused, head new):
+    expected here, so not shown; nor are the dataset preprocessing bars."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()      # RewardTrainer's map() bars: noise next to ours
+
+
 def _load_tokenizer(policy: str | Path):
+    _quiet()
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(policy)
     tok.padding_side = "right"        # right padding: a causal scorer's positions stay put
@@ -119,37 +135,75 @@ def train_prm(policy: str | Path, items: list[tuple[Problem, str, list[float]]],
                                               seed), train_dataset=Dataset.from_list(rows),
                       data_collator=DataCollatorForTokenClassification(tok))
     losses = _train(trainer, steps, "PRM fit")
-    _save(model.eval(), tok, out, {"kind": "prm", **meta})
+    _save(model.eval(), tok, out, meta)
     return {"loss_first": losses[0], "loss_last": losses[-1], "n_examples": len(rows)}
+
+
+def prefixes(text: str) -> list[str]:
+    """The step prefixes of a completion: steps 1..k, each ending in a newline."""
+    steps = split_steps(text)
+    return ["".join(s + "\n" for s in steps[:k]) for k in range(1, len(steps) + 1)]
+
+
+def prefix_pairs(items: list[tuple[Problem, str, list[float]]], per_depth: int, seed: int
+                 ) -> list[dict]:
+    """Pairwise PRM data: per problem and depth k, up to `per_depth` (good, bad) pairs of
+    distinct prefixes whose step k is labelled good / bad."""
+    import random
+    rng = random.Random(seed)
+    groups: dict[tuple[str, int], tuple[set, set]] = {}
+    for p, text, labels in items:
+        for k, (pre, y) in enumerate(zip(prefixes(text), labels)):
+            groups.setdefault((p.problem_id, k), (set(), set()))[0 if y > 0 else 1].add(pre)
+    out = []
+    for (pid, _), (good, bad) in sorted(groups.items()):
+        if good and bad:
+            good_, bad_ = sorted(good), sorted(bad)
+            out += [{"problem_id": pid, "chosen": rng.choice(good_),
+                     "rejected": rng.choice(bad_)} for _ in range(per_depth)]
+    return out
 
 
 class LearnedPRM:
     """`prm(problem, text) -> [P(step good)]`, with `many(items)` for batched scoring (beam
-    search scores a whole depth at once). Scores are cached per (problem, text)."""
+    search scores a whole depth at once). Scores are cached per (problem, text). A pairwise
+    PRM scores each step's prefix with its scalar head; a pointwise one reads its token
+    classifier at the step ends."""
 
-    def __init__(self, path: str | Path, threads: int | None = None):
+    def __init__(self, path: str | Path):
         from transformers import AutoModelForTokenClassification
         self.path = str(path)
-        self.tok = _load_tokenizer(path)
-        self.model = AutoModelForTokenClassification.from_pretrained(
-            path, dtype=torch.float32).eval()
+        arch = json.loads((Path(path) / "config.json").read_text())["architectures"][0]
+        self.pairwise = arch.endswith("ForSequenceClassification")
+        self.scorer = LearnedORM(path) if self.pairwise else None
+        if not self.pairwise:
+            self.tok = _load_tokenizer(path)
+            self.model = AutoModelForTokenClassification.from_pretrained(
+                path, dtype=torch.float32).eval()
         self.cache: dict[tuple[str, str], list[float]] = {}
 
     def __call__(self, problem: Problem, text: str) -> list[float]:
         return self.many([(problem, text)])[0]
 
-    @torch.inference_mode()
     def many(self, items: list[tuple[Problem, str]]) -> list[list[float]]:
-        todo = list(dict.fromkeys((p.problem_id, p.prompt, t) for p, t in items
-                                  if (p.problem_id, t) not in self.cache))
-        for i in range(0, len(todo), BATCH):
-            chunk = todo[i:i + BATCH]
-            enc = [step_ends(self.tok, prompt, t) for _, prompt, t in chunk]
-            batch = self.tok.pad({"input_ids": [ids for ids, _ in enc]}, return_tensors="pt")
-            probs = self.model(**batch).logits.softmax(-1)[..., 1]
-            for (pid, _, t), (_, ends), row in zip(chunk, enc, probs):
-                self.cache[(pid, t)] = [float(row[j]) for j in ends]
+        todo = list({(p.problem_id, t): (p, t) for p, t in items
+                     if (p.problem_id, t) not in self.cache}.values())
+        if self.pairwise:
+            scores = iter(self.scorer.many([(p, pre) for p, t in todo for pre in prefixes(t)]))
+            for p, t in todo:
+                self.cache[(p.problem_id, t)] = [next(scores) for _ in prefixes(t)]
+        else:
+            for i in range(0, len(todo), BATCH):
+                self._token_scores(todo[i:i + BATCH])
         return [self.cache[(p.problem_id, t)] for p, t in items]
+
+    @torch.inference_mode()
+    def _token_scores(self, chunk: list[tuple[Problem, str]]) -> None:
+        enc = [step_ends(self.tok, p.prompt, t) for p, t in chunk]
+        batch = self.tok.pad({"input_ids": [ids for ids, _ in enc]}, return_tensors="pt")
+        probs = self.model(**batch).logits.softmax(-1)[..., 1]
+        for (p, t), (_, ends), row in zip(chunk, enc, probs):
+            self.cache[(p.problem_id, t)] = [float(row[j]) for j in ends]
 
 
 # ---------------------------------------------------------------- ORM -------------------
@@ -171,9 +225,11 @@ def orm_pairs(groups: dict[str, list[tuple[str, bool]]], per_problem: int, seed:
     return out
 
 
-def train_orm(policy: str | Path, pairs: list[dict], prompts: dict[str, str], out: Path, *,
-              steps: int, batch_size: int, lr: float, seed: int, meta: dict) -> dict:
-    """TRL RewardTrainer on (prompt, chosen, rejected) → {loss_first, loss_last, n_pairs}."""
+def train_pairwise(policy: str | Path, pairs: list[dict], prompts: dict[str, str], out: Path,
+                   *, steps: int, batch_size: int, lr: float, seed: int, meta: dict,
+                   desc: str = "ORM fit") -> dict:
+    """TRL RewardTrainer on (prompt, chosen, rejected) → {loss_first, loss_last, n_pairs}:
+    the ORM on whole trajectories, the pairwise PRM on step prefixes."""
     from transformers import AutoModelForSequenceClassification
     from trl import RewardConfig, RewardTrainer
     tok = _load_tokenizer(policy)
@@ -186,8 +242,8 @@ def train_orm(policy: str | Path, pairs: list[dict], prompts: dict[str, str], ou
     args = _args(RewardConfig, out, steps, batch_size, lr, seed, max_length=MAX_LENGTH,
                  dataset_num_proc=None)
     trainer = RewardTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
-    losses = _train(trainer, steps, "ORM fit")
-    _save(model.eval(), tok, out, {"kind": "orm", **meta})
+    losses = _train(trainer, steps, desc)
+    _save(model.eval(), tok, out, meta)
     return {"loss_first": losses[0], "loss_last": losses[-1], "n_pairs": len(pairs)}
 
 
