@@ -10,9 +10,10 @@
    D_search up to `--iteration` (from the policy that produced that iteration's data):
    step AUC against the oracle labels and ORM AUC (correct vs wrong) on held-out train
    problems, and on the champion's samples on val and on test (targets never trained on).
-3. Test time on the champion: beam search with the learned PRM vs the oracle PRM at equal
-   budget, and the learned ORM as a (weighted) best-of-N scorer vs majority vote.
-Writes benchmarks/results/reward.md (+ reward_test_time.png).
+3. Test time on the champion, on val (targets seen in training) and test (unseen targets):
+   beam search with the learned PRM vs the oracle PRM at equal budget, and the learned ORM
+   as a (weighted) best-of-N scorer, and as beam's final pick, vs majority vote.
+Writes benchmarks/results/reward.md (+ reward_test_time_<split>.png).
 """
 
 from __future__ import annotations
@@ -108,35 +109,37 @@ def fit(cfg, run_id: str, iteration: int, engine) -> tuple[list[str], dict]:
     return md, fitted
 
 
-def test_time(cfg, engine, fitted: dict, limit: int, budgets: list[int], out: Path):
+NAMES = {"beam": "beam (learned PRM)", "weighted_bon": "weighted_bon (learned PRM)",
+         "best_of_n": "best_of_n (learned PRM)", "beam_orm": "beam (learned PRM) + ORM pick"}
+
+
+def test_time(cfg, engine, fitted: dict, split: str, limit: int, budgets: list[int],
+              out: Path) -> list[str]:
     from reasonloop import stages
     from reasonloop.eval.plots import plot_test_time
     from reasonloop.eval.test_time import results_table
-    problems = stages.split(cfg, "test")[:limit]
+    problems = stages.split(cfg, split)[:limit]
     oracle, _ = stages.test_time_search(cfg, engine, problems, ["majority", "beam"], budgets)
     learned_cfg = cfg.model_copy(update={"reward": cfg.reward.model_copy(update={
         "prm": "learned", "prm_model": fitted["prm"], "orm_model": fitted.get("orm")})})
-    methods = ["beam", "weighted_bon", "best_of_n"] + (["orm_bon", "orm_weighted"]
-                                                        if "orm" in fitted else [])
+    methods = ["beam", "weighted_bon", "best_of_n"] + (
+        ["beam_orm", "orm_bon", "orm_weighted"] if "orm" in fitted else [])
     learned, _ = stages.test_time_search(learned_cfg, engine, problems, methods, budgets)
     for r in oracle:
         r["method"] = {"beam": "beam (oracle PRM)"}.get(r["method"], r["method"])
     for r in learned:
-        r["method"] = {"beam": "beam (learned PRM)", "weighted_bon": "weighted_bon (learned "
-                       "PRM)", "best_of_n": "best_of_n (learned PRM)"}.get(r["method"],
-                                                                          r["method"])
+        r["method"] = NAMES.get(r["method"], r["method"])
     results = oracle + learned
-    plot_test_time(results, out / "reward_test_time.png",
-                   title=f"learned vs oracle verifiers: {len(problems)} test problems")
-    gap = {b: next(r["accuracy"] for r in oracle if r["method"].startswith("beam")
-                   and r["budget"] == b) - next(r["accuracy"] for r in learned if
-                                                r["method"].startswith("beam (")
-                                                and r["budget"] == b) for b in budgets}
-    return ["## 3. Test time: learned vs oracle verifiers", "",
-            f"{len(problems)} test problems, accuracy (generated tokens per problem). "
+    png = f"reward_test_time_{split}.png"
+    plot_test_time(results, out / png, title=f"learned vs oracle verifiers: {len(problems)} "
+                                             f"{split} problems")
+    acc = {(r["method"], r["budget"]): r["accuracy"] for r in results}
+    gap = {b: acc["beam (oracle PRM)", b] - acc["beam (learned PRM)", b] for b in budgets}
+    return [f"## 3. Test time on {split}: learned vs oracle verifiers", "",
+            f"{len(problems)} {split} problems, accuracy (generated tokens per problem). "
             "Beam gap (oracle − learned PRM), points: " +
             ", ".join(f"n={b}: {100 * g:+.1f}" for b, g in gap.items()), "",
-            results_table(results), "", "![](reward_test_time.png)"]
+            results_table(results), "", f"![]({png})", ""]
 
 
 def main() -> None:
@@ -148,7 +151,8 @@ def main() -> None:
     ap.add_argument("--iteration", type=int, default=5)
     ap.add_argument("--problems", type=int, default=300)
     ap.add_argument("--ms", default="1,4,16")
-    ap.add_argument("--limit", type=int, default=500, help="test problems")
+    ap.add_argument("--limit", type=int, default=500, help="problems per split")
+    ap.add_argument("--splits", default="val,test", help="test-time search on these")
     ap.add_argument("--budgets", default="4,16,64")
     ap.add_argument("--skip-mc", action="store_true")
     ap.add_argument("--set", action="append", default=[])
@@ -178,8 +182,9 @@ def main() -> None:
     md += part + [""]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    md += test_time(cfg, engine, fitted, args.limit,
-                    [int(b) for b in args.budgets.split(",")], out)
+    for sp in args.splits.split(","):
+        md += test_time(cfg, engine, fitted, sp, args.limit,
+                        [int(b) for b in args.budgets.split(",")], out)
     (out / "reward.md").write_text("\n".join(md) + "\n")
     Console().print(Markdown("\n".join(md)))
 

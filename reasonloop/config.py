@@ -59,7 +59,7 @@ class PolicyConfig(_Section):
 
 SEARCH_METHODS = Literal["best_of_n", "beam", "dvts", "mcts", "revise"]
 TEST_TIME_METHODS = Literal["best_of_n", "majority", "weighted_bon", "orm_bon", "orm_weighted",
-                            "beam", "dvts", "mcts", "revise"]
+                            "beam", "beam_orm", "dvts", "mcts", "revise"]
 
 
 class SearchConfig(_Section):
@@ -132,9 +132,9 @@ class RewardConfig(_Section):
     # `prm_model`). Until a run has fitted its first PRM, `learned` uses its label source.
     prm: Literal["oracle", "mc", "learned"] = "oracle"
     prm_labels: Literal["oracle", "mc"] = "oracle"
-    # pairwise: Bradley–Terry on step prefixes of one problem (RewardTrainer); pointwise:
-    # a token classifier at step ends. Pairwise generalised to unseen targets (reward.md).
-    prm_loss: Literal["pairwise", "pointwise"] = "pairwise"
+    # pointwise: a token classifier at step ends (one pass per text); pairwise: Bradley–Terry
+    # on step prefixes of one problem (RewardTrainer) — it measured worse (reward_pairwise.md)
+    prm_loss: Literal["pointwise", "pairwise"] = "pointwise"
     mc_rollouts: int = Field(4, ge=1)
     # Learned verifiers the flywheel fits on D_search after verify, every `train_every`
     # iterations; `prm: learned` implies "prm". Registered in MLflow as <run.name>-prm/-orm.
@@ -181,7 +181,7 @@ class Config(_Section):
     @model_validator(mode="after")
     def _orm_methods(self):
         """Test-time selectors scored by a learned ORM need one fitted or given."""
-        orm = [m for m in self.eval.search_methods if m.startswith("orm_")]
+        orm = [m for m in self.eval.search_methods if "orm" in m]
         if orm and "orm" not in self.reward.train and self.reward.orm_model is None:
             raise ValueError(f"eval.search_methods {orm} need a learned ORM: add orm to "
                              "reward.train or set reward.orm_model")

@@ -165,3 +165,21 @@ def test_refit_every_k_iterations():
     assert [due(every2, i) for i in range(1, 6)] == [True, False, True, False, True]
     assert not any(due(Config(), i) for i in range(1, 4))          # nothing to fit
     assert Config.model_validate({"reward": {"prm": "learned"}}).reward.train == ["prm"]
+
+
+def test_mc_labels_as_prm_targets(tiny_model_dir, workspace):
+    """`reward.prm_labels: mc` — the PRM's targets from rollouts of the policy that made
+    D_search (an env without a step oracle still gets a PRM)."""
+    from reasonloop import stages
+    from reasonloop.config import load_config
+    from reasonloop.reward.fit import _labels
+    from tests.conftest import SMOKE
+    cfg = load_config(SMOKE, [f"run.root={workspace}", "reward.prm_labels=mc",
+                              "reward.mc_rollouts=2"])
+    env = stages.env_and_problems(cfg)[0]
+    items = [(p, t) for p, t in trajectories(stages.split(cfg, "train")[:5], 0)]
+    labels, tokens = _labels(cfg, env, items, str(tiny_model_dir))
+    assert [len(y) for y in labels] == [len(env.verify(p, t).steps) for p, t in items]
+    assert tokens > 0 and all(y in (0.0, 1.0) for ys in labels for y in ys)
+    for (p, t), ys in zip(items, labels):          # a correct text's last step is good
+        assert ys[-1] == 1.0 or not env.verify(p, t).correct

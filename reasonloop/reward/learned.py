@@ -5,15 +5,13 @@ a fresh head, as reward models usually start from the SFT policy:
 - ORM: `LlamaForSequenceClassification` (one scalar) trained with TRL's `RewardTrainer` on
   Bradley–Terry pairs — a correct and an incorrect trajectory of the same problem. Its score
   σ(r) ranks candidates (weighted best-of-N) where no exact verifier exists.
-- PRM, `pairwise` (default): the same model and trainer on step-prefix pairs — two prefixes of
-  one problem and depth, one ending in a good step, one in a bad one; a step's score is σ(r)
-  of the prefix it ends. Comparing within a problem cancels what a problem's identity
-  predicts: a pointwise PRM learned "which targets tend to be reachable" and fell to AUC 0.6
-  on the test split's unseen targets while scoring 0.94 on held-out train problems
-  (benchmarks/results/reward.md); the ORM, trained pairwise, kept 0.99 there.
-- PRM, `pointwise`: `LlamaForTokenClassification` (good/bad) read at the last token of every
-  step, trained with transformers' `Trainer` on the token-classification loss (what TRL's
-  old PRMTrainer did) — one forward pass scores every step of a text.
+- PRM, `pointwise` (default): `LlamaForTokenClassification` (good/bad) read at the last
+  token of every step, trained with transformers' `Trainer` on the token-classification loss
+  (what TRL's old PRMTrainer did) — one forward pass scores every step of a text.
+- PRM, `pairwise`: the ORM's model and trainer on step-prefix pairs — two prefixes of one
+  problem and depth, one ending in a good step, one in a bad one; a step's score is σ(r) of
+  the prefix it ends. Tried because comparing within a problem cancels what a problem's
+  identity predicts; it measured worse on every split (benchmarks/results/reward*.md).
 Causal attention makes both read a prefix as they would inside a longer text.
 """
 

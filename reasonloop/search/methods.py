@@ -21,6 +21,7 @@ TEST_TIME = {
     "orm_bon": ("best_of_n", "best", "orm"),
     "orm_weighted": ("best_of_n", "weighted", "orm"),
     "beam": ("beam", "best", "prm"),
+    "beam_orm": ("beam", "best", "orm"),     # PRM-guided beam, the ORM picks the answer
     "dvts": ("dvts", "best", "prm"),
     "mcts": ("mcts", "best", "prm"),
     "revise": ("revise", "best", "prm"),

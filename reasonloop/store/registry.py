@@ -114,6 +114,8 @@ def resolve(ref: str) -> str:
     """`NAME@alias`, `NAME/VERSION` or a path → a local model directory."""
     if Path(ref).exists():
         return str(ref)
+    if ref.startswith(("/", ".", "~")):       # a path, not a registry ref: no MLflow call
+        raise ReasonloopError(f"model not found: no directory {ref}")
     client = MlflowClient()
     try:
         if "@" in ref:
