@@ -100,3 +100,15 @@ def test_a_search_prefix_is_rolled_out_not_judged_unfinished():
     first = solve(tuple(p.meta["numbers"]), p.meta["target"])[0] + "\n"
     lab = mc_labels([(p, first)], Toy(), SamplingParams(seed=0), 300, orm)[0]
     assert len(lab.soft) == 1 and abs(lab.soft[0] - P) < 0.1 and lab.tokens > 0
+
+
+def test_mc_prm_labels_each_prefix_once():
+    """Beam asks for longer and longer prefixes: their shared steps are not rolled out again."""
+    p = TRAIN[0]
+    sol = solve(tuple(p.meta["numbers"]), p.meta["target"])
+    prm = MCPRM(Toy(), SamplingParams(seed=0), 8, orm)
+    one = prm(p, sol[0] + "\n")
+    spent = prm.tokens
+    both = prm(p, "\n".join(sol) + "\n")
+    assert both[0] == one[0] and both[-1] == 1.0      # the solved text needs no rollout
+    assert prm.tokens == spent                         # step 1 reused, step 2 accepted

@@ -43,6 +43,12 @@ def split_steps(completion: str) -> list[str]:
     return [ln for ln in completion.split("\n") if ln.strip()]
 
 
+def step_prefixes(completion: str) -> list[str]:
+    """Steps 1..k of a completion, each prefix ending in a newline (what a PRM scores)."""
+    steps = split_steps(completion)
+    return ["".join(s + "\n" for s in steps[:k]) for k in range(1, len(steps) + 1)]
+
+
 def read_jsonl(path) -> Iterator[tuple[str, dict]]:
     """(where, object) per non-blank line of a user's JSONL file — `where` is `file:line` for
     error messages; a missing file or a line that is not a JSON object fails in one line."""

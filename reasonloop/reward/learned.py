@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 
-from reasonloop.envs.base import Problem, split_steps
+from reasonloop.envs.base import Problem, step_prefixes
 
 MAX_LENGTH = 512
 BATCH = 256
@@ -137,12 +137,6 @@ def train_prm(policy: str | Path, items: list[tuple[Problem, str, list[float]]],
     return {"loss_first": losses[0], "loss_last": losses[-1], "n_examples": len(rows)}
 
 
-def prefixes(text: str) -> list[str]:
-    """The step prefixes of a completion: steps 1..k, each ending in a newline."""
-    steps = split_steps(text)
-    return ["".join(s + "\n" for s in steps[:k]) for k in range(1, len(steps) + 1)]
-
-
 def prefix_pairs(items: list[tuple[Problem, str, list[float]]], per_depth: int, seed: int
                  ) -> list[dict]:
     """Pairwise PRM data: per problem and depth k, up to `per_depth` (good, bad) pairs of
@@ -151,7 +145,7 @@ def prefix_pairs(items: list[tuple[Problem, str, list[float]]], per_depth: int, 
     rng = random.Random(seed)
     groups: dict[tuple[str, int], tuple[set, set]] = {}
     for p, text, labels in items:
-        for k, (pre, y) in enumerate(zip(prefixes(text), labels)):
+        for k, (pre, y) in enumerate(zip(step_prefixes(text), labels)):
             groups.setdefault((p.problem_id, k), (set(), set()))[0 if y > 0 else 1].add(pre)
     out = []
     for (pid, _), (good, bad) in sorted(groups.items()):
@@ -187,9 +181,9 @@ class LearnedPRM:
         todo = list({(p.problem_id, t): (p, t) for p, t in items
                      if (p.problem_id, t) not in self.cache}.values())
         if self.pairwise:
-            scores = iter(self.scorer.many([(p, pre) for p, t in todo for pre in prefixes(t)]))
+            scores = iter(self.scorer.many([(p, pre) for p, t in todo for pre in step_prefixes(t)]))
             for p, t in todo:
-                self.cache[(p.problem_id, t)] = [next(scores) for _ in prefixes(t)]
+                self.cache[(p.problem_id, t)] = [next(scores) for _ in step_prefixes(t)]
         else:
             for i in range(0, len(todo), BATCH):
                 self._token_scores(todo[i:i + BATCH])

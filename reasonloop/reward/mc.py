@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reasonloop.envs.base import Problem, split_steps
+from reasonloop.envs.base import Problem, split_steps, step_prefixes
 from reasonloop.policy.engines.base import Engine, SamplingParams
 
 
@@ -51,24 +51,34 @@ def mc_labels(items: list[tuple[Problem, str]], engine: Engine, params: Sampling
 
 class MCPRM:
     """MC soft labels as a PRM, `prm(problem, text) -> [score per step]` — pluggable wherever
-    the oracle PRM goes. Costly (m rollouts per step), so cached per (problem, text), and
-    `many` labels a whole search depth in one rollout batch."""
+    the oracle PRM goes. Costly (m rollouts per step), so each step *prefix* is labelled once
+    (a beam's longer prefixes reuse their parents' labels), and `many` labels a whole search
+    depth in one rollout batch. A prefix the ORM already accepts scores 1 without rollouts."""
 
     def __init__(self, engine: Engine, params: SamplingParams, m: int,
                  orm: Callable[[Problem, str], bool]):
         self.engine, self.params, self.m, self.orm = engine, params, m, orm
-        self.cache: dict[tuple[str, str], list[float]] = {}
+        self.cache: dict[tuple[str, str], float] = {}     # (problem, prefix) → soft label
+        self.tokens = 0                                    # rollout tokens spent so far
 
     def __call__(self, problem: Problem, text: str) -> list[float]:
         return self.many([(problem, text)])[0]
 
     def many(self, items: list[tuple[Problem, str]]) -> list[list[float]]:
-        todo = list({(p.problem_id, t): (p, t) for p, t in items
-                     if (p.problem_id, t) not in self.cache}.values())
-        for (p, t), lab in zip(todo, mc_labels(todo, self.engine, self.params, self.m,
-                                               self.orm)):
-            self.cache[(p.problem_id, t)] = lab.soft
-        return [self.cache[(p.problem_id, t)] for p, t in items]
+        need = {(p.problem_id, pre): (p, pre) for p, t in items for pre in step_prefixes(t)
+                if (p.problem_id, pre) not in self.cache}
+        roll = []
+        for key, (p, pre) in need.items():
+            if self.orm(p, pre):
+                self.cache[key] = 1.0
+            else:
+                roll.append((key, p, pre))
+        outs = self.engine.sample([p.prompt + pre for _, p, pre in roll], self.m,
+                                  self.params) if roll else []
+        for (key, p, pre), row in zip(roll, outs):
+            self.cache[key] = sum(self.orm(p, pre + s.text) for s in row) / len(row)
+            self.tokens += sum(s.n_tokens for s in row)
+        return [[self.cache[(p.problem_id, pre)] for pre in step_prefixes(t)] for p, t in items]
 
 
 def agreement(labels: list[list[float]], oracle: list[list[float]]) -> float:
