@@ -261,9 +261,8 @@ def _search_args(methods: str, budgets: str, split: str, limit: int | None):
 def _check_verifiers(cfg, methods: list[str]) -> None:
     """Learned verifiers the methods need must exist before the flow starts."""
     from reasonloop.reward.fit import fitted_path
-    from reasonloop.search.methods import TEST_TIME
-    need = {"orm"} if any(TEST_TIME[m][2] == "orm" for m in methods) or \
-        cfg.reward.orm_model else set()
+    from reasonloop.search.methods import needs_orm
+    need = {"orm"} if needs_orm(methods) or cfg.reward.orm_model else set()
     if cfg.reward.prm == "learned" or cfg.reward.prm_model:
         need.add("prm")
     for kind in sorted(need):

@@ -166,7 +166,9 @@ def verify(cfg: Config, run_id: str, iteration: int, shard_files: list[str],
     scored = score_rows(env, by_id, rows, cfg.reward.shaping, cfg.policy.max_new_tokens)
     if cfg.reward.prm != "oracle":
         from reasonloop.search.base import scores_of
-        engine = load_engine(cfg.policy.engine, policy, seed=cfg.run.seed) if policy else None
+        mc = "mc" in (cfg.reward.prm, cfg.reward.prm_labels)     # only MC labels roll out
+        engine = load_engine(cfg.policy.engine, policy, seed=cfg.run.seed) \
+            if policy and mc else None
         prm = search_spec(cfg, engine, run_id=run_id, iteration=iteration - 1).prm
         for s, steps in zip(scored, scores_of(prm, [(by_id[s["problem_id"]], s["text"])
                                                    for s in scored])):
@@ -281,9 +283,9 @@ def test_time_search(cfg: Config, engine, problems: list[Problem], methods: list
                      iteration: int | None = None) -> tuple[list[dict], list[dict]]:
     """Every method × budget on `problems`, same seed → (results, scored rows)."""
     from reasonloop.eval.test_time import run_test_time
-    from reasonloop.search.methods import TEST_TIME
+    from reasonloop.search.methods import needs_orm
     spec = search_spec(cfg, engine, True, None, run_id, iteration)
-    if spec.orm_score is None and (skip := [m for m in methods if TEST_TIME[m][2] == "orm"]):
+    if spec.orm_score is None and (skip := needs_orm(methods)):
         print(f"test-time search: no learned ORM fitted yet, skipping {', '.join(skip)}")
         methods = [m for m in methods if m not in skip]
     params = SamplingParams(temperature=cfg.search.temperature, top_p=cfg.search.top_p,

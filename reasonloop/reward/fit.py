@@ -24,19 +24,28 @@ from reasonloop.config import Config
 from reasonloop.eval.metrics import auc
 
 
+def mc_params(cfg: Config):
+    """Sampling for Monte-Carlo label rollouts: the policy at T=1."""
+    from reasonloop.policy.engines import SamplingParams
+    return SamplingParams(temperature=1.0, seed=cfg.run.seed,
+                          max_new_tokens=cfg.policy.max_new_tokens)
+
+
+def label_source(cfg: Config, kind: str) -> str:
+    """What a learned verifier of `kind` is trained on (a tag, a column, its meta)."""
+    return cfg.reward.prm_labels if kind == "prm" else "outcome"
+
+
 def label_prm(cfg: Config, which: str, engine, orm):
     """The label-source PRMs: the env's oracle step labels, or Monte-Carlo labels."""
     from reasonloop import stages
-    from reasonloop.policy.engines import SamplingParams
     from reasonloop.reward.mc import MCPRM
     from reasonloop.reward.process import oracle_prm
     if which == "oracle":
         return oracle_prm(stages.env_and_problems(cfg)[0])
     if engine is None:
         raise ValueError("Monte-Carlo PRM labels need the policy's engine for their rollouts")
-    return MCPRM(engine, SamplingParams(temperature=1.0, seed=cfg.run.seed,
-                                        max_new_tokens=cfg.policy.max_new_tokens),
-                 cfg.reward.mc_rollouts, orm)
+    return MCPRM(engine, mc_params(cfg), cfg.reward.mc_rollouts, orm)
 
 
 @lru_cache(maxsize=4)
@@ -55,10 +64,9 @@ def fitted_path(cfg: Config, kind: str, run_id: str | None, iteration: int | Non
         return registry.resolve(ref)
     P = stages.paths(cfg)
     if run_id is not None:
-        for it in range(iteration if iteration is not None else 10**4, 0, -1):
-            if (P.reward_model(run_id, kind, it) / "reasonloop.json").exists():
-                return str(P.reward_model(run_id, kind, it))
-        return None
+        fits = sorted(f.parent for f in P.models.glob(f"{run_id}/{kind}-iter*/reasonloop.json")
+                      if iteration is None or int(f.parent.name.rsplit("iter", 1)[1]) <= iteration)
+        return str(fits[-1]) if fits else None
     if not P.mlflow_db.exists() and registry.USER_TRACKING_URI is None:
         return None                   # no registry here (yet): nothing registered
     registry.setup(P.mlflow_db, P.mlartifacts)
@@ -132,18 +140,17 @@ def _labels(cfg, env, items, policy):
     """Step labels for (problem, text) items from `reward.prm_labels` → ([labels], tokens)."""
     if cfg.reward.prm_labels == "oracle":
         return [env.verify(p, t).step_rewards for p, t in items], 0
-    from reasonloop.policy.engines import SamplingParams, load_engine
+    from reasonloop.policy.engines import load_engine
     from reasonloop.reward.mc import mc_labels
     engine = load_engine(cfg.policy.engine, policy, seed=cfg.run.seed)
-    labs = mc_labels(items, engine, SamplingParams(temperature=1.0, seed=cfg.run.seed,
-                                                   max_new_tokens=cfg.policy.max_new_tokens),
-                     cfg.reward.mc_rollouts, lambda p, t: env.verify(p, t).correct)
+    labs = mc_labels(items, engine, mc_params(cfg), cfg.reward.mc_rollouts,
+                     lambda p, t: env.verify(p, t).correct)
     return [lab.hard for lab in labs], sum(lab.tokens for lab in labs)
 
 
 def _meta(cfg, kind, run_id, iteration, policy) -> dict:
     return {"kind": kind, "run_id": run_id, "iteration": iteration, "policy": str(policy),
-            "labels": cfg.reward.prm_labels if kind == "prm" else "outcome",
+            "labels": label_source(cfg, kind),
             "loss": cfg.reward.prm_loss if kind == "prm" else "pairwise",
             "config_hash": cfg.hash()}
 
@@ -170,8 +177,8 @@ def _fit_prm(cfg, env, by_id, train, test, policy, path, run_id, iteration) -> d
                           lr=r.lr, seed=cfg.run.seed + iteration, meta=meta)
     held = [(by_id[p], t) for p, t in zip(test["problem_id"], test["text"])]
     scores = LearnedPRM(path).many(held)
-    test_labels = _labels(cfg, env, held, policy)[0]
     oracle = [env.verify(p, t).step_rewards for p, t in held]
+    test_labels = oracle if r.prm_labels == "oracle" else _labels(cfg, env, held, policy)[0]
     flat = [(y > 0, o > 0, s) for ys, os, ss in zip(test_labels, oracle, scores)
             for y, o, s in zip(ys, os, ss)]
     return {**stats, "n_train": len(items), "n_heldout": len(held), "mc_tokens": mc_tokens,
@@ -212,8 +219,8 @@ def _register(cfg, kind, run_id, iteration, policy, path, stats) -> str | None:
     metrics = {k: v for k, v in stats.items()
                if isinstance(v, int | float) and v == v and k != "version"}
     tags = {"run_id": run_id, "iteration": iteration, "kind": kind, "policy": str(policy),
-            "policy_name": cfg.run.name, "labels": cfg.reward.prm_labels if kind == "prm"
-            else "outcome pairs", "config_hash": cfg.hash(), "git_sha": stages.git_sha(P.root)}
+            "policy_name": cfg.run.name, "labels": label_source(cfg, kind),
+            "config_hash": cfg.hash(), "git_sha": stages.git_sha(P.root)}
     version = registry.log_iteration(name, P.mlartifacts, f"{run_id}/{kind}-iter{iteration:02d}",
                                      {"reward": cfg.reward.model_dump_json()}, metrics,
                                      path, [], tags)
@@ -229,6 +236,6 @@ def _record(cfg, kind, run_id, iteration, path, stats) -> None:
     db.init_db(stages.paths(cfg).db)      # stores made before reward_models existed gain it
     db.record_reward_model(stages.paths(cfg).db, {
         "run_id": run_id, "iteration": iteration, "kind": kind,
-        "labels": cfg.reward.prm_labels if kind == "prm" else "outcome", "path": str(path),
+        "labels": label_source(cfg, kind), "path": str(path),
         **{k: stats.get(k) for k in ("version", "n_train", "n_heldout", "auc", "auc_oracle",
                                      "loss_last", "seconds")}})

@@ -20,27 +20,33 @@ class StepLabels:
     tokens: int              # rollout tokens spent on this trajectory
 
 
+def rollout_rates(prefixes: list[tuple[Problem, str]], engine: Engine, params: SamplingParams,
+                  m: int, orm: Callable[[Problem, str], bool]) -> list[tuple[float, int]]:
+    """(share of m rollouts from each prefix that end correct, their tokens) — one batched
+    engine call for all prefixes."""
+    outs = engine.sample([p.prompt + pre for p, pre in prefixes], m, params) \
+        if prefixes and m > 0 else []
+    return [(sum(orm(p, pre + s.text) for s in row) / len(row), sum(s.n_tokens for s in row))
+            for (p, pre), row in zip(prefixes, outs)]
+
+
 def mc_labels(items: list[tuple[Problem, str]], engine: Engine, params: SamplingParams,
               m: int, orm: Callable[[Problem, str], bool]) -> list[StepLabels]:
     """Labels for every step of every (problem, completion). A text the ORM already accepts
     labels its last step 1 with no rollout; otherwise the last step is rolled out like the
     others (inside a search the text is a prefix, not a finished answer — a finished wrong
     one just fails its rollouts). All rollouts go in one batched call."""
-    prompts, where = [], []
+    prefixes, where = [], []
     done = [orm(p, text) for p, text in items]
     for i, (p, text) in enumerate(items):
-        steps = split_steps(text)
-        for k in range(1, len(steps) + (0 if done[i] else 1)):
-            prompts.append(p.prompt + "\n".join(steps[:k]) + "\n")
-            where.append((i, k - 1))
-    outs = engine.sample(prompts, m, params) if prompts and m > 0 else []
+        pres = step_prefixes(text)[:-1] if done[i] else step_prefixes(text)
+        prefixes += [(p, pre) for pre in pres]
+        where += [(i, k) for k in range(len(pres))]
     soft = [[0.0] * len(split_steps(t)) for _, t in items]
     tokens = [0] * len(items)
-    for (i, k), prompt, row in zip(where, prompts, outs):
-        p = items[i][0]
-        prefix = prompt[len(p.prompt):]
-        soft[i][k] = sum(orm(p, prefix + s.text) for s in row) / len(row)
-        tokens[i] += sum(s.n_tokens for s in row)
+    for (i, k), (rate, tok) in zip(where, rollout_rates(prefixes, engine, params, m, orm)):
+        soft[i][k] = rate
+        tokens[i] += tok
     out = []
     for i in range(len(items)):
         if soft[i] and done[i]:
@@ -73,11 +79,11 @@ class MCPRM:
                 self.cache[key] = 1.0
             else:
                 roll.append((key, p, pre))
-        outs = self.engine.sample([p.prompt + pre for _, p, pre in roll], self.m,
-                                  self.params) if roll else []
-        for (key, p, pre), row in zip(roll, outs):
-            self.cache[key] = sum(self.orm(p, pre + s.text) for s in row) / len(row)
-            self.tokens += sum(s.n_tokens for s in row)
+        rates = rollout_rates([(p, pre) for _, p, pre in roll], self.engine, self.params,
+                              self.m, self.orm)
+        for (key, _, _), (rate, tok) in zip(roll, rates):
+            self.cache[key] = rate
+            self.tokens += tok
         return [[self.cache[(p.problem_id, pre)] for pre in step_prefixes(t)] for p, t in items]
 
 

@@ -26,3 +26,8 @@ TEST_TIME = {
     "mcts": ("mcts", "best", "prm"),
     "revise": ("revise", "best", "prm"),
 }
+
+
+def needs_orm(methods: list[str]) -> list[str]:
+    """The test-time methods whose pick is scored by a learned ORM."""
+    return [m for m in methods if TEST_TIME[m][2] == "orm"]
