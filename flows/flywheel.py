@@ -13,7 +13,7 @@ from reasonloop import stages
 from reasonloop.config import Config
 from reasonloop.learn.schedule import phase as next_phase
 from reasonloop.store import db
-from tasks.evaluate import evaluate, register
+from tasks.evaluate import evaluate, register, scaling_report
 from tasks.filter import filter_expert
 from tasks.generate import generate_shard
 from tasks.setup import start_run
@@ -32,27 +32,34 @@ def flywheel(cfg: Config, run_id: str) -> list[dict]:
     history = [{"iteration": 0, "phase": "init", **metrics}]
 
     for it in range(1, cfg.run.iterations + 1):
-        phase, lap = next_phase(cfg.learn.schedule, history), stages.Laps()
-        # Step 1 — search: training-time search with the current policy → D_search.
-        shards = generate_shard.map(unmapped(cfg), unmapped(run_id), unmapped(it),
-                                    unmapped(policy), range(cfg.search.shards)).result()
-        lap("generate")
-        # Step 2 — verify: ORM outcome reward + PRM step rewards, every trajectory stored;
-        # then fit the learned PRM/ORM on D_search (reward design; when reward.train asks).
-        search = verify(cfg, run_id, it, shards, policy)
-        lap("verify")
-        verifiers = fit_verifiers(cfg, run_id, it, policy)
-        lap("fit-verifiers")
-        # Step 3 — filter: D_expert = correct, deduplicated, capped per problem (+hindsight).
-        expert = filter_expert(cfg, run_id, it)
-        lap("filter")
-        # Step 4 — learn: BC on D_expert, from the previous policy or from the base (ReST-EM).
+        # The learner of this iteration: BC → DPO → GRPO, switched when a phase plateaus.
+        phase, lap = next_phase(cfg.learn, history, it), stages.Laps()
+        search, verifiers, expert = {}, {}, {}
+        if phase != "grpo":     # GRPO searches online, inside its trainer (Step 4)
+            # Step 1 — search: training-time search with the current policy → D_search.
+            shards = generate_shard.map(unmapped(cfg), unmapped(run_id), unmapped(it),
+                                        unmapped(policy), range(cfg.search.shards)).result()
+            lap("generate")
+            # Step 2 — verify: ORM outcome reward + PRM step rewards, every trajectory
+            # stored; then fit the learned PRM/ORM on D_search (when reward.train asks).
+            search = verify(cfg, run_id, it, shards, policy)
+            lap("verify")
+            verifiers = fit_verifiers(cfg, run_id, it, policy)
+            lap("fit-verifiers")
+            # Step 3 — filter: D_expert = correct, deduped, capped per problem (+hindsight);
+            # DPO pairs (correct vs wrong; shared prefix parting at the first bad step).
+            expert = filter_expert(cfg, run_id, it)
+            lap("filter")
+        # Step 4 — learn: BC on D_expert, DPO on the pairs, or GRPO online on the train split;
+        # from the previous policy, or from the base (ReST-EM).
         start = base if cfg.learn.init_from == "base" else policy
-        policy = train(cfg, run_id, it, start, phase)["path"]
+        learned = train(cfg, run_id, it, start, phase)
+        policy = learned["path"]
         lap("train")
         # Step 5 — evaluate, register as challenger, promote to champion if better on val.
         metrics = evaluate(cfg, run_id, it, policy)
-        reg = register(cfg, run_id, it, policy, metrics, phase, expert["data_md5"])
+        reg = register(cfg, run_id, it, policy, metrics, phase,
+                       expert.get("data_md5") or learned.get("data_md5"))
         lap("evaluate")
 
         seconds = {**lap.seconds, "compute": stages.compute_seconds(run_id, it)}
@@ -62,7 +69,10 @@ def flywheel(cfg: Config, run_id: str) -> list[dict]:
                         **{f"{k}_auc": v["auc"] for k, v in verifiers.items() if "auc" in v},
                         "version": reg["version"], "promoted": reg["promoted"],
                         "seconds": seconds})
-        print(f"iteration {it}: test pass@1 {metrics['test_pass@1']:.3f}  "
-              f"val {metrics['val_pass@1']:.3f}  |D_search| {search['n_search']}  "
-              f"|D_expert| {expert['n_expert']}  {seconds['total']:.0f}s")
+        print(f"iteration {it} ({phase}): test pass@1 {metrics['test_pass@1']:.3f}  "
+              f"val {metrics['val_pass@1']:.3f}  |D_search| "
+              f"{search.get('n_search', learned.get('n_sampled', 0))}  "
+              f"|D_expert| {expert.get('n_expert', 0)}  {seconds['total']:.0f}s")
+    # The train-time scaling report: pass@1 against iterations, training and generated tokens.
+    scaling_report(cfg, run_id)
     return history

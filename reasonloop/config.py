@@ -87,8 +87,44 @@ class FilterConfig(_Section):
     revision_examples: int = Field(2000, ge=0)  # failed attempt + feedback → a correct one
 
 
+PHASES = Literal["bc", "dpo", "grpo"]
+
+
+class DPOLearnConfig(_Section):
+    """Preferences from D_search (filter stage); reference = the policy before the update."""
+    beta: float = Field(0.1, gt=0)
+    loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
+    pairs_per_problem: int = Field(4, ge=0)       # correct vs incorrect, same problem
+    step_pairs_per_problem: int = Field(4, ge=0)  # shared prefix, parting at the first bad step
+    max_pairs: int = Field(20000, ge=1)
+    steps: int = Field(200, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-4, gt=0)
+
+
+class GRPOLearnConfig(_Section):
+    """Online RL on the train split: reward = verifier outcome + `reward.shaping` terms."""
+    algorithm: Literal["grpo", "rloo"] = "grpo"
+    steps: int = Field(100, ge=1)
+    prompts_per_step: int = Field(16, ge=1)
+    num_generations: int = Field(8, ge=2)          # the group whose mean is the baseline
+    beta: float = Field(0.0, ge=0)                 # KL to the reference (0: no reference)
+    epsilon: float = Field(0.2, gt=0)              # PPO clip
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = "dapo"
+    temperature: float = Field(1.0, gt=0)
+    lr: float = Field(1e-4, gt=0)
+
+
 class LearnConfig(_Section):
-    schedule: list[Literal["bc"]] = ["bc"]
+    # Phases in order; the next one starts when the last iteration's val pass@1 gain is
+    # below `plateau`, or after `max_iterations` in a phase. `phases` fixes one per iteration.
+    schedule: list[PHASES] = ["bc"]
+    plateau: float = 0.01
+    max_iterations: int | None = Field(None, ge=1)
+    phases: list[PHASES] | None = None
+    save_every: int = Field(50, ge=1)     # trainer checkpoint every N steps (resume point)
+    dpo: DPOLearnConfig = DPOLearnConfig()
+    grpo: GRPOLearnConfig = GRPOLearnConfig()
     init_from: Literal["base", "previous"] = "previous"
     steps: int = Field(200, ge=1)
     batch_size: int = Field(128, ge=1)
@@ -98,6 +134,12 @@ class LearnConfig(_Section):
     replay_iterations: int = Field(0, ge=0)     # also train on the last K iterations' D_expert
     threads: int = Field(2, ge=1)   # training has the machine to itself: 2 threads ran 1.7×
                                     # faster than 1 here (generation shards use run.threads)
+
+    @model_validator(mode="after")
+    def _schedule(self):
+        if not self.schedule or len(set(self.schedule)) != len(self.schedule):
+            raise ValueError("learn.schedule must list each phase once, e.g. [bc, dpo, grpo]")
+        return self
 
 
 class EvalConfig(_Section):

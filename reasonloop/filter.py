@@ -70,15 +70,54 @@ def revision_examples(env, d_search: pl.DataFrame, problems: dict, max_n: int,
                          "source": ["revision"] * pairs.height}, schema=_SCHEMA)
 
 
+PAIR_SCHEMA = {"problem_id": pl.String, "prompt": pl.String, "chosen": pl.String,
+               "rejected": pl.String, "kind": pl.String}
+
+
 def dpo_pairs(d_search: pl.DataFrame, prompts: dict[str, str], max_per_problem: int = 2,
-              seed: int = 0) -> pl.DataFrame:
-    """(prompt, chosen, rejected): a correct and an incorrect sample of the same problem."""
+              seed: int = 0, step_pairs_per_problem: int = 0) -> pl.DataFrame:
+    """(prompt, chosen, rejected) for DPO. `outcome` pairs: a correct and an incorrect
+    sample of the same problem. `step` pairs (where step labels exist): a correct and an
+    incorrect sample that share their first k steps and part at the incorrect one's first
+    bad step — the prompt carries the shared prefix, so the preference is about that step."""
     if d_search.is_empty():
-        return pl.DataFrame(schema={"prompt": pl.String, "chosen": pl.String,
-                                    "rejected": pl.String})
-    return _pairs(d_search, max_per_problem, seed).with_columns(
-        pl.col("problem_id").replace_strict(prompts).alias("prompt")).select(
-        "prompt", "chosen", "rejected")
+        return pl.DataFrame(schema=PAIR_SCHEMA)
+    outcome = pl.DataFrame(schema=PAIR_SCHEMA)
+    if max_per_problem:
+        outcome = _pairs(d_search, max_per_problem, seed).with_columns(
+            pl.col("problem_id").replace_strict(prompts).alias("prompt"),
+            pl.lit("outcome").alias("kind")).select(PAIR_SCHEMA.keys())
+    parts = [outcome]
+    if step_pairs_per_problem and "step_rewards" in d_search.columns:
+        parts.append(_step_pairs(d_search, prompts, step_pairs_per_problem, seed))
+    return pl.concat(parts)
+
+
+def _step_pairs(d_search: pl.DataFrame, prompts: dict[str, str], per_problem: int,
+                seed: int) -> pl.DataFrame:
+    from reasonloop.envs.base import step_prefixes
+    good, bad = [], []
+    for pid, text, ok, rewards in d_search.select(
+            "problem_id", "text", "correct", "step_rewards").iter_rows():
+        prefixes = [q for q in step_prefixes(text) if text.startswith(q)]
+        if ok:
+            good += [(pid, q, text[len(q):]) for q in prefixes[:-1]]
+            continue
+        first_bad = next((i for i, r in enumerate(rewards or []) if r < 0.5), None)
+        if first_bad and first_bad <= len(prefixes):      # a shared prefix of ≥ 1 good step
+            q = prefixes[first_bad - 1]
+            bad.append((pid, q, text[len(q):]))
+    if not good or not bad:
+        return pl.DataFrame(schema=PAIR_SCHEMA)
+    cols = ["problem_id", "prefix"]
+    pos = pl.DataFrame(good, schema=[*cols, "chosen"], orient="row").unique()
+    neg = pl.DataFrame(bad, schema=[*cols, "rejected"], orient="row").unique()
+    return (pos.join(neg, on=cols).sort(*cols, "chosen", "rejected")
+            .with_columns(pl.int_range(pl.len()).shuffle(seed).over("problem_id").alias("_r"))
+            .filter(pl.col("_r") < per_problem)
+            .with_columns((pl.col("problem_id").replace_strict(prompts) + pl.col("prefix"))
+                          .alias("prompt"), pl.lit("step").alias("kind"))
+            .select(PAIR_SCHEMA.keys()))
 
 
 def _pairs(d_search: pl.DataFrame, per_problem: int, seed: int) -> pl.DataFrame:

@@ -64,6 +64,10 @@ class Paths:
     def d_expert(self, run_id: str, iteration: int) -> Path:
         return self.run_data(run_id, iteration) / "d_expert.parquet"
 
+    def d_pairs(self, run_id: str, iteration: int) -> Path:
+        """DPO preference pairs built from this iteration's D_search."""
+        return self.run_data(run_id, iteration) / "d_pairs.parquet"
+
     def init_policy(self, run_id: str) -> Path:
         return self.models / run_id / "init"
 

@@ -7,7 +7,6 @@ Prefect's per-(run, iteration, stage) cache in `tasks/`, is what makes a crashed
 
 from __future__ import annotations
 
-import json
 import random
 import subprocess
 import time
@@ -206,52 +205,29 @@ def filter_expert(cfg: Config, run_id: str, iteration: int) -> dict:
                             cfg.filter.max_per_problem, cfg.run.seed + iteration)
         expert = pl.concat([expert, hs])
     expert.write_parquet(P.d_expert(run_id, iteration))
+    pairs = {}
+    if uses_dpo(cfg):
+        d = cfg.learn.dpo
+        dp = filt.dpo_pairs(d_search, prompts, d.pairs_per_problem, cfg.run.seed + iteration,
+                            d.step_pairs_per_problem)
+        dp.write_parquet(P.d_pairs(run_id, iteration))
+        pairs = {"n_pairs": dp.height, "n_step_pairs": int((dp["kind"] == "step").sum())}
     md5 = data.snapshot(P.root, P.data, push=cfg.run.dvc_push)
     db.update_iteration(P.db, run_id, iteration, data_md5=md5, n_expert=expert.height,
-                        n_search=d_search.height)
+                        n_search=d_search.height, **pairs)
     return {"n_expert": expert.height, "n_hindsight": int((expert["source"] == "hindsight").sum()),
-            "n_revision": int((expert["source"] == "revision").sum()), "data_md5": md5}
+            "n_revision": int((expert["source"] == "revision").sum()), "data_md5": md5, **pairs}
+
+
+def uses_dpo(cfg: Config) -> bool:
+    return "dpo" in (cfg.learn.phases or cfg.learn.schedule)
 
 
 # ---------------------------------------------------------------- Step 4: learn ---------
-def training_examples(cfg: Config, run_id: str, iteration: int) -> list[dict]:
-    """ReST-EM (`init_from: base`) retrains on every D_expert so far; `previous` continues on
-    this iteration's plus the last `learn.replay_iterations` ones. `learn.replay_init` mixes
-    legal-format plays back in."""
-    P = paths(cfg)
-    first = 1 if cfg.learn.init_from == "base" else max(1, iteration - cfg.learn.replay_iterations)
-    its = range(first, iteration + 1)
-    df = pl.concat([pl.read_parquet(P.d_expert(run_id, i)) for i in its])
-    ex = df.select("prompt", "completion").to_dicts()
-    n_replay = int(len(ex) * cfg.learn.replay_init)
-    if n_replay:
-        env = env_and_problems(cfg)[0]
-        ex += env.warmup_examples(n_replay, seed=cfg.run.seed * 7919 + iteration)
-    return ex
-
-
 def train(cfg: Config, run_id: str, iteration: int, start_from: str, phase: str) -> dict:
-    """BC with SFTTrainer (DPO/GRPO phases come with the learning issue)."""
-    from reasonloop.learn.sft import train_sft
-    from reasonloop.policy.init import TINY_ATTN, load_policy, save_policy
-    out = paths(cfg).policy(run_id, iteration)
-    if (out / "reasonloop.json").exists():
-        return json.loads((out / "reasonloop.json").read_text())["train"]
-    torch.set_num_threads(cfg.learn.threads)
-    if phase != "bc":
-        raise NotImplementedError(f"phase {phase!r} is not implemented yet")
-    model, tok = load_policy(start_from, attn_implementation=TINY_ATTN
-                             if cfg.policy.path is None else None)
-    examples = training_examples(cfg, run_id, iteration)
-    t0 = time.perf_counter()
-    stats = train_sft(model, tok, examples, out, steps=cfg.learn.steps,
-                      batch_size=cfg.learn.batch_size, lr=cfg.learn.lr, bf16=cfg.learn.bf16,
-                      seed=cfg.run.seed + iteration, desc=f"iter {iteration} BC")
-    COMPUTE_S[("train", run_id, iteration)] = time.perf_counter() - t0
-    stats.update(path=str(out), start_from=str(start_from), phase=phase)
-    save_policy(model, tok, out, {"stage": "train", "iteration": iteration, "train": stats,
-                                  "run_id": run_id, "config_hash": cfg.hash()})
-    return stats
+    """BC, DPO or GRPO from `start_from` → this iteration's policy (learn/step.py)."""
+    from reasonloop.learn.step import train as learn
+    return learn(cfg, run_id, iteration, start_from, phase)
 
 
 # ---------------------------------------------------------------- Step 5: evaluate ------
@@ -373,3 +349,18 @@ def register(cfg: Config, run_id: str, iteration: int, policy: str, metrics: dic
     db.update_iteration(P.db, run_id, iteration, phase=phase, policy_path=str(policy))
     return {"version": version, "promoted": promoted, "champion_before": best,
             "plot": str(plot), "plots": [str(p) for p in plots]}
+
+
+def scaling_report(cfg: Config, run_id: str) -> dict:
+    """Train-time scaling (pass@1 vs iterations / training / generated tokens, per phase)
+    → reports/<run>/scaling.{png,md} and an MLflow run `<run>/scaling` with the fits."""
+    from reasonloop.eval import scaling
+    from reasonloop.store import registry
+    P = paths(cfg)
+    rep = scaling.report(P.db, run_id, P.run_reports(run_id))
+    registry.setup(P.mlflow_db, P.mlartifacts)
+    metrics = {f"{f['phase']}_{f['axis']}_{k}": f[k] for f in rep["fits"] for k in ("b", "r2")}
+    registry.log_iteration(cfg.run.name, P.mlartifacts, f"{run_id}/scaling",
+                           {"run_id": run_id}, metrics, None, [rep["png"], rep["md"]],
+                           {"run_id": run_id, "report": "scaling"})
+    return {"markdown": rep["markdown"], "png": str(rep["png"]), "fits": rep["fits"]}

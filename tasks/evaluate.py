@@ -32,6 +32,17 @@ def register(cfg, run_id: str, iteration: int, policy: str, metrics: dict, phase
     return reg
 
 
+@task(name="scaling-report", retries=1)
+def scaling_report(cfg, run_id: str) -> dict:
+    """pass@1 against iterations, training and generated tokens, per phase (+ log-linear
+    fits): the paper's open question on RL scaling, answered for this run."""
+    rep = stages.scaling_report(cfg, run_id)
+    create_markdown_artifact(key="train-time-scaling", description=f"{run_id}",
+                             markdown=f"# Train-time scaling — {run_id}\n\n{rep['markdown']}"
+                                      f"\n\nPlot: `{rep['png']}`\n")
+    return rep
+
+
 @task(name="test-time search", retries=1)
 def search_eval(cfg, model: str, methods: list[str], budgets: list[int], problems_file,
                 split: str, limit: int | None) -> dict:

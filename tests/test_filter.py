@@ -42,7 +42,8 @@ def test_hindsight_rows_verify_on_their_new_problem():
 def test_dpo_pairs_same_problem():
     rows = [("a", "good", True, True), ("a", "bad", False, True), ("b", "only", True, True)]
     pairs = filt.dpo_pairs(_search(rows), {"a": "A>", "b": "B>"})
-    assert pairs.to_dicts() == [{"prompt": "A>", "chosen": "good", "rejected": "bad"}]
+    assert pairs.to_dicts() == [{"problem_id": "a", "prompt": "A>", "chosen": "good",
+                                 "rejected": "bad", "kind": "outcome"}]
 
 
 def test_hindsight_never_relabels_into_val_or_test():

@@ -57,3 +57,30 @@ def test_hard_crash_then_resume(tmp_path, crash_at):
     registry.setup(ws / "mlflow.db", ws / "mlartifacts")
     versions = registry.list_versions("countdown-smoke")
     assert sorted(int(v["iteration"]) for v in versions) == [0, 1, 2]   # none twice
+
+
+def test_grpo_stage_killed_after_a_checkpoint_resumes_from_it(tmp_path):
+    """SIGKILL-like exit right after GRPO's step-4 checkpoint; the rerun continues at step 4,
+    and every sampled completion is stored exactly once (those before the checkpoint were
+    flushed with it; those after it are sampled again by the resumed trainer)."""
+    import json
+    ws = tmp_path / "ws"
+    steps, prompts, gens = 10, 2, 4
+    args = ["run", "-c", str(SMOKE), "--root", str(ws), "--run-id", "r", "-n", "1",
+            "--set", "learn.phases=[grpo]", "--set", "learn.save_every=4",
+            "--set", f"learn.grpo.steps={steps}", "--set", f"learn.grpo.prompts_per_step={prompts}",
+            "--set", f"learn.grpo.num_generations={gens}", "--set", "eval.search_methods=[]"]
+    crashed = _cli(args, tmp_path, REASONLOOP_CRASH_AT="train-step:4")
+    assert crashed.returncode == 3, crashed.stderr[-2000:]
+    trainer = ws / "models" / "r" / "iter01" / "_trainer"
+    assert [c.name for c in trainer.glob("checkpoint-*")] == ["checkpoint-4"]
+    assert [f.name for f in (trainer / "rows").glob("*.parquet")] == ["upto-000004.parquet"]
+    resumed = _cli(["run", "--root", str(ws), "--resume"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from" in resumed.stdout + resumed.stderr
+    meta = json.loads((trainer.parent / "reasonloop.json").read_text())["train"]
+    assert meta["resumed_from"] == 4 and meta["phase"] == "grpo"
+    assert not trainer.exists()                         # checkpoints replaced by the policy
+    q = db.query(ws / "reasonloop.duckdb", """SELECT count(*) AS n, count(DISTINCT traj_id)
+        AS ids, count(DISTINCT sample_idx) AS idx FROM trajectories WHERE method = 'grpo'""")
+    assert q.row(0) == (steps * prompts * gens,) * 3

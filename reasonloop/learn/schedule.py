@@ -1,17 +1,32 @@
-"""Which learner runs this iteration. The roadmap's order is BC first (cheap, stable), then
-preferences (DPO), then RL (GRPO); the switch happens when BC stops paying: its val gain over
-the last iteration falls below `min_gain`. Only phases listed in `learn.schedule` are used."""
+"""Which learner runs an iteration. The roadmap's order (as in Llama 2/3): BC first (cheap,
+stable), then preferences (DPO), then RL (GRPO). A phase ends when it stops paying — the val
+pass@1 gain of its last iteration is below `learn.plateau` — or after `learn.max_iterations`
+iterations. `learn.phases` fixes the phase of every iteration instead (the last repeats)."""
 
 from __future__ import annotations
 
 
-def phase(schedule: list[str], history: list[dict], min_gain: float = 0.01) -> str:
-    """history: per finished iteration {'phase': .., 'val_pass@1': ..}, oldest first."""
-    current = history[-1]["phase"] if history and history[-1].get("phase") in schedule \
-        else schedule[0]
-    idx = schedule.index(current)
-    if idx + 1 < len(schedule) and len(history) >= 2:
+def phase(learn, history: list[dict], iteration: int) -> str:
+    """history: per finished iteration {'phase': .., 'val_pass@1': ..}, oldest first
+    (iteration 0, the initial policy, has phase 'init')."""
+    if learn.phases:
+        return learn.phases[min(iteration, len(learn.phases)) - 1]
+    schedule = learn.schedule
+    last = history[-1]["phase"] if history else None
+    if last not in schedule:
+        return schedule[0]
+    idx = schedule.index(last)
+    if idx + 1 == len(schedule):
+        return last
+    in_phase = 0
+    for h in reversed(history):
+        if h["phase"] != last:
+            break
+        in_phase += 1
+    if learn.max_iterations is not None and in_phase >= learn.max_iterations:
+        return schedule[idx + 1]
+    if len(history) >= 2:
         gain = (history[-1].get("val_pass@1") or 0) - (history[-2].get("val_pass@1") or 0)
-        if gain < min_gain:
+        if gain < learn.plateau:
             return schedule[idx + 1]
-    return current
+    return last

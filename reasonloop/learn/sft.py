@@ -7,47 +7,25 @@ bf16 autocast (~1.9× faster than fp32 here at equal loss).
 
 from __future__ import annotations
 
-import logging
 import random
 from pathlib import Path
 
 import torch
 from datasets import Dataset
-from transformers import TrainerCallback
-from transformers.trainer_callback import PrinterCallback
 from trl import SFTConfig, SFTTrainer
 
-
-class _Progress(TrainerCallback):
-    """A rich/tqdm-style bar over optimizer steps, with the running loss."""
-
-    def __init__(self, total: int, desc: str):
-        from tqdm.auto import tqdm
-        self.bar = tqdm(total=total, desc=desc, unit="step", leave=False)
-        self.losses: list[float] = []
-
-    def on_log(self, args, state, control, logs=None, **kw):
-        if logs and "loss" in logs:
-            self.losses.append(float(logs["loss"]))
-            self.bar.set_postfix(loss=f"{logs['loss']:.3f}")
-
-    def on_step_end(self, args, state, control, **kw):
-        self.bar.update(1)
-
-    def on_train_end(self, args, state, control, **kw):
-        self.bar.close()
+from reasonloop.learn import common
 
 
 def sft_args(out_dir: Path, steps: int, batch_size: int, lr: float, bf16: bool, seed: int,
-             **extra) -> SFTConfig:
+             save_every: int | None = None, **extra) -> SFTConfig:
+    saving = common.checkpoint_args(out_dir, save_every) if save_every else \
+        {"output_dir": str(common.trainer_dir(out_dir)), "save_strategy": "no"}
     return SFTConfig(
-        output_dir=str(out_dir / "_trainer"), max_steps=steps,
+        **common.cpu_args(bf16, seed, steps), **saving,
         per_device_train_batch_size=batch_size, learning_rate=lr,
         lr_scheduler_type="cosine", warmup_steps=max(1, steps // 20), weight_decay=0.0,
-        use_cpu=True, bf16=bf16, gradient_checkpointing=False, completion_only_loss=True,
-        packing=False, report_to="none", dataloader_num_workers=0,
-        dataloader_pin_memory=False, save_strategy="no", logging_steps=max(1, steps // 20),
-        seed=seed, data_seed=seed, max_length=256, disable_tqdm=True,
+        completion_only_loss=True, packing=False, max_length=256,
         train_sampling_strategy="sequential", **extra)    # the order comes from `batch_order`
 
 
@@ -79,20 +57,25 @@ def batch_order(examples: list[dict], batch_size: int, steps: int, seed: int) ->
 
 
 def train_sft(model, tokenizer, examples: list[dict], out_dir: Path, *, steps: int,
-              batch_size: int, lr: float, bf16: bool, seed: int, desc: str = "BC") -> dict:
-    """Fine-tune `model` in place on prompt/completion pairs; returns loss stats."""
+              batch_size: int, lr: float, bf16: bool, seed: int, desc: str = "BC",
+              save_every: int | None = None) -> dict:
+    """Fine-tune `model` in place on prompt/completion pairs; returns loss stats. With
+    `save_every`, checkpoints under `out_dir` and resumes from the last one."""
     if not examples:
-        return {"loss_first": None, "loss_last": None, "steps": 0}
+        return {"loss_first": None, "loss_last": None, "steps": 0, "train_tokens": 0}
     ds = Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]}
                             for e in batch_order(examples, batch_size, steps, seed)])
-    args = sft_args(Path(out_dir), steps, batch_size, lr, bf16, seed)
-    progress = _Progress(steps, desc)
-    logging.getLogger("transformers.trainer").setLevel(logging.WARNING)
+    args = sft_args(Path(out_dir), steps, batch_size, lr, bf16, seed, save_every)
+    start = common.start_step(common.last_checkpoint(out_dir)) if save_every else 0
+    progress = common.Progress(steps, desc, start)
     trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer,
                          callbacks=[progress])
-    trainer.remove_callback(PrinterCallback)   # our bar shows the loss; no dict spam
-    trainer.train()
+    resumed = common.run(trainer, out_dir, progress) if save_every else \
+        common.run(trainer, None, progress)
     model.to(torch.float32).eval()
-    losses = progress.losses or [float("nan")]
-    return {"loss_first": losses[0], "loss_last": losses[-1], "steps": steps,
-            "n_examples": len(examples)}
+    first, last = progress.first_last("loss")
+    sample = examples[:512]
+    per_example = sum(len(tokenizer(e["prompt"] + e["completion"])["input_ids"])
+                      for e in sample) / len(sample)
+    return {"loss_first": first, "loss_last": last, "steps": steps, "resumed_from": resumed,
+            "n_examples": len(examples), "train_tokens": int(per_example * steps * batch_size)}

@@ -79,4 +79,6 @@ def init_policy(cfg, env, out_dir: Path) -> Path:
     n_params = sum(p.numel() for p in model.parameters())
     save_policy(model, tok, out_dir, {"stage": "init", "params": n_params,
                                       "config": cfg.model_dump(mode="json")})
+    from reasonloop.learn.common import cleanup
+    cleanup(out_dir)
     return out_dir

@@ -18,7 +18,6 @@ Causal attention makes both read a prefix as they would inside a longer text.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import torch
@@ -52,24 +51,19 @@ def step_ends(tok, prompt: str, text: str) -> tuple[list[int], list[int]]:
 
 def _args(cls, out_dir: Path, steps: int, batch_size: int, lr: float, seed: int, **extra):
     """CPU settings as for BC (learn/sft.py): bf16 autocast, no gradient checkpointing."""
-    return cls(output_dir=str(out_dir / "_trainer"), max_steps=steps, bf16=True,
+    from reasonloop.learn import common
+    return cls(**common.cpu_args(True, seed, steps), output_dir=str(common.trainer_dir(out_dir)),
                per_device_train_batch_size=batch_size, learning_rate=lr,
-               lr_scheduler_type="cosine", warmup_steps=max(1, steps // 20), use_cpu=True,
-               gradient_checkpointing=False, report_to="none", save_strategy="no",
-               dataloader_num_workers=0, dataloader_pin_memory=False, seed=seed,
-               data_seed=seed, disable_tqdm=True, logging_steps=max(1, steps // 20), **extra)
+               lr_scheduler_type="cosine", warmup_steps=max(1, steps // 20),
+               save_strategy="no", **extra)
 
 
 def _train(trainer, steps: int, desc: str) -> list[float]:
-    from transformers.trainer_callback import PrinterCallback
-
-    from reasonloop.learn.sft import _Progress
-    progress = _Progress(steps, desc)
+    from reasonloop.learn import common
+    progress = common.Progress(steps, desc)
     trainer.add_callback(progress)
-    trainer.remove_callback(PrinterCallback)
-    logging.getLogger("transformers.trainer").setLevel(logging.WARNING)
-    trainer.train()
-    return progress.losses or [float("nan")]
+    common.run(trainer, None, progress)
+    return [x["loss"] for x in progress.logs if "loss" in x] or [float("nan")]
 
 
 def _attn(policy: str | Path) -> dict:

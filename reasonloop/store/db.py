@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS {RUNS} (
 CREATE TABLE IF NOT EXISTS {ITERATIONS} (
   run_id VARCHAR, iteration INTEGER, phase VARCHAR, stage_done VARCHAR,
   started_at TIMESTAMP, finished_at TIMESTAMP, policy_path VARCHAR, data_md5 VARCHAR,
-  n_search INTEGER, n_expert INTEGER, seconds JSON, PRIMARY KEY (run_id, iteration));
+  n_search INTEGER, n_expert INTEGER, seconds JSON, n_pairs INTEGER, n_step_pairs INTEGER,
+  train_tokens BIGINT, PRIMARY KEY (run_id, iteration));
 CREATE TABLE IF NOT EXISTS {PROBLEMS} (
   problem_id VARCHAR PRIMARY KEY, env VARCHAR, split VARCHAR, prompt VARCHAR, meta JSON);
 CREATE TABLE IF NOT EXISTS {TRAJECTORIES} (
@@ -122,6 +123,8 @@ def init_db(path: Path) -> None:
         con.execute(SCHEMA)
         for c in SHAPING_COLS:       # stores made before shaping existed gain the columns
             con.execute(f"ALTER TABLE {TRAJECTORIES} ADD COLUMN IF NOT EXISTS {c} DOUBLE")
+        for c, t in LEARN_COLS.items():   # ... and those made before DPO/GRPO
+            con.execute(f"ALTER TABLE {ITERATIONS} ADD COLUMN IF NOT EXISTS {c} {t}")
         con.execute(VIEWS)
 
 
@@ -144,6 +147,7 @@ def insert_problems(path: Path, env_name: str, problems) -> int:
 
 
 SHAPING_COLS = ["r_format", "r_valid_steps", "r_length", "shaped_reward"]
+LEARN_COLS = {"n_pairs": "INTEGER", "n_step_pairs": "INTEGER", "train_tokens": "BIGINT"}
 TRAJ_COLS = ["traj_id", "run_id", "iteration", "problem_id", "method", "sample_idx", "text",
              "steps", "step_rewards", "outcome_reward", "correct", "n_tokens", "created_at",
              *SHAPING_COLS]
@@ -212,11 +216,13 @@ def record_reward_model(path: Path, row: dict) -> None:
                     f"({', '.join('?' * len(cols))})", [row.get(c) for c in cols])
 
 
-def query(path: Path, sql: str, read_only: bool = True) -> pl.DataFrame:
-    """Run SQL; read-only by default (safe to call while a run is writing)."""
+def query(path: Path, sql: str, params: dict | None = None,
+          read_only: bool = True) -> pl.DataFrame:
+    """Run SQL ($name parameters from `params`); read-only by default (safe to call while
+    a run is writing)."""
     with connect(path, read_only=read_only) as con:
         try:
-            rel = con.sql(sql)
+            rel = con.sql(sql, params=params) if params else con.sql(sql)
         except duckdb.Error as e:
             raise ReasonloopError(f"SQL error: {str(e).splitlines()[0]}") from None
         return rel.pl() if rel is not None else pl.DataFrame()

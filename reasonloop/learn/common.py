@@ -1,0 +1,101 @@
+"""What every learner shares: a progress bar, CPU-friendly trainer settings, and checkpoints
+under models/ so a crashed train stage resumes from its last checkpoint instead of step 0."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+CRASH_ENV = "REASONLOOP_CRASH_AT"   # `train-step:N`: SIGKILL-like exit after step N's save
+
+
+class Progress(TrainerCallback):
+    """A tqdm bar over optimizer steps, with the running loss (and reward, for GRPO)."""
+
+    def __init__(self, total: int, desc: str, start: int = 0):
+        from tqdm.auto import tqdm
+        self.bar = tqdm(total=total, initial=start, desc=desc, unit="step", leave=False)
+        self.logs: list[dict] = []
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if logs and "loss" in logs:
+            self.logs.append({k: float(v) for k, v in logs.items()
+                              if isinstance(v, int | float)})
+            shown = {k: f"{logs[k]:.3f}" for k in ("loss", "reward") if k in logs}
+            self.bar.set_postfix(**shown)
+
+    def on_step_end(self, args, state, control, **kw):
+        self.bar.update(1)
+
+    def on_train_end(self, args, state, control, **kw):
+        self.bar.close()
+
+    def first_last(self, key: str = "loss") -> tuple[float | None, float | None]:
+        vals = [x[key] for x in self.logs if key in x]
+        return (vals[0], vals[-1]) if vals else (None, None)
+
+
+class CrashAfterSave(TrainerCallback):
+    """Fault injection for the resume tests: `REASONLOOP_CRASH_AT=train-step:N` kills the
+    process right after the checkpoint of step N is on disk (no cleanup, like SIGKILL)."""
+
+    def __init__(self):
+        spec = os.environ.get(CRASH_ENV, "")
+        self.step = int(spec.split(":")[1]) if spec.startswith("train-step:") else None
+
+    def on_save(self, args, state, control, **kw):
+        if self.step is not None and state.global_step >= self.step:
+            os._exit(3)
+
+
+def trainer_dir(out_dir: Path) -> Path:
+    return Path(out_dir) / "_trainer"
+
+
+def checkpoint_args(out_dir: Path, save_every: int) -> dict:
+    """TrainingArguments fields for periodic checkpoints (only the last one is kept)."""
+    return {"output_dir": str(trainer_dir(out_dir)), "save_strategy": "steps",
+            "save_steps": save_every, "save_total_limit": 1, "save_only_model": False}
+
+
+def last_checkpoint(out_dir: Path | None) -> str | None:
+    if out_dir is None:
+        return None
+    d = trainer_dir(out_dir)
+    return get_last_checkpoint(str(d)) if d.is_dir() else None
+
+
+def start_step(ckpt: str | None) -> int:
+    return int(ckpt.rsplit("-", 1)[1]) if ckpt else 0
+
+
+def run(trainer, out_dir: Path | None, progress: Progress) -> int:
+    """Train from the last checkpoint under `out_dir` if there is one (None: never resume);
+    returns the step it resumed from."""
+    ckpt = last_checkpoint(out_dir)
+    if ckpt:
+        print(f"resuming from {ckpt}")
+    logging.getLogger("transformers.trainer").setLevel(logging.WARNING)
+    trainer.remove_callback(PrinterCallback)   # the bar shows the loss; no dict spam
+    trainer.add_callback(CrashAfterSave())
+    trainer.train(resume_from_checkpoint=ckpt)
+    return start_step(ckpt)
+
+
+def cleanup(out_dir: Path) -> None:
+    """Checkpoints are only for resuming; the saved policy replaces them."""
+    shutil.rmtree(trainer_dir(out_dir), ignore_errors=True)
+
+
+def cpu_args(bf16: bool, seed: int, steps: int) -> dict:
+    """TRL defaults are for GPUs (STACK_NOTES): these are the CPU settings every learner uses."""
+    return {"use_cpu": True, "bf16": bf16, "gradient_checkpointing": False,
+            "report_to": "none", "dataloader_num_workers": 0, "dataloader_pin_memory": False,
+            "seed": seed, "data_seed": seed, "disable_tqdm": True, "max_steps": steps,
+            "logging_steps": max(1, steps // 20)}

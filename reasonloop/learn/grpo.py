@@ -1,0 +1,124 @@
+"""GRPO (TRL GRPOTrainer): online RL on the train split, reward = verifier outcome + shaping.
+
+TRL 1.16 has no PPOTrainer; GRPO is its clipped-ratio PPO-family learner (group-normalised
+advantages instead of a value network) and RLOO its leave-one-out sibling. Every completion
+GRPO samples is kept as a D_search row (method `grpo`): the reward function scores it with
+the same verifier as the verify stage and records it; rows are flushed to parquet at each
+checkpoint, so a resumed run neither loses nor repeats one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import torch
+from datasets import Dataset
+from transformers import TrainerCallback
+
+from reasonloop.learn import common
+from reasonloop.reward.outcome import score_rows
+
+
+class VerifierReward:
+    """The reward function TRL calls: verifier outcome + configured shaping terms."""
+
+    __name__ = "verifier"
+
+    def __init__(self, env, problems: dict, shaping: dict, max_new_tokens: int,
+                 method: str = "grpo"):
+        self.env, self.problems, self.shaping = env, problems, shaping
+        self.max_new_tokens, self.method = max_new_tokens, method
+        self.rows: list[dict] = []
+        self.n_tokens = 0
+
+    def __call__(self, prompts, completions, completion_ids, problem_id, trainer_state,
+                 **_) -> list[float]:
+        base = trainer_state.global_step * len(completions)
+        rows = [{"problem_id": pid, "method": self.method, "sample_idx": base + i,
+                 "text": text, "n_tokens": len(ids)}
+                for i, (pid, text, ids) in enumerate(zip(problem_id, completions,
+                                                         completion_ids))]
+        scored = score_rows(self.env, self.problems, rows, self.shaping, self.max_new_tokens)
+        self.rows += scored
+        self.n_tokens += sum(r["n_tokens"] for r in rows)
+        return [s["shaped_reward"] for s in scored]
+
+
+class _Flush(TrainerCallback):
+    """Writes the rows sampled so far next to each checkpoint (atomically)."""
+
+    def __init__(self, reward: VerifierReward, rows_dir: Path):
+        self.reward, self.dir = reward, rows_dir
+
+    def on_save(self, args, state, control, **kw):
+        flush(self.reward, self.dir, state.global_step)
+
+    def on_train_end(self, args, state, control, **kw):
+        flush(self.reward, self.dir, state.global_step)
+
+
+ROW_COLS = ("problem_id", "method", "sample_idx", "text", "n_tokens")
+
+
+def flush(reward: VerifierReward, rows_dir: Path, step: int) -> None:
+    if not reward.rows:
+        return
+    rows_dir.mkdir(parents=True, exist_ok=True)
+    tmp = rows_dir / f".upto-{step:06d}.parquet"
+    pl.DataFrame([{k: r[k] for k in ROW_COLS} for r in reward.rows]).write_parquet(tmp)
+    tmp.rename(rows_dir / f"upto-{step:06d}.parquet")
+    reward.rows = []
+
+
+def sampled_rows(rows_dir: Path) -> pl.DataFrame:
+    """Every completion sampled in this train stage, including before a crash."""
+    files = sorted(Path(rows_dir).glob("upto-*.parquet"))
+    return pl.concat([pl.read_parquet(f) for f in files]) if files else pl.DataFrame()
+
+
+def train_grpo(model, tokenizer, env, problems: list, out_dir: Path, *, gcfg, steps: int,
+               shaping: dict, max_new_tokens: int, bf16: bool, seed: int, save_every: int,
+               use_vllm: bool = False, desc: str = "GRPO") -> dict:
+    """Online GRPO/RLOO on `problems`; `model` is updated in place. Returns stats; the
+    sampled completions are under `out_dir/_trainer/rows` (see `sampled_rows`)."""
+    from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
+    by_id = {p.problem_id: p for p in problems}
+    ds = Dataset.from_list([{"prompt": p.prompt, "problem_id": p.problem_id}
+                            for p in problems])
+    reward = VerifierReward(env, by_id, shaping, max_new_tokens,
+                            "rloo" if gcfg.algorithm == "rloo" else "grpo")
+    rows_dir = common.trainer_dir(out_dir) / "rows"
+    Cfg, Trainer = (RLOOConfig, RLOOTrainer) if gcfg.algorithm == "rloo" else \
+        (GRPOConfig, GRPOTrainer)
+    extra = {"epsilon": gcfg.epsilon, "loss_type": gcfg.loss_type} \
+        if gcfg.algorithm == "grpo" else {}
+    args = Cfg(**common.cpu_args(bf16, seed, steps), **common.checkpoint_args(out_dir, save_every),
+               per_device_train_batch_size=gcfg.prompts_per_step * gcfg.num_generations,
+               num_generations=gcfg.num_generations, beta=gcfg.beta, learning_rate=gcfg.lr,
+               lr_scheduler_type="constant_with_warmup", warmup_steps=max(1, steps // 20),
+               weight_decay=0.0, max_completion_length=max_new_tokens,
+               temperature=gcfg.temperature, top_k=0, top_p=1.0, use_vllm=use_vllm,
+               vllm_mode="colocate", shuffle_dataset=True, **extra)
+    progress = common.Progress(steps, desc, common.start_step(common.last_checkpoint(out_dir)))
+    trainer = Trainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer,
+                      reward_funcs=[reward], callbacks=[progress, _Flush(reward, rows_dir)])
+    if use_vllm:
+        from reasonloop.learn.vllm_sync import patch_cpu_sync
+        patch_cpu_sync(trainer)
+    resumed = common.run(trainer, out_dir, progress)
+    model.to(torch.float32).eval()
+    rows = sampled_rows(rows_dir)
+    first, last = progress.first_last("reward")
+    gen = int(rows["n_tokens"].sum()) if rows.height else 0
+    return {"steps": steps, "resumed_from": resumed, "reward_first": first, "reward_last": last,
+            "loss_last": progress.first_last("loss")[1], "n_sampled": rows.height,
+            "gen_tokens": gen, "n_problems": len(problems),
+            "train_tokens": gen + _prompt_tokens(tokenizer, ds, rows.height)}
+
+
+def _prompt_tokens(tokenizer, ds, n_samples: int) -> int:
+    """Prompt tokens under the loss's forward passes (one prompt per sampled completion)."""
+    sample = ds["prompt"][:256]
+    return int(n_samples * sum(len(tokenizer(p)["input_ids"]) for p in sample) /
+               max(1, len(sample)))
