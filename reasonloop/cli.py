@@ -177,7 +177,8 @@ def promote(name: str, version: str, alias: str = typer.Option("champion"),
 
 @app.command()
 def report(run_id: str | None = typer.Argument(None), root: Path | None = typer.Option(None)):
-    """The pass@1 curve and per-stage seconds of a run (latest by default)."""
+    """The pass@1 curve, per-stage seconds and train-time scaling of a run (latest by
+    default)."""
     from reasonloop.store import db
     p = _root(root) / "reasonloop.duckdb"
     try:
@@ -191,6 +192,13 @@ def report(run_id: str | None = typer.Argument(None), root: Path | None = typer.
               {", ".join(f"round((seconds->>'$.{k}')::DOUBLE, 1) AS {k}_s"
                          for k in ("generate", "train", "evaluate", "total"))}
             FROM iterations WHERE run_id = '{run_id}' ORDER BY iteration""")))
+        from reasonloop.eval import scaling
+        rep = scaling.report(p, run_id, _root(root) / "reports" / run_id)
+        out.print(_table(rep["table"], title="train-time scaling"))
+        for f in rep["fits"]:
+            out.print(f"fit ({f['phase']}) test pass@1 = {f['a']:.3f} + {f['b']:.3f}·log10("
+                      f"{f['axis']})  R²={f['r2']:.2f}  ({f['n']} points)")
+        out.print(f"plot: {rep['png']}")
     except (ReasonloopError, IndexError) as e:
         _fail(e if isinstance(e, ReasonloopError) else ReasonloopError("no runs yet"))
 

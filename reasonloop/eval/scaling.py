@@ -25,13 +25,16 @@ def table(db_path: Path, run_id: str) -> pl.DataFrame:
     """One row per finished iteration: phase, val/test pass@1, tokens (per iteration and
     cumulative). Generated tokens = every trajectory the run searched or sampled for learning
     (D_search and GRPO's samples), evaluation excluded."""
-    return db.query(db_path, """
+    has = db.query(db_path, "SELECT count(*) AS n FROM information_schema.columns WHERE "
+                   "table_name = 'iterations' AND column_name = 'train_tokens'")["n"][0]
+    tokens = "i.train_tokens" if has else "NULL"     # a store from before the learning phases
+    return db.query(db_path, f"""
         WITH gen AS (SELECT iteration, sum(n_tokens) AS gen_tokens FROM trajectories
                      WHERE run_id = $run AND method NOT LIKE 'eval:%' GROUP BY 1)
         SELECT i.iteration, i.phase, p.val_pass1, p.test_pass1,
-               coalesce(i.train_tokens, 0) AS train_tokens,
+               coalesce({tokens}, 0) AS train_tokens,
                coalesce(g.gen_tokens, 0) AS gen_tokens,
-               sum(coalesce(i.train_tokens, 0)) OVER w AS cum_train_tokens,
+               sum(coalesce({tokens}, 0)) OVER w AS cum_train_tokens,
                sum(coalesce(g.gen_tokens, 0)) OVER w AS cum_gen_tokens
         FROM iterations i
         JOIN pass_by_iteration p ON p.run_id = i.run_id AND p.iteration = i.iteration
@@ -89,25 +92,26 @@ def _pct(v) -> str:
 def plot(df: pl.DataFrame, fitted: list[dict], out: Path, title: str) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), dpi=110)
-    colors = {}
+    colors = {ph: f"C{i}" for i, ph in enumerate(df["phase"].unique(maintain_order=True))}
     for ax, (col, label) in zip(axes, AXES):
-        for ph in df["phase"].unique(maintain_order=True):
-            g = df.filter(pl.col("phase") == ph)
-            x = g[col].to_list()
-            if col != "iteration":     # log axis: the initial policy (0 tokens) is left out
-                g = g.filter(pl.col(col) > 0)
-                x = g[col].to_list()
-            c = colors.setdefault(ph, f"C{len(colors)}")
-            ax.plot(x, [100 * v for v in g["test_pass1"]], "o-", color=c, label=f"{ph} test")
-            ax.plot(x, [100 * (v or 0) for v in g["val_pass1"]], "s--", color=c, alpha=0.5,
-                    label=f"{ph} val")
+        d = df if col == "iteration" else df.filter(pl.col(col) > 0)  # log axis: no 0 tokens
+        x = d[col].to_list()
+        for key, style, name in (("test_pass1", "-", "test"), ("val_pass1", "--", "val")):
+            ys = [100 * (v or 0) for v in d[key]]
+            ax.plot(x, ys, style, color="0.4", lw=1, label=name)
+            ax.scatter(x, ys, c=[colors[p] for p in d["phase"]], s=28 if name == "test" else 14,
+                       zorder=3, marker="o" if name == "test" else "s")
+        for ph, c in colors.items():
+            ax.scatter([], [], c=c, label=ph)
         for f in (f for f in fitted if f["axis"] == col and f["phase"] == "all"):
             xs = np.logspace(math.log10(max(1, df.filter(pl.col(col) > 0)[col].min())),
                              math.log10(max(1, df[col].max())), 50)
             ax.plot(xs, 100 * (f["a"] + f["b"] * np.log10(xs)), "k:", alpha=0.7,
                     label=f"fit: {100 * f['b']:.1f} pts/10×")
-        if col != "iteration":
+        if col != "iteration" and d.height:
             ax.set_xscale("log")
+        elif not d.height:
+            ax.text(0.5, 0.5, "no tokens recorded", ha="center", transform=ax.transAxes)
         ax.set_xlabel(label)
         ax.set_ylabel("pass@1 (%)")
         ax.set_ylim(0, 100)

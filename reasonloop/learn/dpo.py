@@ -28,7 +28,7 @@ def train_dpo(model, tokenizer, pairs: list[dict], out_dir: Path, *, dcfg, bf16:
                      **common.checkpoint_args(out_dir, save_every),
                      per_device_train_batch_size=dcfg.batch_size, learning_rate=dcfg.lr,
                      lr_scheduler_type="cosine", warmup_steps=max(1, dcfg.steps // 20),
-                     weight_decay=0.0, beta=dcfg.beta, loss_type=[dcfg.loss_type],
+                     weight_decay=0.0, beta=dcfg.beta, **_loss(dcfg),
                      max_length=max_length, precompute_ref_log_probs=True)
     progress = common.Progress(dcfg.steps, desc, common.start_step(common.last_checkpoint(out_dir)))
     trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=ds,
@@ -43,3 +43,9 @@ def train_dpo(model, tokenizer, pairs: list[dict], out_dir: Path, *, dcfg, bf16:
     return {"steps": dcfg.steps, "resumed_from": resumed, "loss_first": first, "loss_last": last,
             "reward_accuracy": acc, "n_pairs": len(pairs),
             "train_tokens": int(per_pair * dcfg.steps * dcfg.batch_size)}
+
+
+def _loss(dcfg) -> dict:
+    if not dcfg.sft_weight:
+        return {"loss_type": [dcfg.loss_type]}
+    return {"loss_type": [dcfg.loss_type, "sft"], "loss_weights": [1.0, dcfg.sft_weight]}

@@ -9,6 +9,7 @@ checkpoint, so a resumed run neither loses nor repeats one.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import polars as pl
@@ -31,9 +32,14 @@ class VerifierReward:
         self.max_new_tokens, self.method = max_new_tokens, method
         self.rows: list[dict] = []
         self.n_tokens = 0
+        self.step_began: float | None = None   # set by _Flush: times each step's sampling
+        self.gen_s = 0.0
 
     def __call__(self, prompts, completions, completion_ids, problem_id, trainer_state,
                  **_) -> list[float]:
+        if self.step_began is not None:     # the trainer samples, then calls us at once
+            self.gen_s += time.perf_counter() - self.step_began
+            self.step_began = None
         base = trainer_state.global_step * len(completions)
         rows = [{"problem_id": pid, "method": self.method, "sample_idx": base + i,
                  "text": text, "n_tokens": len(ids)}
@@ -50,6 +56,9 @@ class _Flush(TrainerCallback):
 
     def __init__(self, reward: VerifierReward, rows_dir: Path):
         self.reward, self.dir = reward, rows_dir
+
+    def on_step_begin(self, args, state, control, **kw):
+        self.reward.step_began = time.perf_counter()
 
     def on_save(self, args, state, control, **kw):
         flush(self.reward, self.dir, state.global_step)
@@ -106,7 +115,9 @@ def train_grpo(model, tokenizer, env, problems: list, out_dir: Path, *, gcfg, st
     if use_vllm:
         from reasonloop.learn.vllm_sync import patch_cpu_sync
         patch_cpu_sync(trainer)
+    t0 = time.perf_counter()
     resumed = common.run(trainer, out_dir, progress)
+    wall = time.perf_counter() - t0
     model.to(torch.float32).eval()
     rows = sampled_rows(rows_dir)
     first, last = progress.first_last("reward")
@@ -114,6 +125,8 @@ def train_grpo(model, tokenizer, env, problems: list, out_dir: Path, *, gcfg, st
     return {"steps": steps, "resumed_from": resumed, "reward_first": first, "reward_last": last,
             "loss_last": progress.first_last("loss")[1], "n_sampled": rows.height,
             "gen_tokens": gen, "n_problems": len(problems),
+            "seconds_per_step": wall / max(1, steps - resumed),
+            "gen_tokens_per_s": reward.n_tokens / reward.gen_s if reward.gen_s else None,
             "train_tokens": gen + _prompt_tokens(tokenizer, ds, rows.height)}
 
 
