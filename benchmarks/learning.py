@@ -120,6 +120,7 @@ def main() -> None:
     ap.add_argument("--baseline-run", default=None)
     ap.add_argument("--grpo-steps", type=int, default=20)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--name", default="learning", help="report file name (without .md)")
     args = ap.parse_args()
     from reasonloop.eval import scaling
 
@@ -140,13 +141,14 @@ def main() -> None:
     a, b = at_budget(bc, budget), at_budget(sc, budget)
     pngs = {}
     for name, r, i in (("bc", base_root, base_id), ("schedule", sched_root, sched_id)):
-        rep = scaling.report(r / "reasonloop.duckdb", i, out / f"learning_scaling_{name}")
+        rep = scaling.report(r / "reasonloop.duckdb", i, out / f"{args.name}_scaling_{name}")
         pngs[name] = rep
     last_policy = sc[-1]["train"].get("path") or str(sched_root / "models" / sched_id /
                                                      f"iter{args.iterations:02d}")
     speed = grpo_speed(args.config, args.set + args.schedule_set, last_policy, args.grpo_steps)
 
-    lines = ["# Learning: BC-only vs BC → DPO → GRPO (default Countdown, same seed)", "",
+    phases = " → ".join(p.upper() for p in dict.fromkeys(r["phase"] for r in sc[1:]))
+    lines = [f"# Learning: BC only vs {phases} (default Countdown, same seed)", "",
              f"`python benchmarks/learning.py {' '.join(sys.argv[1:])}` on a 2-core CPU.", "",
              f"## Same wall-clock budget: {budget:.1f} min of flywheel iterations", "",
              "| run | last iteration within budget | phase | val pass@1 | test pass@1 | "
@@ -162,9 +164,9 @@ def main() -> None:
               f"| {speed['s_per_step']:.2f} | {speed['gen_tok_s']:.0f} | "
               f"{speed['samples_per_step']} | {speed['tokens_per_sample']:.1f} |", "",
               "## Train-time scaling (schedule run)", "", pngs["schedule"]["markdown"], "",
-              "![schedule](learning_scaling_schedule/scaling.png)",
-              "![bc](learning_scaling_bc/scaling.png)", ""]
-    (out / "learning.md").write_text("\n".join(lines))
+              f"![schedule]({args.name}_scaling_schedule/scaling.png)",
+              f"![bc]({args.name}_scaling_bc/scaling.png)", ""]
+    (out / f"{args.name}.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 

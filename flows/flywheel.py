@@ -50,9 +50,9 @@ def flywheel(cfg: Config, run_id: str) -> list[dict]:
             # DPO pairs (correct vs wrong; shared prefix parting at the first bad step).
             expert = filter_expert(cfg, run_id, it)
             lap("filter")
-        # Step 4 — learn: BC on D_expert, DPO on the pairs, or GRPO online on the train split;
-        # from the previous policy, or from the base (ReST-EM).
-        start = base if cfg.learn.init_from == "base" else policy
+        # Step 4 — learn: BC on D_expert (from the previous policy, or from the base: ReST-EM),
+        # DPO on the pairs or GRPO online on the train split (from the previous policy).
+        start = base if cfg.learn.init_from == "base" and phase == "bc" else policy
         learned = train(cfg, run_id, it, start, phase)
         policy = learned["path"]
         lap("train")

@@ -190,7 +190,8 @@ def verify(cfg: Config, run_id: str, iteration: int, shard_files: list[str],
 
 # ---------------------------------------------------------------- Step 3: filter --------
 def filter_expert(cfg: Config, run_id: str, iteration: int) -> dict:
-    """D_search → D_expert (correct, deduped, capped; + hindsight), then `dvc add/push`."""
+    """D_search → D_expert (correct, deduped, capped; + hindsight) and, when a DPO phase is
+    scheduled, preference pairs (d_pairs.parquet); then `dvc add/push`."""
     from reasonloop.store import data
     env, _, by_id = env_and_problems(cfg)
     P = paths(cfg)

@@ -1,4 +1,4 @@
-"""Policy initialization (once) and Step 4 — learn (BC with TRL's SFTTrainer)."""
+"""Policy initialization (once) and Step 4 — learn (BC, DPO or GRPO with TRL; checkpointed)."""
 
 import torch
 from prefect import task

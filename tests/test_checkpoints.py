@@ -9,39 +9,13 @@ import torch
 
 from tests.conftest import ROOT, _clean_env
 
-SCRIPT = """
-import sys, torch
-sys.path.insert(0, {root!r})
-from pathlib import Path
-from reasonloop.config import EnvConfig
-from reasonloop.envs.countdown import Countdown
-from reasonloop.learn.{module} import {fn}
-from reasonloop.policy.init import load_policy
-torch.set_num_threads(1)
-model, tok = load_policy({model!r})
-{call}
-torch.save({{k: v for k, v in model.state_dict().items()}}, Path({out!r}) / "final.pt")
-"""
-
-CALLS = {
-    "sft": ("train_sft", "ex = Countdown(EnvConfig()).warmup_examples(64, seed=1)\n"
-            "train_sft(model, tok, ex, Path({out!r}), steps=8, batch_size=8, lr=1e-3, bf16=False,"
-            " seed=0, save_every=3)"),
-    "dpo": ("train_dpo", "from reasonloop.config import LearnConfig\n"
-            "pairs = [{{'prompt': f'{{i}}>', 'chosen': f'{{i}}+1\\\\n', 'rejected': f'{{i}}*2\\\\n'}}"
-            " for i in range(40)]\n"
-            "train_dpo(model, tok, pairs, Path({out!r}), dcfg=LearnConfig(dpo={{'steps': 8,"
-            " 'batch_size': 4, 'lr': 1e-3}}).dpo, bf16=False, seed=0, save_every=3)"),
-}
+JOB = ROOT / "tests" / "learner_job.py"
 
 
 def _run(module, model, out, crash=None):
-    fn, call = CALLS[module]
-    code = SCRIPT.format(root=str(ROOT), module=module, fn=fn, model=str(model), out=str(out),
-                         call=call.format(out=str(out)))
     env = {**_clean_env(), **({"REASONLOOP_CRASH_AT": crash} if crash else {})}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                          timeout=600)
+    return subprocess.run([sys.executable, str(JOB), module, str(model), str(out)],
+                          capture_output=True, text=True, env=env, timeout=600)
 
 
 @pytest.mark.parametrize("module", ["sft", "dpo"])

@@ -126,3 +126,17 @@ def test_schedule_max_iterations_and_fixed_phases():
     assert [phase(fixed, [], i) for i in (1, 2, 3, 4)] == ["bc", "grpo", "dpo", "dpo"]
     with pytest.raises(ValueError):
         LearnConfig(schedule=["bc", "bc"])
+
+
+def test_grpo_with_colocated_vllm_on_cpu(tiny_model_dir, tmp_path):
+    """The vLLM generation path of GRPO (the vllm extra; skipped where it is not installed)."""
+    pytest.importorskip("vllm")
+    from reasonloop.learn.grpo import train_grpo
+    from reasonloop.policy.init import load_policy
+    model, tok = load_policy(tiny_model_dir)
+    env = Countdown(EnvConfig(n_train=500))
+    problems = [p for p in env.problems() if p.split == "train"][:8]
+    g = LearnConfig(grpo={"steps": 2, "prompts_per_step": 2, "num_generations": 4}).grpo
+    stats = train_grpo(model, tok, env, problems, tmp_path / "g", gcfg=g, steps=2, shaping={},
+                       max_new_tokens=24, bf16=False, seed=0, save_every=100, use_vllm=True)
+    assert stats["n_sampled"] == 2 * 2 * 4
