@@ -361,7 +361,6 @@ def scaling_report(cfg: Config, run_id: str) -> dict:
     rep = scaling.report(P.db, run_id, P.run_reports(run_id))
     registry.setup(P.mlflow_db, P.mlartifacts)
     metrics = {f"{f['phase']}_{f['axis']}_{k}": f[k] for f in rep["fits"] for k in ("b", "r2")}
-    registry.log_iteration(cfg.run.name, P.mlartifacts, f"{run_id}/scaling",
-                           {"run_id": run_id}, metrics, None, [rep["png"], rep["md"]],
-                           {"run_id": run_id, "report": "scaling"})
+    registry.log_report(cfg.run.name, P.mlartifacts, f"{run_id}/scaling", metrics,
+                        [rep["png"], rep["md"]], {"run_id": run_id, "report": "scaling"})
     return {"markdown": rep["markdown"], "png": str(rep["png"]), "fits": rep["fits"]}

@@ -80,6 +80,22 @@ def log_iteration(name: str, artifacts: Path, run_name: str, params: dict, metri
     return version
 
 
+def log_report(name: str, artifacts: Path, run_name: str, metrics: dict, files: list[Path],
+               tags: dict) -> str:
+    """A report as an MLflow run (metrics + files), one per `run_name`: a rerun updates the
+    same MLflow run instead of adding another."""
+    exp_id = experiment(name, artifacts)
+    found = mlflow.search_runs([exp_id], filter_string=f"tags.mlflow.runName = '{run_name}'",
+                               output_format="list")
+    with mlflow.start_run(run_id=found[0].info.run_id if found else None,
+                          experiment_id=exp_id, run_name=None if found else run_name,
+                          tags=tags) as run:
+        mlflow.log_metrics({_clean(k): float(v) for k, v in metrics.items() if v is not None})
+        for f in files:
+            mlflow.log_artifact(str(f))
+    return run.info.run_id
+
+
 def _clean(key: str) -> str:
     return key.replace("@", "_at_")
 
@@ -147,6 +163,7 @@ def list_versions(name: str | None = None) -> list[dict]:
             rows.append({"name": n, "version": str(mv.version),
                          "aliases": ",".join(aliases.get(str(mv.version), [])),
                          "iteration": mv.tags.get("iteration", ""),
+                         "phase": mv.tags.get("phase", ""),
                          "val_pass@1": mv.tags.get("val_pass_at_1", ""),
                          "test_pass@1": mv.tags.get("test_pass_at_1", ""),
                          "data_md5": mv.tags.get("data_md5", "")[:10],
