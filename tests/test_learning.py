@@ -140,3 +140,20 @@ def test_grpo_with_colocated_vllm_on_cpu(tiny_model_dir, tmp_path):
     stats = train_grpo(model, tok, env, problems, tmp_path / "g", gcfg=g, steps=2, shaping={},
                        max_new_tokens=24, bf16=False, seed=0, save_every=100, use_vllm=True)
     assert stats["n_sampled"] == 2 * 2 * 4
+
+
+def test_rloo_option_trains_and_keeps_its_samples(tiny_model_dir, tmp_path):
+    from reasonloop.learn.grpo import sampled_rows, train_grpo
+    from reasonloop.policy.init import load_policy
+    torch.set_num_threads(1)
+    model, tok = load_policy(tiny_model_dir)
+    before = _params(model)
+    env = Countdown(EnvConfig(n_train=500))
+    problems = [p for p in env.problems() if p.split == "train"][:16]
+    g = LearnConfig(grpo={"algorithm": "rloo", "steps": 3, "prompts_per_step": 2,
+                          "num_generations": 4, "lr": 1e-2}).grpo
+    train_grpo(model, tok, env, problems, tmp_path / "r", gcfg=g, steps=3,
+               shaping={"length": -1.0}, max_new_tokens=24, bf16=False, seed=0, save_every=100)
+    assert not torch.equal(before, _params(model))
+    rows = sampled_rows(tmp_path / "r" / "_trainer" / "rows")
+    assert rows.height == 3 * 2 * 4 and set(rows["method"]) == {"rloo"}
