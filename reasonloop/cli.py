@@ -163,16 +163,28 @@ def models(name: str | None = typer.Argument(None), root: Path | None = typer.Op
 
 @app.command()
 def promote(name: str, version: str, alias: str = typer.Option("champion"),
+            reason: str = typer.Option("manual override", help="recorded with the promotion"),
             root: Path | None = typer.Option(None)):
-    """Manual override of the promotion gate: point ALIAS at NAME/VERSION."""
-    from reasonloop.store import registry
+    """Manual override of the promotion gate: point ALIAS at NAME/VERSION; who and why are
+    recorded as version tags and in the DuckDB `promotions` table."""
+    import getpass
+
+    from reasonloop.store import db, registry
     r = _root(root)
     registry.setup(r / "mlflow.db", r / "mlartifacts")
+    who = getpass.getuser()
     try:
+        before = registry.version_by_alias(name, alias)
         registry.promote(name, version, alias)
+        registry.tag_version(name, version, {"promotion": "manual", "promoted_by": who,
+                                             "promote_reason": reason})
+        if (r / "reasonloop.duckdb").exists():
+            db.record_promotion(r / "reasonloop.duckdb", model=name, version=str(version),
+                                champion_version=before.version if before else None,
+                                decision="manual", who=who, reason=reason)
     except ReasonloopError as e:
         _fail(e)
-    out.print(f"{name} v{version} is now @{alias}")
+    out.print(f"{name} v{version} is now @{alias} (by {who}: {reason})")
 
 
 @app.command()

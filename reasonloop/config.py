@@ -151,6 +151,9 @@ class EvalConfig(_Section):
     temperature: float = Field(1.0, ge=0)
     n_sampled_problems: int = Field(200, ge=1)
     promote_metric: str = "val_pass@1"
+    # the promotion gate: McNemar's exact test on per-problem val outcomes, one-sided, at
+    # this level (null: promote on any gain in promote_metric)
+    promote_alpha: float | None = Field(0.05, gt=0, lt=1)
     # test-time search (accuracy vs generated tokens per method); [] turns it off
     search_methods: list[TEST_TIME_METHODS] = []
     search_budgets: list[int] = [4, 16]

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # DuckDB table and view names — SQL is a user interface, keep them plain.
-RUNS, ITERATIONS, PROBLEMS, TRAJECTORIES, EVALS, REWARD_MODELS = (
-    "runs", "iterations", "problems", "trajectories", "evals", "reward_models")
+RUNS, ITERATIONS, PROBLEMS, TRAJECTORIES, EVALS, REWARD_MODELS, PROMOTIONS = (
+    "runs", "iterations", "problems", "trajectories", "evals", "reward_models", "promotions")
 D_EXPERT_VIEW = "d_expert"
 
 

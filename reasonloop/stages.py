@@ -344,9 +344,19 @@ def register(cfg: Config, run_id: str, iteration: int, policy: str, metrics: dic
         cfg.eval.search_problems))
     key = cfg.eval.promote_metric
     best = float(champ.tags.get(key.replace("@", "_at_"), "-1")) if champ else -1.0
-    promoted = metrics.get(key, 0.0) > best
-    if promoted:
-        registry.promote(name, version)
+    from reasonloop.eval.gate import promotion
+    decided = registry.version_tags(name, version).get("promotion")   # a rerun: already done
+    promoted, gate = (decided == "promoted", {}) if decided else promotion(
+        P.db, champ.tags if champ else None, run_id, iteration, metrics.get(key, 0.0), best,
+        cfg.eval.promote_alpha, key)
+    if not decided:
+        if promoted:
+            registry.promote(name, version)
+        registry.tag_version(name, version, {"promotion": gate["decision"],
+                                             "promotion_p": f"{gate.get('p_value', 0):.4g}"})
+        db.record_promotion(P.db, model=name, version=version, run_id=run_id,
+                            iteration=iteration, who="gate",
+                            champion_version=champ.version if champ else None, **gate)
     db.update_iteration(P.db, run_id, iteration, phase=phase, policy_path=str(policy))
     return {"version": version, "promoted": promoted, "champion_before": best,
             "plot": str(plot), "plots": [str(p) for p in plots]}
@@ -364,3 +374,4 @@ def scaling_report(cfg: Config, run_id: str) -> dict:
     registry.log_report(cfg.run.name, P.mlartifacts, f"{run_id}/scaling", metrics,
                         [rep["png"], rep["md"]], {"run_id": run_id, "report": "scaling"})
     return {"markdown": rep["markdown"], "png": str(rep["png"]), "fits": rep["fits"]}
+

@@ -19,7 +19,15 @@ import duckdb
 import polars as pl
 
 from reasonloop.errors import ReasonloopError
-from reasonloop.paths import EVALS, ITERATIONS, PROBLEMS, REWARD_MODELS, RUNS, TRAJECTORIES
+from reasonloop.paths import (
+    EVALS,
+    ITERATIONS,
+    PROBLEMS,
+    PROMOTIONS,
+    REWARD_MODELS,
+    RUNS,
+    TRAJECTORIES,
+)
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {RUNS} (
@@ -44,6 +52,11 @@ CREATE TABLE IF NOT EXISTS {REWARD_MODELS} (
   run_id VARCHAR, iteration INTEGER, kind VARCHAR, labels VARCHAR, path VARCHAR,
   version VARCHAR, n_train INTEGER, n_heldout INTEGER, auc DOUBLE, auc_oracle DOUBLE,
   loss_last DOUBLE, seconds DOUBLE, PRIMARY KEY (run_id, iteration, kind));
+CREATE TABLE IF NOT EXISTS {PROMOTIONS} (
+  decided_at TIMESTAMP, model VARCHAR, version VARCHAR, champion_version VARCHAR,
+  decision VARCHAR,
+  run_id VARCHAR, iteration INTEGER, n INTEGER, b INTEGER, c INTEGER, p_value DOUBLE,
+  alpha DOUBLE, who VARCHAR, reason VARCHAR);
 """
 
 # Views are a user interface: each answers a question people ask of a flywheel.
@@ -180,6 +193,16 @@ def insert_trajectories(path: Path, df: pl.DataFrame) -> int:
         con.execute(f"INSERT INTO {TRAJECTORIES} SELECT {', '.join(TRAJ_COLS)} FROM df "
                     f"ON CONFLICT DO NOTHING")
         return con.execute(f"SELECT count(*) FROM {TRAJECTORIES}").fetchone()[0] - before
+
+
+def record_promotion(path: Path, **row) -> None:
+    """One gate decision (promoted / refused / manual) — an audit log, append-only."""
+    cols = ["model", "version", "champion_version", "decision", "run_id", "iteration", "n", "b",
+            "c", "p_value", "alpha", "who", "reason"]
+    init_db(path)                      # a store from before the gate gains the table
+    with connect(path) as con:
+        con.execute(f"INSERT INTO {PROMOTIONS} (decided_at, {', '.join(cols)}) VALUES "
+                    f"(?, {', '.join('?' * len(cols))})", [now(), *[row.get(c) for c in cols]])
 
 
 def update_iteration(path: Path, run_id: str, iteration: int, **fields) -> None:

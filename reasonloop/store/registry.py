@@ -114,6 +114,16 @@ def promote(name: str, version: str, alias: str = CHAMPION) -> None:
         raise ReasonloopError(f"cannot promote {name} v{version}: {e.message}") from None
 
 
+def version_tags(name: str, version: str) -> dict:
+    return dict(MlflowClient().get_model_version(name, str(version)).tags)
+
+
+def tag_version(name: str, version: str, tags: dict) -> None:
+    client = MlflowClient()
+    for k, v in tags.items():
+        client.set_model_version_tag(name, str(version), k, str(v))
+
+
 def version_of(ref: str) -> str | None:
     """The registry version a `NAME@alias` / `NAME/VERSION` ref points at (None for a path)."""
     if Path(ref).exists():
