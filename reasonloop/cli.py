@@ -179,6 +179,7 @@ def promote(name: str, version: str, alias: str = typer.Option("champion"),
         registry.tag_version(name, version, {"promotion": "manual", "promoted_by": who,
                                              "promote_reason": reason})
         if (r / "reasonloop.duckdb").exists():
+            db.init_db(r / "reasonloop.duckdb")   # a store from before the gate: add the table
             db.record_promotion(r / "reasonloop.duckdb", model=name, version=str(version),
                                 champion_version=before.version if before else None,
                                 decision="manual", who=who, reason=reason)

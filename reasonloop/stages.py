@@ -374,4 +374,3 @@ def scaling_report(cfg: Config, run_id: str) -> dict:
     registry.log_report(cfg.run.name, P.mlartifacts, f"{run_id}/scaling", metrics,
                         [rep["png"], rep["md"]], {"run_id": run_id, "report": "scaling"})
     return {"markdown": rep["markdown"], "png": str(rep["png"]), "fits": rep["fits"]}
-

@@ -3,6 +3,7 @@ under models/ so a crashed train stage resumes from its last checkpoint instead 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import shutil
@@ -18,9 +19,9 @@ CRASH_ENV = "REASONLOOP_CRASH_AT"   # `train-step:N`: SIGKILL-like exit after st
 class Progress(TrainerCallback):
     """A tqdm bar over optimizer steps, with the running loss (and reward, for GRPO)."""
 
-    def __init__(self, total: int, desc: str, start: int = 0):
+    def __init__(self, total: int, desc: str):
         from tqdm.auto import tqdm
-        self.bar = tqdm(total=total, initial=start, desc=desc, unit="step", leave=False)
+        self.bar = tqdm(total=total, desc=desc, unit="step", leave=False)
         self.logs: list[dict] = []
 
     def on_log(self, args, state, control, logs=None, **kw):
@@ -81,11 +82,19 @@ def run(trainer, out_dir: Path | None, progress: Progress) -> int:
     ckpt = last_checkpoint(out_dir)
     if ckpt:
         print(f"resuming from {ckpt}")
+        progress.bar.update(start_step(ckpt))
     logging.getLogger("transformers.trainer").setLevel(logging.WARNING)
     trainer.remove_callback(PrinterCallback)   # the bar shows the loss; no dict spam
     trainer.add_callback(CrashAfterSave())
     trainer.train(resume_from_checkpoint=ckpt)
     return start_step(ckpt)
+
+
+def mean_tokens(tokenizer, texts, sample: int = 512) -> float:
+    """Mean token count over the first `sample` of `texts` (any iterable): training-token
+    estimates for the scaling report, without tokenizing a whole dataset twice."""
+    counts = [len(tokenizer(t)["input_ids"]) for t in itertools.islice(texts, sample)]
+    return sum(counts) / max(1, len(counts))
 
 
 def cleanup(out_dir: Path) -> None:

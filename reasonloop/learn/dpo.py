@@ -30,16 +30,15 @@ def train_dpo(model, tokenizer, pairs: list[dict], out_dir: Path, *, dcfg, bf16:
                      lr_scheduler_type="cosine", warmup_steps=max(1, dcfg.steps // 20),
                      weight_decay=0.0, beta=dcfg.beta, **_loss(dcfg),
                      max_length=max_length, precompute_ref_log_probs=True)
-    progress = common.Progress(dcfg.steps, desc, common.start_step(common.last_checkpoint(out_dir)))
+    progress = common.Progress(dcfg.steps, desc)
     trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=ds,
                          processing_class=tokenizer, callbacks=[progress])
     resumed = common.run(trainer, out_dir, progress)
     model.to(torch.float32).eval()
     first, last = progress.first_last("loss")
     acc = progress.first_last("rewards/accuracies")[1]
-    per_pair = sum(len(tokenizer(p["prompt"] + p["chosen"])["input_ids"]) +
-                   len(tokenizer(p["prompt"] + p["rejected"])["input_ids"])
-                   for p in pairs[:512]) / min(512, len(pairs))
+    per_pair = sum(common.mean_tokens(tokenizer, (p["prompt"] + p[k] for p in pairs))
+                   for k in ("chosen", "rejected"))
     return {"steps": dcfg.steps, "resumed_from": resumed, "loss_first": first, "loss_last": last,
             "reward_accuracy": acc, "n_pairs": len(pairs),
             "train_tokens": int(per_pair * dcfg.steps * dcfg.batch_size)}

@@ -3,7 +3,7 @@
 TRL 1.16 has no PPOTrainer; GRPO is its clipped-ratio PPO-family learner (group-normalised
 advantages instead of a value network) and RLOO its leave-one-out sibling. Every completion
 GRPO samples is kept as a D_search row (method `grpo`): the reward function scores it with
-the same verifier as the verify stage and records it; rows are flushed to parquet at each
+the same verifier as the verify stage and records it, verdict included; rows are flushed at each
 checkpoint, so a resumed run neither loses nor repeats one.
 """
 
@@ -19,6 +19,7 @@ from transformers import TrainerCallback
 
 from reasonloop.learn import common
 from reasonloop.reward.outcome import score_rows
+from reasonloop.store.db import SHAPING_COLS
 
 
 class VerifierReward:
@@ -67,7 +68,10 @@ class _Flush(TrainerCallback):
         flush(self.reward, self.dir, state.global_step)
 
 
-ROW_COLS = ("problem_id", "method", "sample_idx", "text", "n_tokens")
+# what a trajectory row needs (db.trajectories_frame): the verdict is stored as scored, so
+# writing the samples to DuckDB does not verify them a second time
+ROW_COLS = ("problem_id", "method", "sample_idx", "text", "n_tokens", "steps", "step_rewards",
+            "outcome_reward", "correct", *SHAPING_COLS)
 
 
 def flush(reward: VerifierReward, rows_dir: Path, step: int) -> None:
@@ -75,7 +79,9 @@ def flush(reward: VerifierReward, rows_dir: Path, step: int) -> None:
         return
     rows_dir.mkdir(parents=True, exist_ok=True)
     tmp = rows_dir / f".upto-{step:06d}.parquet"
-    pl.DataFrame([{k: r[k] for k in ROW_COLS} for r in reward.rows]).write_parquet(tmp)
+    pl.DataFrame([{k: r.get(k) for k in ROW_COLS} for r in reward.rows],
+                 schema_overrides={"steps": pl.List(pl.String),
+                                   "step_rewards": pl.List(pl.Float64)}).write_parquet(tmp)
     tmp.rename(rows_dir / f"upto-{step:06d}.parquet")
     reward.rows = []
 
@@ -109,7 +115,7 @@ def train_grpo(model, tokenizer, env, problems: list, out_dir: Path, *, gcfg, st
                weight_decay=0.0, max_completion_length=max_new_tokens,
                temperature=gcfg.temperature, top_k=0, top_p=1.0, use_vllm=use_vllm,
                vllm_mode="colocate", shuffle_dataset=True, **extra)
-    progress = common.Progress(steps, desc, common.start_step(common.last_checkpoint(out_dir)))
+    progress = common.Progress(steps, desc)
     trainer = Trainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer,
                       reward_funcs=[reward], callbacks=[progress, _Flush(reward, rows_dir)])
     if use_vllm:
@@ -127,11 +133,5 @@ def train_grpo(model, tokenizer, env, problems: list, out_dir: Path, *, gcfg, st
             "gen_tokens": gen, "n_problems": len(problems),
             "seconds_per_step": wall / max(1, steps - resumed),
             "gen_tokens_per_s": reward.n_tokens / reward.gen_s if reward.gen_s else None,
-            "train_tokens": gen + _prompt_tokens(tokenizer, ds, rows.height)}
-
-
-def _prompt_tokens(tokenizer, ds, n_samples: int) -> int:
-    """Prompt tokens under the loss's forward passes (one prompt per sampled completion)."""
-    sample = ds["prompt"][:256]
-    return int(n_samples * sum(len(tokenizer(p)["input_ids"]) for p in sample) /
-               max(1, len(sample)))
+            # under the loss: each sampled completion and its prompt
+            "train_tokens": gen + int(rows.height * common.mean_tokens(tokenizer, ds["prompt"]))}

@@ -66,16 +66,13 @@ def train_sft(model, tokenizer, examples: list[dict], out_dir: Path, *, steps: i
     ds = Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]}
                             for e in batch_order(examples, batch_size, steps, seed)])
     args = sft_args(Path(out_dir), steps, batch_size, lr, bf16, seed, save_every)
-    start = common.start_step(common.last_checkpoint(out_dir)) if save_every else 0
-    progress = common.Progress(steps, desc, start)
+    progress = common.Progress(steps, desc)
     trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer,
                          callbacks=[progress])
-    resumed = common.run(trainer, out_dir, progress) if save_every else \
-        common.run(trainer, None, progress)
+    resumed = common.run(trainer, out_dir if save_every else None, progress)
     model.to(torch.float32).eval()
     first, last = progress.first_last("loss")
-    sample = examples[:512]
-    per_example = sum(len(tokenizer(e["prompt"] + e["completion"])["input_ids"])
-                      for e in sample) / len(sample)
+    per_example = common.mean_tokens(tokenizer, (e["prompt"] + e["completion"]
+                                                 for e in examples))
     return {"loss_first": first, "loss_last": last, "steps": steps, "resumed_from": resumed,
             "n_examples": len(examples), "train_tokens": int(per_example * steps * batch_size)}

@@ -99,20 +99,17 @@ def train(cfg: Config, run_id: str, iteration: int, start_from: str, phase: str)
 
 
 def store_rl_samples(cfg: Config, run_id: str, iteration: int) -> dict:
-    """GRPO's completions → DuckDB trajectories (verified like D_search; ids deterministic, so
-    a resumed stage inserts nothing twice) and this iteration's D_search file, versioned."""
+    """GRPO's completions → DuckDB trajectories (verified by its reward function like D_search;
+    ids deterministic, so a resumed stage inserts nothing twice) and this iteration's D_search
+    file, versioned."""
     from reasonloop.learn.grpo import sampled_rows
-    from reasonloop.reward.outcome import score_rows
-    from reasonloop.stages import env_and_problems, paths
+    from reasonloop.stages import paths
     from reasonloop.store import data, db
-    env, _, by_id = env_and_problems(cfg)
     P = paths(cfg)
     rows = sampled_rows(common.trainer_dir(P.policy(run_id, iteration)) / "rows")
     if rows.is_empty():
         return {"inserted": 0}
-    scored = score_rows(env, by_id, rows.to_dicts(), cfg.reward.shaping,
-                        cfg.policy.max_new_tokens)
-    df = db.trajectories_frame(run_id, iteration, scored)
+    df = db.trajectories_frame(run_id, iteration, rows.to_dicts())   # scored while sampling
     inserted = db.insert_trajectories(P.db, df)
     P.run_data(run_id, iteration).mkdir(parents=True, exist_ok=True)
     df.write_parquet(P.d_search(run_id, iteration))

@@ -54,9 +54,8 @@ CREATE TABLE IF NOT EXISTS {REWARD_MODELS} (
   loss_last DOUBLE, seconds DOUBLE, PRIMARY KEY (run_id, iteration, kind));
 CREATE TABLE IF NOT EXISTS {PROMOTIONS} (
   decided_at TIMESTAMP, model VARCHAR, version VARCHAR, champion_version VARCHAR,
-  decision VARCHAR,
-  run_id VARCHAR, iteration INTEGER, n INTEGER, b INTEGER, c INTEGER, p_value DOUBLE,
-  alpha DOUBLE, who VARCHAR, reason VARCHAR);
+  decision VARCHAR, run_id VARCHAR, iteration INTEGER, n INTEGER, b INTEGER, c INTEGER,
+  p_value DOUBLE, alpha DOUBLE, who VARCHAR, reason VARCHAR);
 """
 
 # Views are a user interface: each answers a question people ask of a flywheel.
@@ -199,7 +198,6 @@ def record_promotion(path: Path, **row) -> None:
     """One gate decision (promoted / refused / manual) — an audit log, append-only."""
     cols = ["model", "version", "champion_version", "decision", "run_id", "iteration", "n", "b",
             "c", "p_value", "alpha", "who", "reason"]
-    init_db(path)                      # a store from before the gate gains the table
     with connect(path) as con:
         con.execute(f"INSERT INTO {PROMOTIONS} (decided_at, {', '.join(cols)}) VALUES "
                     f"(?, {', '.join('?' * len(cols))})", [now(), *[row.get(c) for c in cols]])
