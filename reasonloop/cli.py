@@ -130,11 +130,12 @@ def _print_history(history: list[dict], run_id: str) -> None:
 def sql(query: str, fmt: str = typer.Option("table", "--format", "-f",
                                            help="table | csv | json"),
         root: Path | None = typer.Option(None)):
-    """Run SQL on the store (read-only; safe while a flywheel is writing)."""
+    """Run SQL on the store: read-only (writes are refused), safe while a flywheel writes."""
     from reasonloop.store import db
     if fmt not in ("table", "csv", "json"):
         _fail(ReasonloopError(f"--format must be table, csv or json (got {fmt!r})"))
     try:
+        db.check_read_only(query)
         df = db.query(_root(root) / "reasonloop.duckdb", query)
     except ReasonloopError as e:
         _fail(e)
@@ -153,6 +154,9 @@ def models(name: str | None = typer.Argument(None), root: Path | None = typer.Op
 
     from reasonloop.store import registry
     r = _root(root)
+    if not registry.USER_TRACKING_URI and not (r / "mlflow.db").exists():
+        out.print("no registered models")    # and no store: a reader never creates one
+        return
     registry.setup(r / "mlflow.db", r / "mlartifacts")
     try:
         rows = registry.list_versions(name)

@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 import torch
 
+from reasonloop import faults
 from reasonloop import filter as filt
 from reasonloop.config import Config
 from reasonloop.envs.base import Problem
@@ -149,6 +150,8 @@ def generate_shard(cfg: Config, run_id: str, iteration: int, policy: str, shard:
                                "sample_idx": pl.Int32, "text": pl.String,
                                "n_tokens": pl.Int32}).write_parquet(tmp)
     tmp.rename(out)   # atomic: a crash never leaves half a shard
+    if shard == 0:
+        faults.point("generate", iteration)   # the other shards may still be sampling
     COMPUTE_S[("generate", run_id, iteration, shard)] = time.perf_counter() - t0
     return str(out)
 
@@ -175,6 +178,7 @@ def verify(cfg: Config, run_id: str, iteration: int, shard_files: list[str],
     COMPUTE_S[("verify", run_id, iteration)] = time.perf_counter() - t0
     df = db.trajectories_frame(run_id, iteration, scored)
     added = db.insert_trajectories(paths(cfg).db, df)
+    faults.point("verify", iteration)         # rows stored, D_search not yet written
     d_search = df.with_columns(pl.Series("legal", [s["legal"] for s in scored]),
                                pl.Series("answer", [s["answer"] for s in scored]))
     out = paths(cfg).d_search(run_id, iteration)
@@ -213,6 +217,7 @@ def filter_expert(cfg: Config, run_id: str, iteration: int) -> dict:
                             d.step_pairs_per_problem)
         dp.write_parquet(P.d_pairs(run_id, iteration))
         pairs = {"n_pairs": dp.height, "n_step_pairs": int((dp["kind"] == "step").sum())}
+    faults.point("filter", iteration)         # D_expert written, not yet versioned by DVC
     md5 = data.snapshot(P.root, P.data, push=cfg.run.dvc_push)
     db.update_iteration(P.db, run_id, iteration, data_md5=md5, n_expert=expert.height,
                         n_search=d_search.height, **pairs)
@@ -278,6 +283,7 @@ def evaluate_policy(cfg: Config, run_id: str, iteration: int, policy: str) -> di
     metrics, rows = evaluate_model(cfg, policy, search, run_id, iteration)
     COMPUTE_S[("evaluate", run_id, iteration)] = time.perf_counter() - t0
     db.insert_trajectories(paths(cfg).db, db.trajectories_frame(run_id, iteration, rows))
+    faults.point("evaluate", iteration)       # eval rows stored, the task not yet finished
     return metrics
 
 
@@ -302,75 +308,3 @@ def compute_seconds(run_id: str, iteration: int) -> dict[str, float]:
         if key[1] == run_id and key[2] == iteration:
             out[key[0]] = max(out.get(key[0], 0.0), sec)
     return out
-
-
-def register(cfg: Config, run_id: str, iteration: int, policy: str, metrics: dict,
-             phase: str, data_md5: str | None) -> dict:
-    """Log to MLflow, register the policy as `challenger` with lineage tags, and move
-    `champion` to it only if it beats the champion on val (the promotion gate)."""
-    from reasonloop.eval.evaluate import eval_rows
-    from reasonloop.eval.plots import plot_curve, plot_test_time
-    from reasonloop.eval.test_time import from_metrics
-    from reasonloop.store import registry
-    P = paths(cfg)
-    registry.setup(P.mlflow_db, P.mlartifacts)
-    name = cfg.run.name
-    champ = registry.version_by_alias(name, registry.CHAMPION)
-    parent = registry.version_by_alias(name, registry.CHALLENGER)
-    sizes = {"val": len(split(cfg, "val")), "test": len(split(cfg, "test"))}
-    db.replace_evals(P.db, run_id, iteration, eval_rows(
-        metrics, run_id, iteration, None, cfg.eval.k, sizes, cfg.eval.n_sampled_problems,
-        cfg.eval.search_problems))
-    history = db.query(P.db, f"SELECT * FROM pass_by_iteration WHERE run_id = '{run_id}'")
-    plot = plot_curve([{"iteration": r["iteration"], "val_pass@1": r["val_pass1"],
-                        "test_pass@1": r["test_pass1"], "test_pass@k": r["test_passk"],
-                        "test_maj@k": r["test_majk"]} for r in history.to_dicts()],
-                      P.run_reports(run_id) / "pass_by_iteration.png", title=f"run {run_id}")
-    plots = [plot]
-    for sp, results in from_metrics(metrics).items():
-        plots.append(plot_test_time(results, P.run_reports(run_id) /
-                                    f"test_time_iter{iteration:02d}_{sp}.png",
-                                    title=f"{run_id} iteration {iteration}: {sp} split"))
-    tags = {"run_id": run_id, "iteration": iteration, "phase": phase, "git_sha": git_sha(P.root),
-            "config_hash": cfg.hash(), "data_md5": data_md5 or "",
-            "parent_version": parent.version if parent else ""}
-    params = {"config": cfg.to_json(), **{f"{s}.{k}": v for s, sec in
-                                          cfg.model_dump(mode="json").items()
-                                          for k, v in sec.items()}}
-    version = registry.log_iteration(name, P.mlartifacts, f"{run_id}/iter{iteration:02d}",
-                                     params, metrics, Path(policy), plots, tags)
-    db.replace_evals(P.db, run_id, iteration, eval_rows(
-        metrics, run_id, iteration, version, cfg.eval.k, sizes, cfg.eval.n_sampled_problems,
-        cfg.eval.search_problems))
-    key = cfg.eval.promote_metric
-    best = float(champ.tags.get(key.replace("@", "_at_"), "-1")) if champ else -1.0
-    from reasonloop.eval.gate import promotion
-    decided = registry.version_tags(name, version).get("promotion")   # a rerun: already done
-    promoted, gate = (decided == "promoted", {}) if decided else promotion(
-        P.db, champ.tags if champ else None, run_id, iteration, metrics.get(key, 0.0), best,
-        cfg.eval.promote_alpha, key)
-    if not decided:
-        if promoted:
-            registry.promote(name, version)
-        registry.tag_version(name, version, {"promotion": gate["decision"],
-                                             "promotion_p": f"{gate.get('p_value', 0):.4g}"})
-        db.record_promotion(P.db, model=name, version=version, run_id=run_id,
-                            iteration=iteration, who="gate",
-                            champion_version=champ.version if champ else None, **gate)
-    db.update_iteration(P.db, run_id, iteration, phase=phase, policy_path=str(policy))
-    return {"version": version, "promoted": promoted, "champion_before": best,
-            "plot": str(plot), "plots": [str(p) for p in plots]}
-
-
-def scaling_report(cfg: Config, run_id: str) -> dict:
-    """Train-time scaling (pass@1 vs iterations / training / generated tokens, per phase)
-    → reports/<run>/scaling.{png,md} and an MLflow run `<run>/scaling` with the fits."""
-    from reasonloop.eval import scaling
-    from reasonloop.store import registry
-    P = paths(cfg)
-    rep = scaling.report(P.db, run_id, P.run_reports(run_id))
-    registry.setup(P.mlflow_db, P.mlartifacts)
-    metrics = {f"{f['phase']}_{f['axis']}_{k}": f[k] for f in rep["fits"] for k in ("b", "r2")}
-    registry.log_report(cfg.run.name, P.mlartifacts, f"{run_id}/scaling", metrics,
-                        [rep["png"], rep["md"]], {"run_id": run_id, "report": "scaling"})
-    return {"markdown": rep["markdown"], "png": str(rep["png"]), "fits": rep["fits"]}

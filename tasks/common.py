@@ -1,10 +1,16 @@
-"""What every task shares: the cache key. One key per (workspace, run, iteration, stage[,
-shard]) — so a rerun of a crashed flow returns finished stages from the cache and re-runs
-only the rest (the stages are idempotent too, so a stale cache entry cannot duplicate)."""
+"""What every task shares: the cache key and the retry policy.
+
+One cache key per (workspace, config, run, iteration, stage[, shard]) — a rerun of a crashed
+flow returns finished stages from the cache and re-runs only the rest (the stages are
+idempotent too, so a stale cache entry cannot duplicate). Retries with exponential backoff
+and jitter, only for failures a retry can cure (`reasonloop.faults.is_transient`): a bad
+config fails at once, a locked store or a briefly absent server is tried again."""
 
 from __future__ import annotations
 
-import os
+from prefect.tasks import exponential_backoff
+
+from reasonloop.faults import is_transient
 
 
 def stage_key(stage: str):
@@ -16,11 +22,17 @@ def stage_key(stage: str):
     return key
 
 
+def transient_failure(task, task_run, state) -> bool:
+    """Prefect's retry condition: retry only what `is_transient` calls transient."""
+    exc = state.data if isinstance(state.data, BaseException) else None
+    if exc is None:
+        try:
+            state.result(raise_on_failure=True)
+        except BaseException as e:   # noqa: BLE001 — we only classify it
+            exc = e
+    return is_transient(exc)
+
+
 CACHED = dict(persist_result=True, cache_expiration=None)
-
-
-def crash_point(stage: str, iteration: int) -> None:
-    """Fault injection for the resume tests: `REASONLOOP_CRASH_AT=verify:2` kills the
-    process (no cleanup, like a power cut) right after that stage finishes."""
-    if os.environ.get("REASONLOOP_CRASH_AT") == f"{stage}:{iteration}":
-        os._exit(3)
+RETRIED = dict(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=1),
+               retry_jitter_factor=0.5, retry_condition_fn=transient_failure)

@@ -3,20 +3,21 @@
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
+from reasonloop import register as register_stage
 from reasonloop import stages
-from tasks.common import CACHED, stage_key
+from tasks.common import CACHED, RETRIED, stage_key
 
 
-@task(name="evaluate", cache_key_fn=stage_key("evaluate"), **CACHED)
+@task(name="evaluate", cache_key_fn=stage_key("evaluate"), **CACHED, **RETRIED)
 def evaluate(cfg, run_id: str, iteration: int, policy: str) -> dict:
     return stages.evaluate_policy(cfg, run_id, iteration, policy)
 
 
-@task(name="register", retries=2, retry_delay_seconds=2, cache_key_fn=stage_key("register"),
-      **CACHED)
+@task(name="register", cache_key_fn=stage_key("register"),
+      **CACHED, **RETRIED)
 def register(cfg, run_id: str, iteration: int, policy: str, metrics: dict, phase: str,
              data_md5: str | None) -> dict:
-    reg = stages.register(cfg, run_id, iteration, policy, metrics, phase, data_md5)
+    reg = register_stage.register(cfg, run_id, iteration, policy, metrics, phase, data_md5)
     lines = [f"# {run_id} — iteration {iteration} ({phase})", "",
              "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in sorted(metrics.items()) if "/" not in k]
@@ -32,18 +33,18 @@ def register(cfg, run_id: str, iteration: int, policy: str, metrics: dict, phase
     return reg
 
 
-@task(name="scaling-report", retries=1)
+@task(name="scaling-report", **RETRIED)
 def scaling_report(cfg, run_id: str) -> dict:
     """pass@1 against iterations, training and generated tokens, per phase (+ log-linear
     fits): the paper's open question on RL scaling, answered for this run."""
-    rep = stages.scaling_report(cfg, run_id)
+    rep = register_stage.scaling_report(cfg, run_id)
     create_markdown_artifact(key="train-time-scaling", description=f"{run_id}",
                              markdown=f"# Train-time scaling — {run_id}\n\n{rep['markdown']}"
                                       f"\n\nPlot: `{rep['png']}`\n")
     return rep
 
 
-@task(name="test-time search", retries=1)
+@task(name="test-time search", **RETRIED)
 def search_eval(cfg, model: str, methods: list[str], budgets: list[int], problems_file,
                 split: str, limit: int | None) -> dict:
     """Test-time search outside a run; publishes the accuracy-vs-tokens table and plot."""

@@ -3,9 +3,9 @@
 from prefect import task
 
 from reasonloop import stages
-from tasks.common import CACHED, stage_key
+from tasks.common import CACHED, RETRIED, stage_key
 
 
-@task(name="filter", retries=1, cache_key_fn=stage_key("filter"), **CACHED)
+@task(name="filter", cache_key_fn=stage_key("filter"), **CACHED, **RETRIED)
 def filter_expert(cfg, run_id: str, iteration: int) -> dict:
     return stages.filter_expert(cfg, run_id, iteration)

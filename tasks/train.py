@@ -5,10 +5,10 @@ from prefect import task
 
 from reasonloop import stages
 from reasonloop.policy.init import init_policy
-from tasks.common import CACHED, crash_point, stage_key
+from tasks.common import CACHED, RETRIED, stage_key
 
 
-@task(name="init-policy", cache_key_fn=stage_key("init"), **CACHED)
+@task(name="init-policy", cache_key_fn=stage_key("init"), **CACHED, **RETRIED)
 def init(cfg, run_id: str) -> str:
     torch.set_num_threads(cfg.learn.threads)
     env = stages.env_and_problems(cfg)[0]
@@ -18,8 +18,6 @@ def init(cfg, run_id: str) -> str:
     return str(init_policy(cfg, env, out))
 
 
-@task(name="train", cache_key_fn=stage_key("train"), **CACHED)
+@task(name="train", cache_key_fn=stage_key("train"), **CACHED, **RETRIED)
 def train(cfg, run_id: str, iteration: int, start_from: str, phase: str) -> dict:
-    out = stages.train(cfg, run_id, iteration, start_from, phase)
-    crash_point("train", iteration)
-    return out
+    return stages.train(cfg, run_id, iteration, start_from, phase)

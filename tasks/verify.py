@@ -5,18 +5,15 @@ from prefect import task
 
 from reasonloop import stages
 from reasonloop.reward.fit import fit_reward_models
-from tasks.common import CACHED, crash_point, stage_key
+from tasks.common import CACHED, RETRIED, stage_key
 
 
-@task(name="verify", cache_key_fn=stage_key("verify"), **CACHED)
+@task(name="verify", cache_key_fn=stage_key("verify"), **CACHED, **RETRIED)
 def verify(cfg, run_id: str, iteration: int, shard_files: list[str], policy: str) -> dict:
-    out = stages.verify(cfg, run_id, iteration, shard_files, policy)
-    crash_point("verify", iteration)
-    return out
+    return stages.verify(cfg, run_id, iteration, shard_files, policy)
 
 
-@task(name="fit-verifiers", retries=1, cache_key_fn=stage_key("fit-verifiers"), **CACHED)
+@task(name="fit-verifiers", cache_key_fn=stage_key("fit-verifiers"), **CACHED,
+      **RETRIED)
 def fit_verifiers(cfg, run_id: str, iteration: int, policy: str) -> dict:
-    out = fit_reward_models(cfg, run_id, iteration, policy)
-    crash_point("fit-verifiers", iteration)
-    return out
+    return fit_reward_models(cfg, run_id, iteration, policy)

@@ -25,7 +25,7 @@ def test_decide_is_paired():
 
 @pytest.mark.slow
 def test_register_gate_refuses_worse_promotes_better(smoke_cfg, tiny_model_dir):
-    from reasonloop import stages
+    from reasonloop import register, stages
     from reasonloop.store import db, registry
     cfg = smoke_cfg
     stages.start_run(cfg, "g")
@@ -39,10 +39,10 @@ def test_register_gate_refuses_worse_promotes_better(smoke_cfg, tiny_model_dir):
         db.insert_trajectories(stages.paths(cfg).db, db.trajectories_frame("g", it, rows))
         return {"val_pass@1": solved / len(val), "test_pass@1": 0.0}
 
-    reg = [stages.register(cfg, "g", 0, str(tiny_model_dir), evaluated(0, 8), "init", None)]
-    reg.append(stages.register(cfg, "g", 1, str(tiny_model_dir), evaluated(1, 4), "bc", None))
-    reg.append(stages.register(cfg, "g", 2, str(tiny_model_dir), evaluated(2, 9), "bc", None))
-    reg.append(stages.register(cfg, "g", 3, str(tiny_model_dir), evaluated(3, 22), "bc", None))
+    reg = [register.register(cfg, "g", 0, str(tiny_model_dir), evaluated(0, 8), "init", None)]
+    reg.append(register.register(cfg, "g", 1, str(tiny_model_dir), evaluated(1, 4), "bc", None))
+    reg.append(register.register(cfg, "g", 2, str(tiny_model_dir), evaluated(2, 9), "bc", None))
+    reg.append(register.register(cfg, "g", 3, str(tiny_model_dir), evaluated(3, 22), "bc", None))
     assert [r["promoted"] for r in reg] == [True, False, False, True]  # 9 vs 8: not significant
     rows = db.query(stages.paths(cfg).db, "SELECT version, decision, b, c FROM promotions "
                     "ORDER BY decided_at").rows()
@@ -54,7 +54,7 @@ def test_register_gate_refuses_worse_promotes_better(smoke_cfg, tiny_model_dir):
     refused = registry.MlflowClient().get_model_version(cfg.run.name, reg[1]["version"])
     assert refused.tags["promotion"] == "refused"
     # a rerun of a registered iteration decides nothing twice
-    again = [stages.register(cfg, "g", i, str(tiny_model_dir), evaluated(i, n), "bc", None)
+    again = [register.register(cfg, "g", i, str(tiny_model_dir), evaluated(i, n), "bc", None)
              for i, n in ((1, 4), (3, 22))]
     assert [r["promoted"] for r in again] == [False, True]
     assert db.query(stages.paths(cfg).db, "SELECT count(*) AS n FROM promotions")["n"][0] == 4

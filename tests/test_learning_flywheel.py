@@ -68,8 +68,8 @@ def test_scaling_report_written_and_logged(scheduled_run):
     runs = mlflow.search_runs(experiment_names=[cfg.run.name],
                               filter_string="tags.report = 'scaling'", output_format="list")
     assert len(runs) == 1
-    from reasonloop import stages
-    stages.scaling_report(cfg, "sched")          # rebuilt (as `reasonloop report` does)
+    from reasonloop import register
+    register.scaling_report(cfg, "sched")          # rebuilt (as `reasonloop report` does)
     assert len(mlflow.search_runs(experiment_names=[cfg.run.name], output_format="list",
                                   filter_string="tags.report = 'scaling'")) == 1
     arts = {a.path for a in mlflow.MlflowClient().list_artifacts(runs[0].info.run_id)}

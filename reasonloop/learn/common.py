@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
 
-CRASH_ENV = "REASONLOOP_CRASH_AT"   # `train-step:N`: SIGKILL-like exit after step N's save
+from reasonloop import faults
 
 
 class Progress(TrainerCallback):
@@ -43,16 +42,12 @@ class Progress(TrainerCallback):
 
 
 class CrashAfterSave(TrainerCallback):
-    """Fault injection for the resume tests: `REASONLOOP_CRASH_AT=train-step:N` kills the
-    process right after the checkpoint of step N is on disk (no cleanup, like SIGKILL)."""
-
-    def __init__(self):
-        spec = os.environ.get(CRASH_ENV, "")
-        self.step = int(spec.split(":")[1]) if spec.startswith("train-step:") else None
+    """Fault injection for the resume tests: `REASONLOOP_CRASH_AT=train-step:N` SIGKILLs the
+    process right after the checkpoint of step N is on disk."""
 
     def on_save(self, args, state, control, **kw):
-        if self.step is not None and state.global_step >= self.step:
-            os._exit(3)
+        if faults.crash_step(state.global_step):
+            faults.kill(f"train-step:{state.global_step}")
 
 
 def trainer_dir(out_dir: Path) -> Path:

@@ -17,6 +17,7 @@ import time
 import polars as pl
 import torch
 
+from reasonloop import faults
 from reasonloop.config import Config
 from reasonloop.learn import common
 
@@ -88,6 +89,7 @@ def train(cfg: Config, run_id: str, iteration: int, start_from: str, phase: str)
         stats.update(store_rl_samples(cfg, run_id, iteration))
     else:
         raise ValueError(f"unknown learning phase {phase!r}")
+    faults.point("train", iteration)          # trained and checkpointed, not yet saved
     COMPUTE_S[("train", run_id, iteration)] = time.perf_counter() - t0
     stats.update(path=str(out), start_from=str(start_from), phase=phase)
     from reasonloop.store import db

@@ -19,6 +19,7 @@ import duckdb
 import polars as pl
 
 from reasonloop.errors import ReasonloopError
+from reasonloop.faults import TransientError
 from reasonloop.paths import (
     EVALS,
     ITERATIONS,
@@ -120,8 +121,10 @@ def connect(path: Path, read_only: bool = False, wait_s: float = 30.0):
             con = duckdb.connect(str(path), read_only=read_only)
             break
         except duckdb.IOException as e:
-            if "lock" not in str(e).lower() or time.monotonic() > deadline:
+            if "lock" not in str(e).lower():
                 raise ReasonloopError(f"cannot open {path}: {str(e).splitlines()[0]}") from None
+            if time.monotonic() > deadline:     # the flow's task retries will try again
+                raise TransientError(f"{path} is busy: {str(e).splitlines()[0]}") from None
             time.sleep(0.2)
     try:
         yield con
@@ -195,12 +198,18 @@ def insert_trajectories(path: Path, df: pl.DataFrame) -> int:
 
 
 def record_promotion(path: Path, **row) -> None:
-    """One gate decision (promoted / refused / manual) — an audit log, append-only."""
+    """One gate decision (promoted / refused / manual) — an audit log: manual overrides are
+    appended; the gate's decision on a version replaces any earlier one (a rerun's)."""
     cols = ["model", "version", "champion_version", "decision", "run_id", "iteration", "n", "b",
             "c", "p_value", "alpha", "who", "reason"]
     with connect(path) as con:
+        con.execute("BEGIN")
+        if row.get("who") == "gate":
+            con.execute(f"DELETE FROM {PROMOTIONS} WHERE model = ? AND version = ? AND "
+                        f"who = 'gate'", [row["model"], str(row["version"])])
         con.execute(f"INSERT INTO {PROMOTIONS} (decided_at, {', '.join(cols)}) VALUES "
                     f"(?, {', '.join('?' * len(cols))})", [now(), *[row.get(c) for c in cols]])
+        con.execute("COMMIT")
 
 
 def update_iteration(path: Path, run_id: str, iteration: int, **fields) -> None:
@@ -235,6 +244,23 @@ def record_reward_model(path: Path, row: dict) -> None:
     with connect(path) as con:
         con.execute(f"INSERT OR REPLACE INTO {REWARD_MODELS} ({', '.join(cols)}) VALUES "
                     f"({', '.join('?' * len(cols))})", [row.get(c) for c in cols])
+
+
+READ_STATEMENTS = ("SELECT", "EXPLAIN")   # DESCRIBE, SHOW, SUMMARIZE, FROM parse as SELECT
+
+
+def check_read_only(sql: str) -> None:
+    """`reasonloop sql` answers questions; it never changes the store or writes files (no
+    INSERT, UPDATE, CREATE, COPY ... TO, ATTACH, EXPORT, SET, INSTALL)."""
+    try:
+        kinds = [str(s.type).rsplit(".", 1)[-1] for s in duckdb.extract_statements(sql)]
+    except duckdb.Error as e:
+        raise ReasonloopError(f"SQL error: {str(e).splitlines()[0]}") from None
+    if not kinds:
+        raise ReasonloopError("SQL error: empty query")
+    if bad := [k for k in kinds if k not in READ_STATEMENTS]:
+        raise ReasonloopError(f"refused: the store is read-only here ({bad[0]} statement); "
+                              f"use SELECT, DESCRIBE, SHOW or EXPLAIN")
 
 
 def query(path: Path, sql: str, params: dict | None = None,

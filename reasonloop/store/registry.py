@@ -52,12 +52,16 @@ def log_iteration(name: str, artifacts: Path, run_name: str, params: dict, metri
                   model_dir: Path | None, files: list[Path], tags: dict) -> str | None:
     """One MLflow run per iteration; registers the model and tags it; returns its version.
     Idempotent per (run_id, iteration) tag pair: registering twice returns the first."""
+    client = MlflowClient()
     if "run_id" in tags and "iteration" in tags:
         done = existing_version(name, str(tags["run_id"]), int(tags["iteration"]))
-        if done is not None:
+        if done is not None:   # a crash may have come between registering and the alias
+            ch = version_by_alias(name, CHALLENGER)
+            if ch is None or int(ch.version) < int(done):
+                client.set_registered_model_alias(name, CHALLENGER, done)
             return done
     exp_id = experiment(name, artifacts)
-    client = MlflowClient()
+    _drop_unfinished(exp_id, run_name)
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=tags) as run:
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
         mlflow.log_metrics({_clean(k): float(v) for k, v in metrics.items() if v is not None})
@@ -78,6 +82,14 @@ def log_iteration(name: str, artifacts: Path, run_name: str, params: dict, metri
     version = str(mv.version)
     client.set_registered_model_alias(name, CHALLENGER, version)
     return version
+
+
+def _drop_unfinished(exp_id: str, run_name: str) -> None:
+    """An MLflow run of this name left RUNNING by a killed process holds no model version
+    (that is created last); delete it so that the rerun's run is the only one."""
+    for r in mlflow.search_runs([exp_id], filter_string=f"tags.mlflow.runName = '{run_name}' "
+                                "AND attributes.status != 'FINISHED'", output_format="list"):
+        MlflowClient().delete_run(r.info.run_id)
 
 
 def log_report(name: str, artifacts: Path, run_name: str, metrics: dict, files: list[Path],
@@ -112,6 +124,13 @@ def promote(name: str, version: str, alias: str = CHAMPION) -> None:
         MlflowClient().set_registered_model_alias(name, alias, str(version))
     except MlflowException as e:
         raise ReasonloopError(f"cannot promote {name} v{version}: {e.message}") from None
+
+
+def get_version(name: str, version: str):
+    try:
+        return MlflowClient().get_model_version(name, str(version))
+    except MlflowException:
+        return None
 
 
 def version_tags(name: str, version: str) -> dict:

@@ -1,0 +1,85 @@
+"""Failures, real and injected: which errors are worth a retry, and the fault points the
+reliability tests use to kill or disturb a run at a chosen place (never set in normal use).
+
+    REASONLOOP_CRASH_AT=verify:1         SIGKILL this process at point `verify` of iteration 1
+    REASONLOOP_CRASH_AT=train-step:5     ... right after the train stage's step-5 checkpoint
+    REASONLOOP_TRANSIENT=register:1,filter:2
+                                         raise a ConnectionError the first 1 (2) times the
+                                         point is reached — a server that is briefly away
+
+Each point sits in the middle of its stage, after some of the stage's writes and before the
+rest, so a kill there leaves exactly the half-done state a power cut would.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sys
+from collections import Counter
+
+from reasonloop.errors import ReasonloopError
+
+CRASH_ENV, TRANSIENT_ENV = "REASONLOOP_CRASH_AT", "REASONLOOP_TRANSIENT"
+_hits: Counter = Counter()
+
+
+class TransientError(ReasonloopError):
+    """A failure that a retry may cure (a lock held too long, a server away)."""
+
+
+def kill(where: str) -> None:
+    """SIGKILL ourselves: no cleanup, no `finally`, no flush beyond what we do here."""
+    print(f"fault injection: SIGKILL at {where}", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def point(name: str, iteration: int | None = None) -> None:
+    """A fault point: dies or raises when the environment asks for it here."""
+    here = f"{name}:{iteration}"
+    if os.environ.get(CRASH_ENV) == here:
+        kill(here)
+    for spec in filter(None, os.environ.get(TRANSIENT_ENV, "").split(",")):
+        target, _, times = spec.partition(":")
+        if target == name and _hits[name] < int(times or 1):
+            _hits[name] += 1
+            print(f"fault injection: transient failure {_hits[name]} at {here}",
+                  file=sys.stderr)
+            raise ConnectionError(f"injected: {name} briefly unreachable")
+
+
+def crash_step(step: int) -> bool:
+    """Whether `REASONLOOP_CRASH_AT=train-step:N` asks to die once step N is checkpointed."""
+    spec = os.environ.get(CRASH_ENV, "")
+    return spec.startswith("train-step:") and step >= int(spec.split(":")[1])
+
+
+_TRANSIENT_ERRNOS = {errno.EAGAIN, errno.EBUSY, errno.ETIMEDOUT, errno.ECONNREFUSED,
+                     errno.ECONNRESET, errno.ECONNABORTED, errno.EHOSTUNREACH, errno.ENETDOWN,
+                     errno.ENETUNREACH, errno.EINTR}
+_TRANSIENT_TEXT = ("database is locked", "could not set lock", "connection refused",
+                   "max retries exceeded", "temporarily unavailable", "timed out",
+                   "connection reset", "service unavailable", "bad gateway",
+                   "gateway timeout")
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """Worth retrying: connection/timeouts, locks (DuckDB, SQLite behind MLflow), 5xx from a
+    tracking server. Not: bad configs, missing files, full disks, bugs — retrying those only
+    delays the one clear error the user needs."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, TransientError | ConnectionError | TimeoutError):
+            return True
+        if isinstance(exc, ReasonloopError):
+            return False
+        if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
+            return True
+        text = str(exc).lower()
+        if any(t in text for t in _TRANSIENT_TEXT) and not isinstance(exc, ValueError | TypeError):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
