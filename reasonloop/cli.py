@@ -6,46 +6,18 @@ Errors a user can cause print as one line (no traceback) and exit 1.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from reasonloop.cli_models import models_app, promote
+from reasonloop.cliutil import _fail, _quiet_env, _root, _table, out
 from reasonloop.errors import ReasonloopError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
-out = Console()
-
-
-def _quiet_env() -> None:
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
-
-
-def _root(root: Path | None) -> Path:
-    return Path(root or os.environ.get("REASONLOOP_HOME", ".")).resolve()
-
-
-def _table(df, title: str | None = None) -> Table:
-    t = Table(title=title, show_lines=False)
-    for c in df.columns:
-        t.add_column(c)
-    for row in df.iter_rows():
-        t.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
-    return t
-
-
-def _fail(e: Exception) -> None:
-    typer.echo(f"error: {e}", err=True)   # one line, never wrapped
-    raise typer.Exit(1)
 
 
 @app.command()
@@ -145,51 +117,6 @@ def sql(query: str, fmt: str = typer.Option("table", "--format", "-f",
         sys.stdout.write(json.dumps(df.to_dicts(), default=str) + "\n")
     else:
         out.print(_table(df))
-
-
-@app.command()
-def models(name: str | None = typer.Argument(None), root: Path | None = typer.Option(None)):
-    """Registered model versions with aliases, lineage and scores."""
-    import polars as pl
-
-    from reasonloop.store import registry
-    r = _root(root)
-    if not registry.USER_TRACKING_URI and not (r / "mlflow.db").exists():
-        out.print("no registered models")    # and no store: a reader never creates one
-        return
-    registry.setup(r / "mlflow.db", r / "mlartifacts")
-    try:
-        rows = registry.list_versions(name)
-    except ReasonloopError as e:
-        _fail(e)
-    out.print(_table(pl.DataFrame(rows)) if rows else "no registered models")
-
-
-@app.command()
-def promote(name: str, version: str, alias: str = typer.Option("champion"),
-            reason: str = typer.Option("manual override", help="recorded with the promotion"),
-            root: Path | None = typer.Option(None)):
-    """Manual override of the promotion gate: point ALIAS at NAME/VERSION; who and why are
-    recorded as version tags and in the DuckDB `promotions` table."""
-    import getpass
-
-    from reasonloop.store import db, registry
-    r = _root(root)
-    registry.setup(r / "mlflow.db", r / "mlartifacts")
-    who = getpass.getuser()
-    try:
-        before = registry.version_by_alias(name, alias)
-        registry.promote(name, version, alias)
-        registry.tag_version(name, version, {"promotion": "manual", "promoted_by": who,
-                                             "promote_reason": reason})
-        if (r / "reasonloop.duckdb").exists():
-            db.init_db(r / "reasonloop.duckdb")   # a store from before the gate: add the table
-            db.record_promotion(r / "reasonloop.duckdb", model=name, version=str(version),
-                                champion_version=before.version if before else None,
-                                decision="manual", who=who, reason=reason)
-    except ReasonloopError as e:
-        _fail(e)
-    out.print(f"{name} v{version} is now @{alias} (by {who}: {reason})")
 
 
 @app.command()
@@ -322,6 +249,9 @@ def serve(config: Path = typer.Option(Path("configs/default.yaml"), "--config", 
     except ReasonloopError as e:
         _fail(e)
 
+
+app.add_typer(models_app, name="models")
+app.command()(promote)
 
 if __name__ == "__main__":
     app()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import subprocess
 import time
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -162,6 +163,10 @@ def verify(cfg: Config, run_id: str, iteration: int, shard_files: list[str],
     """ORM (outcome) + PRM (step) rewards for every trajectory → DuckDB + D_search. The step
     rewards come from `reward.prm` (oracle labels; MC labels from rollouts of `policy`; the
     learned PRM fitted before this iteration)."""
+    out = paths(cfg).d_search(run_id, iteration)
+    if out.exists():     # written last and atomically: this iteration was verified already
+        d_search = pl.read_parquet(out)
+        return _search_stats(d_search, db.insert_trajectories(paths(cfg).db, d_search))
     env, _, by_id = env_and_problems(cfg)
     rows = pl.concat([pl.read_parquet(f) for f in sorted(shard_files)]).to_dicts()
     t0 = time.perf_counter()
@@ -176,13 +181,19 @@ def verify(cfg: Config, run_id: str, iteration: int, shard_files: list[str],
                                                    for s in scored])):
             s["step_rewards"] = [float(x) for x in steps]
     COMPUTE_S[("verify", run_id, iteration)] = time.perf_counter() - t0
-    df = db.trajectories_frame(run_id, iteration, scored)
+    # created_at = when the shards were sampled: the same on a rerun, in DuckDB and D_search
+    sampled = datetime.fromtimestamp(max(Path(f).stat().st_mtime for f in shard_files), UTC)
+    df = db.trajectories_frame(run_id, iteration, scored, sampled.replace(tzinfo=None))
     added = db.insert_trajectories(paths(cfg).db, df)
     faults.point("verify", iteration)         # rows stored, D_search not yet written
     d_search = df.with_columns(pl.Series("legal", [s["legal"] for s in scored]),
                                pl.Series("answer", [s["answer"] for s in scored]))
-    out = paths(cfg).d_search(run_id, iteration)
-    d_search.write_parquet(out)
+    d_search.write_parquet(out.with_suffix(".tmp"))
+    out.with_suffix(".tmp").rename(out)
+    return _search_stats(d_search, added)
+
+
+def _search_stats(d_search: pl.DataFrame, added: int) -> dict:
     solved = d_search.filter(pl.col("correct"))["problem_id"].n_unique()
     n_tok = int(d_search["n_tokens"].sum())
     return {"n_search": d_search.height, "inserted": added, "solved": solved,

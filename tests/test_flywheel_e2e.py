@@ -128,3 +128,53 @@ def test_search_efficiency_view(finished_run):
                    "WHERE run_id = 'run-a' AND iteration = 1 AND method = 'best_of_n'")["t"][0]
     assert eff["tokens"][0] == tok
     assert eff["solved_per_1k_tokens"][0] == round(1000 * eff["solved"][0] / tok, 3)
+
+
+def test_lineage_and_restoring_a_past_d_expert(finished_run, tmp_path):
+    """`models show` prints where a version came from; `models restore` brings back the
+    data/ it trained on, byte-identical, from the DVC remote alone (data/ and cache gone)."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from reasonloop.cli import app
+    cfg, src, history = finished_run
+    ws = tmp_path / "ws"
+    shutil.copytree(src, ws)
+    v1 = history[1]["version"]                          # iteration 1's model version
+    r = CliRunner().invoke(app, ["models", "show", f"{cfg.run.name}/{v1}", "--root", str(ws)],
+                           terminal_width=200)
+    assert r.exit_code == 0, r.output
+    for field in ("run_id", "iteration", "phase", "git_sha", "config_hash", "data_md5",
+                  "parent_version", "promotion", "val_pass@1", "test_pass@1",
+                  f"reasonloop models restore {cfg.run.name}/{v1}"):
+        assert field in r.output, field
+    assert history[1]["data_md5"] in r.output and cfg.hash() in r.output
+    d_expert = ws / "data" / "run-a" / "iter01" / "d_expert.parquet"
+    d_search = d_expert.with_name("d_search.parquet")
+    before = d_expert.read_bytes(), d_search.read_bytes()
+    shutil.rmtree(ws / "data")
+    shutil.rmtree(ws / ".dvc" / "cache")
+    r = CliRunner().invoke(app, ["models", "restore", f"{cfg.run.name}/{v1}", "--to",
+                                 str(tmp_path / "back"), "--root", str(ws)])
+    assert r.exit_code == 0, r.output
+    back = tmp_path / "back" / "run-a"
+    assert (back / "iter01" / "d_expert.parquet").read_bytes() == before[0]
+    assert (back / "iter01" / "d_search.parquet").read_bytes() == before[1]
+    assert not (back / "iter02").exists()        # the data as of iteration 1, not the latest
+
+
+def test_same_seed_and_config_give_the_same_metrics(finished_run, tmp_path):
+    """Determinism: the smoke run again, in a fresh workspace — every metric and every
+    trajectory text equal."""
+    from flows.flywheel import flywheel
+    cfg, src, history = finished_run
+    again = flywheel(cfg.model_copy(update={"run": cfg.run.model_copy(
+        update={"root": tmp_path / "ws2"})}), "run-a")
+    for a, b in zip(history, again):
+        assert {k: v for k, v in a.items() if "pass" in k or "maj" in k} == \
+            {k: v for k, v in b.items() if "pass" in k or "maj" in k}
+    q = ("SELECT traj_id, text, correct FROM trajectories WHERE iteration <= 2 "
+         "ORDER BY traj_id")
+    assert db.query(tmp_path / "ws2" / "reasonloop.duckdb", q).equals(
+        db.query(src / "reasonloop.duckdb", q))

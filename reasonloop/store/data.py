@@ -54,3 +54,32 @@ def snapshot(root: Path, data_dir: Path, push: bool = True) -> str:
 def data_md5(dvc_file: Path) -> str:
     outs = yaml.safe_load(Path(dvc_file).read_text())["outs"]
     return outs[0]["md5"]
+
+
+def restore(root: Path, md5: str, dest: Path) -> Path:
+    """Bring back the data/ directory of one recorded version (the md5 in DuckDB and on the
+    MLflow version) into `dest`: a .dvc file naming that md5, then `dvc pull` (local cache,
+    else the remote). Byte-identical to what that iteration trained on."""
+    import shutil
+    root, dest = Path(root).resolve(), Path(dest).resolve()
+    if dest.exists():
+        raise ReasonloopError(f"{dest} exists: choose a new --to directory")
+    if not md5.endswith(".dir"):
+        raise ReasonloopError(f"not a DVC directory md5: {md5!r}")
+    stage = root / f".restore-{md5[:12]}"      # inside the repo, as DVC wants
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    (stage / "data.dvc").write_text(yaml.safe_dump(
+        {"outs": [{"md5": md5, "hash": "md5", "path": "data"}]}))
+    repo = _repo(root)
+    try:
+        repo.pull(targets=[str(stage / "data.dvc")])
+    except Exception as e:  # noqa: BLE001 — DVC raises many types; the message is what counts
+        shutil.rmtree(stage, ignore_errors=True)
+        raise ReasonloopError(f"cannot restore data {md5}: {str(e).splitlines()[0]}") from None
+    finally:
+        repo.close()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(stage / "data"), dest)
+    shutil.rmtree(stage, ignore_errors=True)
+    return dest

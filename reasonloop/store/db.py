@@ -168,8 +168,9 @@ TRAJ_COLS = ["traj_id", "run_id", "iteration", "problem_id", "method", "sample_i
              *SHAPING_COLS]
 
 
-def trajectories_frame(run_id: str, iteration: int, rows: list[dict]) -> pl.DataFrame:
-    ts = now()
+def trajectories_frame(run_id: str, iteration: int, rows: list[dict],
+                       created_at: datetime | None = None) -> pl.DataFrame:
+    ts = created_at or now()
     return pl.DataFrame({
         "traj_id": [traj_id(run_id, iteration, r["problem_id"], r["method"], r["sample_idx"])
                     for r in rows],

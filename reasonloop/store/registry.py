@@ -198,3 +198,40 @@ def list_versions(name: str | None = None) -> list[dict]:
                          "data_md5": mv.tags.get("data_md5", "")[:10],
                          "run_id": mv.tags.get("run_id", "")})
     return sorted(rows, key=lambda r: (r["name"], int(r["version"])))
+
+
+LINEAGE = ["run_id", "iteration", "phase", "git_sha", "config_hash", "data_md5",
+           "parent_version", "champion_before", "promotion", "promotion_p", "promoted_by",
+           "promote_reason"]
+
+
+def lineage(ref: str) -> dict:
+    """Where a version came from and how it scored: `NAME@alias` or `NAME/VERSION`."""
+    client = MlflowClient()
+    name = ref.split("@", 1)[0] if "@" in ref else ref.rsplit("/", 1)[0]
+    try:
+        if "@" in ref:
+            mv = client.get_model_version_by_alias(name, ref.split("@", 1)[1])
+        elif "/" in ref:
+            mv = client.get_model_version(name, ref.rsplit("/", 1)[1])
+        else:
+            raise ReasonloopError(f"not a model ref: {ref!r} (use NAME@alias or NAME/VERSION)")
+        aliases = client.get_registered_model(name).aliases
+    except MlflowException as e:
+        raise ReasonloopError(f"model not found in the registry: {ref} "
+                              f"({e.message.splitlines()[0]})") from None
+    tags = dict(mv.tags)
+    return {"model": name, "version": str(mv.version),
+            "aliases": sorted(a for a, v in aliases.items() if str(v) == str(mv.version)),
+            **{k: tags.get(k, "") for k in LINEAGE}, "mlflow_run": mv.run_id,
+            "source": mv.source,
+            "scores": {k.replace("_at_", "@"): float(v) for k, v in sorted(tags.items())
+                       if k.startswith(("val_", "test_")) and _is_number(v)}}
+
+
+def _is_number(v: str) -> bool:
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return True
