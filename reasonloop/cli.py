@@ -39,7 +39,9 @@ def run(config: Path | None = typer.Option(None, "--config", "-c",
         if config is None and not resuming:
             config = Path("configs/default.yaml")
         cfg = load_config(config, overrides)
-        # fail before anything is written: the model dir and the problems must load
+        # fail before anything is written: workspace and stores, model dir, problems
+        from reasonloop import preflight
+        preflight.workspace(cfg.run.root, cfg.run.min_free_mb)
         if cfg.policy.path is not None:
             from reasonloop.policy.init import load_policy
             load_policy(cfg.policy.path)
@@ -58,6 +60,9 @@ def run(config: Path | None = typer.Option(None, "--config", "-c",
         history = flywheel(cfg, run_id)
     except ReasonloopError as e:
         _fail(e)
+    except OSError as e:   # the disk filled up, a permission changed mid-run: resumable
+        _fail(ReasonloopError(f"{e.strerror or e}: {e.filename or ''} (fix it, then "
+                              f"`reasonloop run --resume`)"))
     _print_history(history, run_id)
 
 
@@ -169,6 +174,8 @@ def eval_(model: str = typer.Option(..., "--model", "-m",
         from reasonloop.config import load_config
         from reasonloop.store import registry
         cfg = load_config(config, list(set_) + [f"run.root={_root(root)}"])
+        from reasonloop import preflight
+        preflight.workspace(cfg.run.root, cfg.run.min_free_mb)
         if methods is not None:
             ms, bs = _search_args(methods, budgets, split, limit)
             if problems is not None:           # fail before the flow starts, in one line

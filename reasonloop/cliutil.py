@@ -14,6 +14,10 @@ out = Console()
 
 
 def _quiet_env() -> None:
+    """Library defaults for a CLI run: quiet, offline, and safe — every server Prefect
+    starts for us (the temporary API server, a runner's webserver) binds 127.0.0.1."""
+    os.environ.setdefault("PREFECT_SERVER_API_HOST", "127.0.0.1")
+    os.environ.setdefault("PREFECT_RUNNER_SERVER_HOST", "127.0.0.1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")

@@ -214,6 +214,7 @@ class RunConfig(_Section):
     name: str = "countdown"            # MLflow registered model / experiment name
     root: Path = Path(".")             # workspace: DuckDB, data/, models/, mlflow.db
     dvc_push: bool = True
+    min_free_mb: int = Field(200, ge=0)   # refuse to start with less free disk than this
 
 
 class Config(_Section):
@@ -241,12 +242,16 @@ class Config(_Section):
             raise ValueError("env 'math' needs policy.path (a local HF causal LM directory)")
         if self.env.name == "math" and self.env.problems_file is None:
             raise ValueError("env 'math' needs env.problems_file (JSONL of question/answer)")
+        if self.env.name == "countdown" and self.env.problems_file is not None:
+            raise ValueError("env.problems_file is read by env 'math' only: Countdown problems "
+                             "are generated (evaluate a file with `reasonloop eval --problems`)")
         return self
 
     def hash(self) -> str:
         """Stable over what changes results (not the workspace root or iteration count)."""
         d = self.model_dump(mode="json")
         d["run"].pop("root", None)
+        d["run"].pop("min_free_mb", None)
         d["run"].pop("iterations", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -60,3 +60,34 @@ def test_malformed_problems_jsonl(tmp_path, tiny_model_dir):
              tmp_path)
     assert r.returncode == 1 and "p.jsonl:2: not valid JSON" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "ws").exists()
+
+
+@pytest.mark.parametrize("q", ["SELECT count(*) FROM runs", "DESCRIBE trajectories",
+                               "SHOW TABLES", "EXPLAIN SELECT 1", "FROM pass_by_iteration",
+                               "WITH a AS (SELECT 1 AS x) SELECT * FROM a",
+                               "SUMMARIZE SELECT 1 AS x"])
+def test_sql_reads_are_allowed(tmp_path, q):
+    from typer.testing import CliRunner
+
+    from reasonloop.cli import app
+    from reasonloop.store import db
+    db.init_db(tmp_path / "reasonloop.duckdb")
+    r = CliRunner().invoke(app, ["sql", q, "--root", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize("q", ["INSERT INTO runs (run_id) VALUES ('x')", "DROP TABLE runs",
+                               "UPDATE runs SET git_sha = 'x'", "CREATE TABLE t (a INT)",
+                               "ATTACH 'other.db'", "SET threads = 1", "INSTALL httpfs",
+                               "SELECT 1; DELETE FROM runs", "EXPORT DATABASE 'out'"])
+def test_sql_writes_are_refused(tmp_path, q):
+    from typer.testing import CliRunner
+
+    from reasonloop.cli import app
+    from reasonloop.store import db
+    db.init_db(tmp_path / "reasonloop.duckdb")
+    before = (tmp_path / "reasonloop.duckdb").read_bytes()
+    r = CliRunner().invoke(app, ["sql", q, "--root", str(tmp_path)])
+    assert r.exit_code == 1 and r.stderr.startswith("error: refused: the store is read-only")
+    assert (tmp_path / "reasonloop.duckdb").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reasonloop.duckdb"]

@@ -30,7 +30,7 @@ GRPO = dict(steps=10, prompts_per_step=2, num_generations=4)
 NAME = "countdown-smoke"
 
 
-def _cli(args, cwd, **env):
+def _cli(args, cwd, started=None, **env):
     """Run the CLI in its own process group; output to files, not pipes: after a hard crash
     Prefect's temporary server (a child) outlives the parent and would hold pipes open."""
     tag = f"{time.monotonic_ns()}"
@@ -39,6 +39,8 @@ def _cli(args, cwd, **env):
         proc = subprocess.Popen([sys.executable, "-m", "reasonloop.cli", *map(str, args)],
                                 cwd=cwd, stdout=o, stderr=e, start_new_session=True,
                                 env={**_clean_env(), "PYTHONPATH": str(ROOT), **env})
+        if started is not None:
+            started["pid"] = proc.pid
         try:
             rc = proc.wait(timeout=600)
         finally:
@@ -55,8 +57,26 @@ def _run_args(ws):
             *[a for k, v in GRPO.items() for a in ("--set", f"learn.grpo.{k}={v}")]]
 
 
-def _read_loop(ws, stop: threading.Event, reads: list) -> None:
-    """What a user does during a run: query trajectories, list models — over and over."""
+def _listening(pid: int) -> set[str]:
+    """host:port of every socket the process tree listens on (Prefect's server included)."""
+    import psutil
+    try:
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return set()
+    out = set()
+    for p in procs:
+        try:
+            out |= {f"{c.laddr.ip}:{c.laddr.port}" for c in p.net_connections("inet")
+                    if c.status == psutil.CONN_LISTEN}
+        except psutil.Error:
+            pass
+    return out
+
+
+def _read_loop(ws, stop: threading.Event, reads: list, run: dict) -> None:
+    """What a user does during a run: query trajectories, list models — over and over;
+    and what a security review does: note every address the run listens on."""
     while not (ws / "reasonloop.duckdb").exists() or not (ws / "mlflow.db").exists():
         if stop.wait(0.2):
             return
@@ -71,22 +91,23 @@ def _read_loop(ws, stop: threading.Event, reads: list) -> None:
                            env={**_clean_env(), "PYTHONPATH": str(ROOT)})
         reads.append({"cmd": args[0], "rc": r.returncode, "stderr": r.stderr,
                       "seconds": time.perf_counter() - t0})
+        run.setdefault("listen", set()).update(_listening(run["pid"]))
         i += 1
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("straight")
-    ws, stop, reads = tmp / "ws", threading.Event(), []
-    reader = threading.Thread(target=_read_loop, args=(ws, stop, reads))
+    ws, stop, reads, run = tmp / "ws", threading.Event(), [], {}
+    reader = threading.Thread(target=_read_loop, args=(ws, stop, reads, run))
     reader.start()
     try:
-        done = _cli(_run_args(ws), tmp, REASONLOOP_TRANSIENT=TRANSIENT)
+        done = _cli(_run_args(ws), tmp, run, REASONLOOP_TRANSIENT=TRANSIENT)
     finally:
         stop.set()
         reader.join()
     assert done.returncode == 0, done.stderr[-3000:]
-    return ws, done, reads
+    return ws, done, reads, run.get("listen", set())
 
 
 @pytest.fixture(scope="module")
@@ -172,16 +193,24 @@ def test_dvc_and_mlflow_consistent_after_kills(reference, killed):
 
 
 def test_transient_failures_were_retried(reference):
-    _, done, _ = reference
+    _, done, _, _ = reference
     for spec in TRANSIENT.split(","):
         stage, times = spec.split(":")
         assert done.stderr.count(f"transient failure {times} at {stage}:") == 1, stage
 
 
 def test_readers_never_saw_a_lock_error(reference):
-    _, _, reads = reference
+    _, _, reads, _ = reference
     assert len(reads) >= 6 and {r["cmd"] for r in reads} == {"sql", "models"}
     failed = [r for r in reads if r["rc"] != 0 or "lock" in r["stderr"].lower()]
     assert not failed, failed[0]["stderr"][-2000:]
     print(f"\n{len(reads)} reads during the run, 0 errors, slowest "
           f"{max(r['seconds'] for r in reads):.1f}s")
+
+
+def test_servers_bind_localhost_only(reference):
+    """Prefect's temporary API server (and anything else the run starts) listens on
+    127.0.0.1 only."""
+    listen = reference[3]
+    assert listen, "no listening socket seen during the run"
+    assert all(a.startswith("127.0.0.1:") for a in listen), listen

@@ -46,6 +46,9 @@ def load_policy(path: str | Path, dtype=torch.float32, attn_implementation: str 
         model = AutoModelForCausalLM.from_pretrained(p, dtype=dtype, **kw)
     except (OSError, ValueError) as e:
         raise InputError(f"cannot load model from {p}: {str(e).splitlines()[0]}") from None
+    if len(tok) > model.get_input_embeddings().num_embeddings:
+        raise InputError(f"tokenizer and model do not match in {p}: {len(tok)} tokens, but "
+                         f"the embedding has {model.get_input_embeddings().num_embeddings} rows")
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
