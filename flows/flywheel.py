@@ -33,7 +33,7 @@ def flywheel(cfg: Config, run_id: str) -> list[dict]:
 
     for it in range(1, cfg.run.iterations + 1):
         # The learner of this iteration: BC → DPO → GRPO, switched when a phase plateaus.
-        phase, lap = next_phase(cfg.learn, history, it), stages.Laps()
+        phase, lap = next_phase(cfg.learn, history, it), stages.Laps(cfg, run_id, it)
         search, verifiers, expert = {}, {}, {}
         if phase != "grpo":     # GRPO searches online, inside its trainer (Step 4)
             # Step 1 — search: training-time search with the current policy → D_search.
@@ -63,8 +63,8 @@ def flywheel(cfg: Config, run_id: str) -> list[dict]:
         lap("evaluate")
 
         seconds = {**lap.seconds, "compute": stages.compute_seconds(run_id, it)}
-        db.update_iteration(stages.paths(cfg).db, run_id, it, stage_done="evaluate",
-                            finished_at=db.now(), seconds=seconds)
+        db.update_iteration(stages.paths(cfg).db, run_id, it, finished_at=db.now(),
+                            seconds=seconds)
         history.append({"iteration": it, "phase": phase, **metrics, **search, **expert,
                         **{f"{k}_auc": v["auc"] for k, v in verifiers.items() if "auc" in v},
                         "version": reg["version"], "promoted": reg["promoted"],

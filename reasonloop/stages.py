@@ -299,17 +299,20 @@ def evaluate_policy(cfg: Config, run_id: str, iteration: int, policy: str) -> di
 
 
 class Laps:
-    """Wall seconds per stage: `lap("train")` closes the lap that started at the last call."""
+    """Wall seconds per stage: `lap("train")` closes the lap that started at the last call
+    and records the stage as done in `iterations.stage_done` (where a run stands, by SQL)."""
 
-    def __init__(self):
+    def __init__(self, cfg: Config, run_id: str, iteration: int):
         self.seconds: dict[str, float] = {"total": 0.0}
         self._t = time.perf_counter()
+        self._where = (paths(cfg).db, run_id, iteration)
 
     def __call__(self, stage: str) -> None:
         now = time.perf_counter()
         self.seconds[stage] = now - self._t
         self.seconds["total"] += now - self._t
         self._t = now
+        db.update_iteration(*self._where, stage_done=stage)
 
 
 def compute_seconds(run_id: str, iteration: int) -> dict[str, float]:

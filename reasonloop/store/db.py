@@ -218,11 +218,13 @@ def update_iteration(path: Path, run_id: str, iteration: int, **fields) -> None:
     if "seconds" in fields and not isinstance(fields["seconds"], str):
         fields["seconds"] = json.dumps(fields["seconds"])
     with connect(path) as con:
+        con.execute("BEGIN")     # all fields or none
         con.execute(f"INSERT INTO {ITERATIONS} (run_id, iteration, started_at) VALUES (?, ?, ?) "
                     f"ON CONFLICT DO NOTHING", [run_id, iteration, now()])
         for k, v in fields.items():
             con.execute(f"UPDATE {ITERATIONS} SET {k} = ? WHERE run_id = ? AND iteration = ?",
                         [v, run_id, iteration])
+        con.execute("COMMIT")
 
 
 def replace_evals(path: Path, run_id: str, iteration: int, rows: list[dict]) -> None:
