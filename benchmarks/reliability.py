@@ -52,7 +52,7 @@ def compare(ref: Path, got: Path) -> dict:
             "same ids": set(a["traj_id"]) == set(b["traj_id"]),
             "same texts": int((joined["text"] == joined["text_k"]).sum()),
             "duplicates": int(db.query(got / "reasonloop.duckdb", key)["d"][0]),
-            "same |D_expert|": db.query(ref / "reasonloop.duckdb", it).equals(
+            "same D_expert sizes": db.query(ref / "reasonloop.duckdb", it).equals(
                 db.query(got / "reasonloop.duckdb", it)),
             "same metrics": db.query(ref / "reasonloop.duckdb", m).equals(
                 db.query(got / "reasonloop.duckdb", m))}
@@ -61,6 +61,7 @@ def compare(ref: Path, got: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--problems", type=int, default=300)
+    ap.add_argument("--pause", type=float, default=3.0, help="seconds between reads")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="reliability-"))
@@ -69,7 +70,7 @@ def main() -> None:
     ref, ws = tmp / "ref" / "ws", tmp / "kill" / "ws"
 
     stop, reads, run = threading.Event(), [], {}
-    reader = threading.Thread(target=_read_loop, args=(ref, stop, reads, run))
+    reader = threading.Thread(target=_read_loop, args=(ref, stop, reads, run, a.pause))
     reader.start()
     t0 = time.perf_counter()
     done = _cli(run_args(ref, a.problems), tmp / "ref", run, REASONLOOP_TRANSIENT=TRANSIENT)

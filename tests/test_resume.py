@@ -74,7 +74,7 @@ def _listening(pid: int) -> set[str]:
     return out
 
 
-def _read_loop(ws, stop: threading.Event, reads: list, run: dict) -> None:
+def _read_loop(ws, stop: threading.Event, reads: list, run: dict, pause: float = 0.5) -> None:
     """What a user does during a run: query trajectories, list models — over and over;
     and what a security review does: note every address the run listens on."""
     while not (ws / "reasonloop.duckdb").exists() or not (ws / "mlflow.db").exists():
@@ -93,6 +93,7 @@ def _read_loop(ws, stop: threading.Event, reads: list, run: dict) -> None:
                       "seconds": time.perf_counter() - t0})
         run.setdefault("listen", set()).update(_listening(run["pid"]))
         i += 1
+        stop.wait(pause)
 
 
 @pytest.fixture(scope="module")
