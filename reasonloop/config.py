@@ -34,6 +34,8 @@ class EnvConfig(_Section):
     n_val: int = Field(300, ge=1)
     n_test: int = Field(500, ge=1)
     problems_file: Path | None = None   # math env: JSONL with question/answer
+    question_field: str | None = None   # None: "question" or "problem" (GSM8K / MATH)
+    answer_field: str | None = None     # None: "answer" (GSM8K `#### N` ok) or "solution"
 
     @model_validator(mode="after")
     def _ranges(self):

@@ -38,21 +38,25 @@ def paths(cfg: Config) -> Paths:
 
 
 @lru_cache(maxsize=4)
-def _env_and_problems(env_json: str):
+def _env_and_problems(env_json: str, policy_path: str | None):
     from reasonloop.config import EnvConfig
     ecfg = EnvConfig.model_validate_json(env_json)
     if ecfg.name == "countdown":
         from reasonloop.envs.countdown import Countdown
         env = Countdown(ecfg)
     else:
+        from transformers import AutoTokenizer
+
         from reasonloop.envs.math import MathEnv
-        env = MathEnv(ecfg)
+        tok = AutoTokenizer.from_pretrained(policy_path) if policy_path else None
+        env = MathEnv(ecfg, tok)          # prompts in the model's chat template, if any
     problems = env.problems()
     return env, problems, {p.problem_id: p for p in problems}
 
 
 def env_and_problems(cfg: Config):
-    return _env_and_problems(cfg.env.model_dump_json())
+    path = str(cfg.policy.path) if cfg.policy.path and cfg.env.name == "math" else None
+    return _env_and_problems(cfg.env.model_dump_json(), path)
 
 
 def split(cfg: Config, name: str) -> list[Problem]:

@@ -16,19 +16,27 @@ from pathlib import Path
 from reasonloop.envs.base import Problem, Verdict, read_jsonl, split_steps
 from reasonloop.errors import InputError
 
+INSTRUCTION = "Reason step by step, steps separated by blank lines; end with \\boxed{answer}."
 PROMPT = "Question: {question}\nAnswer (end with \\boxed{{...}}): "
 SPLITS = ("train", "val", "test")
 
 
-def load_jsonl(path: Path) -> list[dict]:
-    """Validated rows; the first bad line is reported with its number, nothing half-read."""
+def load_jsonl(path: Path, question_field: str | None = None,
+               answer_field: str | None = None) -> list[dict]:
+    """Validated rows; the first bad line is reported with its number, nothing half-read.
+    Field names are configurable; by default `question` or `problem` (GSM8K, MATH) and
+    `answer` or `solution`."""
+    qf = (question_field,) if question_field else ("question", "problem")
+    af = (answer_field,) if answer_field else ("answer", "solution")
     rows = []
     for where, row in read_jsonl(path):
-        q = row.get("question", row.get("problem"))
+        q = next((row[f] for f in qf if f in row), None)
         if not isinstance(q, str) or not q.strip():
-            raise InputError(f"{where}: missing 'question' (string)")
-        if "answer" not in row or not str(row["answer"]).strip():
-            raise InputError(f"{where}: missing 'answer'")
+            raise InputError(f"{where}: missing {' or '.join(map(repr, qf))} (string)")
+        a = next((row[f] for f in af if f in row), None)
+        if a is None or not str(a).strip():
+            raise InputError(f"{where}: missing {' or '.join(map(repr, af))}")
+        row = {**row, "answer": a}
         if row.get("split") not in (None, *SPLITS):
             raise InputError(f"{where}: split must be one of {SPLITS}")
         rows.append({"question": q, "answer": str(row["answer"]), "split": row.get("split")})
@@ -42,6 +50,16 @@ def _timeout():
     return 5 if threading.current_thread() is threading.main_thread() else None
 
 
+def gold_answer(answer: str) -> str:
+    """The reference answer as LaTeX: GSM8K's `... #### 42` → 42; a MATH solution keeps its
+    `\\boxed{}`; a bare answer is wrapped in $...$."""
+    if "####" in answer:
+        return "$" + answer.rsplit("####", 1)[1].strip().replace(",", "") + "$"
+    if "\\boxed" in answer:
+        return answer
+    return f"${answer}$"
+
+
 def _parse(text: str):
     from math_verify import LatexExtractionConfig, parse
     return parse(text, extraction_config=[LatexExtractionConfig()], parsing_timeout=_timeout())
@@ -50,11 +68,21 @@ def _parse(text: str):
 class MathEnv:
     name = "math"
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, tokenizer=None):
+        """`tokenizer`: the policy's; when it has a chat template, prompts are built with
+        it (an instruct model sees a user turn), else the plain `Question: ... Answer:`."""
         if cfg.problems_file is None:
             raise InputError("env 'math' needs env.problems_file (a JSONL of question/answer)")
         self.cfg = cfg
-        self.rows = load_jsonl(cfg.problems_file)
+        self.rows = load_jsonl(cfg.problems_file, cfg.question_field, cfg.answer_field)
+        self.tokenizer = tokenizer if getattr(tokenizer, "chat_template", None) else None
+
+    def prompt(self, question: str) -> str:
+        if self.tokenizer is None:
+            return PROMPT.format(question=question)
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": f"{question}\n{INSTRUCTION}"}], tokenize=False,
+            add_generation_prompt=True)
 
     def problems(self) -> list[Problem]:
         out = []
@@ -62,14 +90,14 @@ class MathEnv:
             h = hashlib.sha1(r["question"].encode()).hexdigest()
             split = r["split"] or ("test" if int(h[:8], 16) % 10 == 0 else
                                    "val" if int(h[:8], 16) % 10 == 1 else "train")
-            out.append(Problem(f"math-{h[:12]}", split, PROMPT.format(question=r["question"]),
+            out.append(Problem(f"math-{h[:12]}", split, self.prompt(r["question"]),
                                {"answer": r["answer"]}))
         return out
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
         from math_verify import verify
         steps = split_steps(completion)
-        gold = _parse(f"${problem.meta['answer']}$")
+        gold = _parse(gold_answer(problem.meta["answer"]))
         pred = _parse(completion)
         ok = bool(pred) and bool(gold) and verify(gold, pred, timeout_seconds=_timeout())
         answer = str(pred[-1]) if pred else None
