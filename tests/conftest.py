@@ -64,3 +64,23 @@ def tiny_model_dir(tmp_path_factory):
     train_sft(model, tok, ex, out, steps=8, batch_size=32, lr=3e-3, bf16=False, seed=0)
     save_policy(model, tok, out, {"stage": "test"})
     return out
+
+
+@pytest.fixture(scope="session")
+def vllm_model_dir(tmp_path_factory):
+    """A tiny Llama vLLM's CPU attention accepts (head_dim 32; it rejects 16), BC'd briefly."""
+    import torch
+
+    from reasonloop.config import load_config
+    from reasonloop.envs.countdown import Countdown
+    from reasonloop.learn.sft import train_sft
+    from reasonloop.policy.init import build_tiny_llama, save_policy
+    from reasonloop.policy.tokenizer import build_char_tokenizer
+    torch.set_num_threads(1)
+    tok = build_char_tokenizer()
+    model = build_tiny_llama(tok, 64, 2, 2, seed=0)
+    out = tmp_path_factory.mktemp("tiny-vllm") / "policy"
+    ex = Countdown(load_config(SMOKE).env).warmup_examples(256, seed=0)
+    train_sft(model, tok, ex, out, steps=8, batch_size=32, lr=3e-3, bf16=False, seed=0)
+    save_policy(model, tok, out, {"stage": "test"})
+    return out

@@ -128,12 +128,12 @@ def test_schedule_max_iterations_and_fixed_phases():
         LearnConfig(schedule=["bc", "bc"])
 
 
-def test_grpo_with_colocated_vllm_on_cpu(tiny_model_dir, tmp_path):
+def test_grpo_with_colocated_vllm_on_cpu(vllm_model_dir, tmp_path):
     """The vLLM generation path of GRPO (the vllm extra; skipped where it is not installed)."""
     pytest.importorskip("vllm")
     from reasonloop.learn.grpo import train_grpo
     from reasonloop.policy.init import load_policy
-    model, tok = load_policy(tiny_model_dir)
+    model, tok = load_policy(vllm_model_dir)
     env = Countdown(EnvConfig(n_train=500))
     problems = [p for p in env.problems() if p.split == "train"][:8]
     g = LearnConfig(grpo={"steps": 2, "prompts_per_step": 2, "num_generations": 4}).grpo

@@ -2,6 +2,7 @@
 built ~10M BPE Llama as `policy.path`, one flywheel iteration with the HF engine."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -77,11 +78,15 @@ def test_bpe_model_is_a_real_hf_model(bpe_model):
 
 
 @pytest.mark.slow
-def test_one_flywheel_iteration_on_math_with_the_hf_engine(bpe_model, tmp_path):
+@pytest.mark.parametrize("engine", ["hf", "vllm"])
+def test_one_flywheel_iteration_on_math(bpe_model, tmp_path, engine, monkeypatch):
     from flows.flywheel import flywheel
     from reasonloop.policy.init import load_policy
     from reasonloop.store import db, registry
-    cfg = load_config(ROOT / "configs" / "arith-bpe.yaml", [
+    if engine == "vllm":
+        pytest.importorskip("vllm")
+        monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")     # GiB
+    cfg = load_config(ROOT / "configs" / "arith-bpe.yaml", [f"policy.engine={engine}",
         f"run.root={tmp_path / 'ws'}", f"policy.path={bpe_model}", f"env.problems_file={SAMPLE}",
         "run.iterations=1", "search.problems_per_iteration=12", "search.n=2", "learn.steps=4",
         "policy.max_new_tokens=64"])
@@ -98,6 +103,9 @@ def test_one_flywheel_iteration_on_math_with_the_hf_engine(bpe_model, tmp_path):
     got = registry.resolve(f"{cfg.run.name}/{history[1]['version']}")
     model, tok = load_policy(got)                           # the registered copy loads
     assert len(tok) == len(load_policy(bpe_model)[1])
+    trained = tmp_path / "ws" / "models" / "m" / "iter01"  # evaluated in `engine` from here
+    for f in ("model.safetensors", "tokenizer.json", "config.json"):
+        assert (Path(got) / f).read_bytes() == (trained / f).read_bytes()   # unchanged
 
 
 @pytest.mark.parametrize("recipe", ["gsm8k-qwen2.5-0.5b.yaml", "math-qwen2.5-1.5b.yaml",

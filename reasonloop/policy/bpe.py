@@ -32,8 +32,9 @@ def build_bpe_tokenizer(texts: list[str], vocab_size: int = 2048) -> PreTrainedT
                                    clean_up_tokenization_spaces=False)
 
 
-def build_model(tok, hidden: int = 320, layers: int = 8, heads: int = 8, seed: int = 0,
+def build_model(tok, hidden: int = 320, layers: int = 8, heads: int = 4, seed: int = 0,
                 max_len: int = 512) -> LlamaForCausalLM:
+    """head_dim 80: vLLM's CPU attention takes 32, 64, 80, 96, 112, 128, ... only."""
     torch.manual_seed(seed)
     return LlamaForCausalLM(LlamaConfig(
         vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 8 // 3,

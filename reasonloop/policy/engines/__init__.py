@@ -9,11 +9,21 @@ from reasonloop.policy.engines.base import Engine, Sample, SamplingParams
 ENGINE_NAMES = ("lean", "hf", "vllm")
 
 
+_VLLM: dict[tuple[str, int], Engine] = {}
+
+
 def load_engine(name: str, model_path: str | Path, seed: int = 0) -> Engine:
-    """`lean` falls back to `hf` for non-Llama models (it only runs Llama weights)."""
+    """`lean` falls back to `hf` for non-Llama models (it only runs Llama weights). A vLLM
+    engine is kept for the next call with the same model (one at a time: a vLLM start costs
+    tens of seconds, and an iteration's evaluation and the next one's search share it)."""
     if name == "vllm":
         from reasonloop.policy.engines.vllm import VLLMEngine
-        return VLLMEngine(str(model_path), seed=seed)
+        key = (str(Path(model_path).resolve()), seed)
+        if key not in _VLLM:
+            while _VLLM:
+                _VLLM.popitem()[1].close()
+            _VLLM[key] = VLLMEngine(key[0], seed=seed)
+        return _VLLM[key]
     from reasonloop.policy.init import load_policy
     model, tok = load_policy(model_path)
     if name == "lean" and model.config.model_type == "llama":

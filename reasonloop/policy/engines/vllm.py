@@ -9,13 +9,16 @@ from reasonloop.policy.engines.base import Sample, SamplingParams
 
 class VLLMEngine:
     def __init__(self, model_path: str, seed: int = 0, gpu_memory_utilization: float = 0.5,
-                 max_model_len: int = 2048, **llm_kwargs):
+                 max_model_len: int | None = None, **llm_kwargs):
+        """`max_model_len` None: the model's own (its `max_position_embeddings`)."""
         try:
             from vllm import LLM
         except ImportError:
             raise InputError("engine 'vllm' needs the vllm extra: "
                              "pip install -e '.[vllm]'") from None
-        self.llm = LLM(model=str(model_path), seed=seed, max_model_len=max_model_len,
+        if max_model_len is not None:
+            llm_kwargs["max_model_len"] = max_model_len
+        self.llm = LLM(model=str(model_path), seed=seed,
                        gpu_memory_utilization=gpu_memory_utilization, **llm_kwargs)
 
     def sample(self, prompts: list[str], n: int, params: SamplingParams,
@@ -26,3 +29,13 @@ class VLLMEngine:
                  max_tokens=params.max_new_tokens, seed=params.seed)
         outs = self.llm.generate(prompts, sp, use_tqdm=progress)
         return [[Sample(c.text, len(c.token_ids)) for c in o.outputs] for o in outs]
+
+    def close(self) -> None:
+        """Free the engine (its worker process and KV cache) before another one starts."""
+        import gc
+        engine = getattr(self.llm, "llm_engine", None)
+        shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+        del self.llm
+        gc.collect()
