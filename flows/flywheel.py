@@ -12,6 +12,7 @@ from prefect import flow, unmapped
 from reasonloop import stages
 from reasonloop.config import Config
 from reasonloop.learn.schedule import phase as next_phase
+from reasonloop.policy.engines import close_engines
 from reasonloop.store import db
 from tasks.evaluate import evaluate, register, scaling_report
 from tasks.filter import filter_expert
@@ -75,4 +76,5 @@ def flywheel(cfg: Config, run_id: str) -> list[dict]:
               f"|D_expert| {expert.get('n_expert', 0)}  {seconds['total']:.0f}s")
     # The train-time scaling report: pass@1 against iterations, training and generated tokens.
     scaling_report(cfg, run_id)
+    close_engines()          # a vLLM engine kept between stages ends with the run
     return history

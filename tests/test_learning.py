@@ -1,5 +1,7 @@
 """Learning beyond BC: DPO pairs, DPO and GRPO updates, the phase schedule."""
 
+import os
+
 import polars as pl
 import pytest
 import torch
@@ -137,9 +139,11 @@ def test_grpo_with_colocated_vllm_on_cpu(vllm_model_dir, tmp_path):
     env = Countdown(EnvConfig(n_train=500))
     problems = [p for p in env.problems() if p.split == "train"][:8]
     g = LearnConfig(grpo={"steps": 2, "prompts_per_step": 2, "num_generations": 4}).grpo
+    before = dict(os.environ)
     stats = train_grpo(model, tok, env, problems, tmp_path / "g", gcfg=g, steps=2, shaping={},
                        max_new_tokens=24, bf16=False, seed=0, save_every=100, use_vllm=True)
     assert stats["n_sampled"] == 2 * 2 * 4
+    assert dict(os.environ) == before      # no RANK/MASTER_PORT left to start torch.distributed
 
 
 def test_rloo_option_trains_and_keeps_its_samples(tiny_model_dir, tmp_path):

@@ -58,7 +58,8 @@ def _run_args(ws):
 
 
 def _listening(pid: int) -> set[str]:
-    """host:port of every socket the process tree listens on (Prefect's server included)."""
+    """host:port (and who) of every socket the process tree listens on (Prefect's server
+    included)."""
     import psutil
     try:
         procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
@@ -67,8 +68,8 @@ def _listening(pid: int) -> set[str]:
     out = set()
     for p in procs:
         try:
-            out |= {f"{c.laddr.ip}:{c.laddr.port}" for c in p.net_connections("inet")
-                    if c.status == psutil.CONN_LISTEN}
+            out |= {f"{c.laddr.ip}:{c.laddr.port} ({' '.join(p.cmdline())[:120]})"
+                    for c in p.net_connections("inet") if c.status == psutil.CONN_LISTEN}
         except psutil.Error:
             pass
     return out

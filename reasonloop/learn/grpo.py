@@ -18,6 +18,7 @@ from datasets import Dataset
 from transformers import TrainerCallback
 
 from reasonloop.learn import common
+from reasonloop.policy.engines.base import own_environ
 from reasonloop.reward.outcome import score_rows
 from reasonloop.store.db import SHAPING_COLS
 
@@ -116,13 +117,14 @@ def train_grpo(model, tokenizer, env, problems: list, out_dir: Path, *, gcfg, st
                temperature=gcfg.temperature, top_k=0, top_p=1.0, use_vllm=use_vllm,
                vllm_mode="colocate", shuffle_dataset=True, **extra)
     progress = common.Progress(steps, desc)
-    trainer = Trainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer,
-                      reward_funcs=[reward], callbacks=[progress, _Flush(reward, rows_dir)])
-    if use_vllm:
-        from reasonloop.learn.vllm_sync import patch_cpu_sync
-        patch_cpu_sync(trainer)
     t0 = time.perf_counter()
-    resumed = common.run(trainer, out_dir, progress)
+    with own_environ():          # TRL's colocated vLLM sets RANK/WORLD_SIZE/MASTER_PORT
+        trainer = Trainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer,
+                          reward_funcs=[reward], callbacks=[progress, _Flush(reward, rows_dir)])
+        if use_vllm:
+            from reasonloop.learn.vllm_sync import patch_cpu_sync
+            patch_cpu_sync(trainer)
+        resumed = common.run(trainer, out_dir, progress)
     wall = time.perf_counter() - t0
     model.to(torch.float32).eval()
     rows = sampled_rows(rows_dir)

@@ -20,8 +20,7 @@ def load_engine(name: str, model_path: str | Path, seed: int = 0) -> Engine:
         from reasonloop.policy.engines.vllm import VLLMEngine
         key = (str(Path(model_path).resolve()), seed)
         if key not in _VLLM:
-            while _VLLM:
-                _VLLM.popitem()[1].close()
+            close_engines()
             _VLLM[key] = VLLMEngine(key[0], seed=seed)
         return _VLLM[key]
     from reasonloop.policy.init import load_policy
@@ -33,4 +32,10 @@ def load_engine(name: str, model_path: str | Path, seed: int = 0) -> Engine:
     return HFEngine(model, tok)
 
 
-__all__ = ["ENGINE_NAMES", "Engine", "Sample", "SamplingParams", "load_engine"]
+def close_engines() -> None:
+    """Free a kept vLLM engine (its worker process, KV cache and ports): at the end of a run."""
+    while _VLLM:
+        _VLLM.popitem()[1].close()
+
+
+__all__ = ["close_engines", "ENGINE_NAMES", "Engine", "Sample", "SamplingParams", "load_engine"]

@@ -5,6 +5,8 @@ Search methods only see this, so HF generate, vLLM and the lean sampler are inte
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,3 +46,17 @@ class Engine(Protocol):
     def sample(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]:
         """n samples per prompt, in prompt order; deterministic for a given params.seed."""
         ...
+
+
+@contextmanager
+def own_environ():
+    """vLLM (and TRL's colocated vLLM) write process-wide variables — RANK, WORLD_SIZE,
+    MASTER_PORT, LD_PRELOAD... — that outlive them: a later trainer in the same process, or
+    any child process, would then start torch.distributed (a TCP store on all interfaces).
+    Everything they set is put back on exit."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

