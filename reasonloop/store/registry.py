@@ -155,24 +155,26 @@ def version_of(ref: str) -> str | None:
         return None
 
 
+def _model_version(ref: str):
+    """`NAME@alias` / `NAME/VERSION` → (name, MLflow ModelVersion); MlflowException if absent."""
+    client = MlflowClient()
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        return name, client.get_model_version_by_alias(name, alias)
+    if "/" in ref:
+        name, v = ref.rsplit("/", 1)
+        return name, client.get_model_version(name, v)
+    raise ReasonloopError(f"model not found: {ref} (use a path, NAME@alias or NAME/VERSION)")
+
+
 def resolve(ref: str) -> str:
     """`NAME@alias`, `NAME/VERSION` or a path → a local model directory."""
     if Path(ref).exists():
         return str(ref)
     if ref.startswith(("/", ".", "~")):       # a path, not a registry ref: no MLflow call
         raise ReasonloopError(f"model not found: no directory {ref}")
-    client = MlflowClient()
     try:
-        if "@" in ref:
-            name, alias = ref.split("@", 1)
-            mv = client.get_model_version_by_alias(name, alias)
-        elif "/" in ref:
-            name, v = ref.rsplit("/", 1)
-            mv = client.get_model_version(name, v)
-        else:
-            raise ReasonloopError(
-                f"model not found: {ref} (use a path, NAME@alias or NAME/VERSION)")
-        return mlflow.artifacts.download_artifacts(artifact_uri=mv.source)
+        return mlflow.artifacts.download_artifacts(artifact_uri=_model_version(ref)[1].source)
     except MlflowException as e:
         raise ReasonloopError(f"model not found in the registry: {ref} ({e.message})") from None
 
@@ -207,16 +209,9 @@ LINEAGE = ["run_id", "iteration", "phase", "git_sha", "config_hash", "data_md5",
 
 def lineage(ref: str) -> dict:
     """Where a version came from and how it scored: `NAME@alias` or `NAME/VERSION`."""
-    client = MlflowClient()
-    name = ref.split("@", 1)[0] if "@" in ref else ref.rsplit("/", 1)[0]
     try:
-        if "@" in ref:
-            mv = client.get_model_version_by_alias(name, ref.split("@", 1)[1])
-        elif "/" in ref:
-            mv = client.get_model_version(name, ref.rsplit("/", 1)[1])
-        else:
-            raise ReasonloopError(f"not a model ref: {ref!r} (use NAME@alias or NAME/VERSION)")
-        aliases = client.get_registered_model(name).aliases
+        name, mv = _model_version(ref)
+        aliases = MlflowClient().get_registered_model(name).aliases
     except MlflowException as e:
         raise ReasonloopError(f"model not found in the registry: {ref} "
                               f"({e.message.splitlines()[0]})") from None
