@@ -4,13 +4,14 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 VLLM    := $(VENV)/.vllm
+SCALE   := $(VENV)/.scale
 ARGS    ?=
 
-.PHONY: run test install vllm bench clean lint
+.PHONY: run test install vllm scale bench clean lint
 run: $(STAMP)
 	$(BIN)/reasonloop run --config configs/default.yaml $(ARGS)
 
-test: $(STAMP) $(VLLM)
+test: $(STAMP) $(VLLM) $(SCALE)
 	$(BIN)/python -m pytest -q $(ARGS)
 
 install: $(STAMP)
@@ -36,6 +37,14 @@ $(VLLM): $(STAMP)
 	touch $(VLLM)
 
 vllm: $(VLLM)
+
+scale: $(SCALE)
+
+# The Ray / Dask task runners (run.runner), tested in CI.
+$(SCALE): $(STAMP)
+	echo "torch==2.13.0" > $(VENV)/torch-constraint.txt
+	$(BIN)/pip install -q -e '.[dev,scale]' -c $(VENV)/torch-constraint.txt
+	touch $(SCALE)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/flywheel.py $(ARGS)

@@ -16,10 +16,10 @@ def nightly(config_path: str = "configs/default.yaml", iterations: int | None = 
             overrides: list[str] | None = None) -> list[dict]:
     import time
 
-    from flows.flywheel import flywheel
+    from flows.flywheel import run
     extra = list(overrides or []) + ([f"run.iterations={iterations}"] if iterations else [])
     cfg = load_config(config_path, extra)
-    return flywheel(cfg, f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.hash()[:6]}")
+    return run(cfg, f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.hash()[:6]}")
 
 
 def serve_flywheel(config_path: str, cron: str, iterations: int | None = None) -> None:

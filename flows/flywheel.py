@@ -17,6 +17,7 @@ from reasonloop.store import db
 from tasks.evaluate import evaluate, register, scaling_report
 from tasks.filter import filter_expert
 from tasks.generate import generate_shard
+from tasks.runner import task_runner
 from tasks.setup import start_run
 from tasks.train import init, train
 from tasks.verify import fit_verifiers, verify
@@ -78,3 +79,11 @@ def flywheel(cfg: Config, run_id: str) -> list[dict]:
     scaling_report(cfg, run_id)
     close_engines()          # a vLLM engine kept between stages ends with the run
     return history
+
+
+def run(cfg: Config, run_id: str) -> list[dict]:
+    """The flywheel with its shards on the task runner the config names (threads, Ray, Dask):
+    paths are made absolute, since a worker process need not share our working directory."""
+    root = cfg.run.model_copy(update={"root": cfg.run.root.resolve()})
+    return flywheel.with_options(task_runner=task_runner(cfg.run))(
+        cfg.model_copy(update={"run": root}), run_id)

@@ -56,8 +56,8 @@ def run(config: Path | None = typer.Option(None, "--config", "-c",
         run_id = run_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.hash()[:6]}"
         out.rule(f"reasonloop run {run_id}")
         out.print_json(cfg.to_json())
-        from flows.flywheel import flywheel
-        history = flywheel(cfg, run_id)
+        from flows.flywheel import run as run_flywheel
+        history = run_flywheel(cfg, run_id)
     except ReasonloopError as e:
         _fail(e)
     except OSError as e:   # the disk filled up, a permission changed mid-run: resumable

@@ -217,6 +217,12 @@ class RunConfig(_Section):
     root: Path = Path(".")             # workspace: DuckDB, data/, models/, mlflow.db
     dvc_push: bool = True
     min_free_mb: int = Field(200, ge=0)   # refuse to start with less free disk than this
+    # where the generate shards run: threads here, or Ray / Dask (the `scale` extra) — a
+    # local instance with `workers` CPUs, or an existing cluster at `runner_address`
+    # (ray://head:10001, tcp://scheduler:8786; every node must see the workspace paths)
+    runner: Literal["threads", "ray", "dask"] = "threads"
+    runner_address: str | None = None
+    workers: int | None = Field(None, ge=1)   # local Ray/Dask: CPUs / worker processes
 
 
 class Config(_Section):
@@ -253,7 +259,8 @@ class Config(_Section):
         """Stable over what changes results (not the workspace root or iteration count)."""
         d = self.model_dump(mode="json")
         d["run"].pop("root", None)
-        d["run"].pop("min_free_mb", None)
+        for k in ("min_free_mb", "runner", "runner_address", "workers"):   # not results
+            d["run"].pop(k, None)
         d["run"].pop("iterations", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -75,7 +75,8 @@ PAIR_SCHEMA = {"problem_id": pl.String, "prompt": pl.String, "chosen": pl.String
 
 
 def dpo_pairs(d_search: pl.DataFrame, prompts: dict[str, str], max_per_problem: int = 2,
-              seed: int = 0, step_pairs_per_problem: int = 0) -> pl.DataFrame:
+              seed: int = 0, step_pairs_per_problem: int = 0, step_sep: str = "\n"
+              ) -> pl.DataFrame:
     """(prompt, chosen, rejected) for DPO. `outcome` pairs: a correct and an incorrect
     sample of the same problem. `step` pairs (where step labels exist): a correct and an
     incorrect sample that share their first k steps and part at the incorrect one's first
@@ -89,17 +90,17 @@ def dpo_pairs(d_search: pl.DataFrame, prompts: dict[str, str], max_per_problem: 
             pl.lit("outcome").alias("kind")).select(PAIR_SCHEMA.keys())
     parts = [outcome]
     if step_pairs_per_problem and "step_rewards" in d_search.columns:
-        parts.append(_step_pairs(d_search, prompts, step_pairs_per_problem, seed))
+        parts.append(_step_pairs(d_search, prompts, step_pairs_per_problem, seed, step_sep))
     return pl.concat(parts)
 
 
 def _step_pairs(d_search: pl.DataFrame, prompts: dict[str, str], per_problem: int,
-                seed: int) -> pl.DataFrame:
+                seed: int, step_sep: str) -> pl.DataFrame:
     from reasonloop.envs.base import step_prefixes
     good, bad = [], []
     for pid, text, ok, rewards in d_search.select(
             "problem_id", "text", "correct", "step_rewards").iter_rows():
-        prefixes = [q for q in step_prefixes(text) if text.startswith(q)]
+        prefixes = [q for q in step_prefixes(text, step_sep) if text.startswith(q)]
         if ok:
             good += [(pid, q, text[len(q):]) for q in prefixes[:-1]]
             continue

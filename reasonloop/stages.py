@@ -229,7 +229,7 @@ def filter_expert(cfg: Config, run_id: str, iteration: int) -> dict:
     if uses_dpo(cfg):
         d = cfg.learn.dpo
         dp = filt.dpo_pairs(d_search, prompts, d.pairs_per_problem, cfg.run.seed + iteration,
-                            d.step_pairs_per_problem)
+                            d.step_pairs_per_problem, env.step_sep)
         dp.write_parquet(P.d_pairs(run_id, iteration))
         pairs = {"n_pairs": dp.height, "n_step_pairs": int((dp["kind"] == "step").sum())}
     faults.point("filter", iteration)         # D_expert written, not yet versioned by DVC

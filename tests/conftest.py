@@ -84,3 +84,11 @@ def vllm_model_dir(tmp_path_factory):
     train_sft(model, tok, ex, out, steps=8, batch_size=32, lr=3e-3, bf16=False, seed=0)
     save_policy(model, tok, out, {"stage": "test"})
     return out
+
+
+@pytest.fixture(scope="session")
+def bpe_model(tmp_path_factory):
+    """The ~10M Llama with a byte-level BPE tokenizer, warmed up on word problems whose
+    solutions are blank-line-separated steps (the real path's model, built here)."""
+    from reasonloop.policy.bpe import build
+    return build(tmp_path_factory.mktemp("bpe") / "model", n_problems=1000, warmup_steps=30)

@@ -63,7 +63,7 @@ def test_math_parser_and_verifier(text, gold):
     env = MathEnv.__new__(MathEnv)          # verify needs no problems file
     with no_eval():
         v = env.verify(Problem("p", "test", "q", {"answer": gold}), text)
-    assert isinstance(v.correct, bool) and v.steps == split_steps(text)
+    assert isinstance(v.correct, bool) and v.steps == split_steps(text, "\n\n")
 
 
 def test_no_eval_exec_or_compile_in_the_product():

@@ -60,12 +60,6 @@ def test_chat_template_builds_the_prompt(tmp_path, bpe_model):
     assert "\\boxed" in chat
 
 
-@pytest.fixture(scope="session")
-def bpe_model(tmp_path_factory):
-    from reasonloop.policy.bpe import build
-    return build(tmp_path_factory.mktemp("bpe") / "model", n_problems=1000, warmup_steps=30)
-
-
 def test_bpe_model_is_a_real_hf_model(bpe_model):
     from reasonloop.policy.init import load_policy
     model, tok = load_policy(bpe_model)
@@ -93,12 +87,13 @@ def test_one_flywheel_iteration_on_math(bpe_model, tmp_path, engine, monkeypatch
     history = flywheel(cfg, "m")
     assert [h["iteration"] for h in history] == [0, 1]
     from reasonloop.envs.base import split_steps
+    from reasonloop.envs.math import STEP_SEP
     rows = db.query(tmp_path / "ws" / "reasonloop.duckdb", "SELECT traj_id, text, steps, "
                     "step_rewards FROM trajectories WHERE method = 'best_of_n'")
     assert rows.height == rows["traj_id"].n_unique() == 12 * 2
     steps = rows["steps"].to_list()
-    assert all(s == split_steps(t) for t, s in zip(rows["text"], steps))
-    assert any(len(s) > 1 for s in steps)           # multi-step answers, stored
+    assert all(s == split_steps(t, STEP_SEP) for t, s in zip(rows["text"], steps))
+    assert any(len(s) > 1 for s in steps)           # multi-paragraph answers, stored
     registry.setup(tmp_path / "ws" / "mlflow.db", tmp_path / "ws" / "mlartifacts")
     got = registry.resolve(f"{cfg.run.name}/{history[1]['version']}")
     model, tok = load_policy(got)                           # the registered copy loads

@@ -4,6 +4,7 @@ can, oracle step labels (PRM targets). Pure functions, testable with no model.""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ class Problem:
     split: str            # train | val | test
     prompt: str           # what the policy sees
     meta: dict = field(default_factory=dict, hash=False, compare=False)
+    step_sep: str = "\n"  # what ends a step: a line (Countdown), a blank line (math)
 
 
 @dataclass(frozen=True)
@@ -32,21 +34,46 @@ class Verdict:
 
 class Env(Protocol):
     name: str
+    step_sep: str         # what ends a step (its problems carry it too)
 
     def problems(self) -> list[Problem]: ...
 
     def verify(self, problem: Problem, completion: str) -> Verdict: ...
 
 
-def split_steps(completion: str) -> list[str]:
-    """A completion's steps: its non-blank lines (what verifiers label and PRMs score)."""
-    return [ln for ln in completion.split("\n") if ln.strip()]
+def _sep_pattern(sep: str) -> re.Pattern:
+    """`sep` as a pattern; a blank-line separator also takes lines of spaces and any extra
+    newlines (models are not tidy about it)."""
+    if "\n" not in sep:
+        return re.compile(re.escape(sep))
+    return re.compile(r"[ \t]*".join(map(re.escape, sep)) + (r"\s*" if sep.count("\n") > 1
+                                                             else ""))
 
 
-def step_prefixes(completion: str) -> list[str]:
-    """Steps 1..k of a completion, each prefix ending in a newline (what a PRM scores)."""
-    steps = split_steps(completion)
-    return ["".join(s + "\n" for s in steps[:k]) for k in range(1, len(steps) + 1)]
+def step_spans(completion: str, sep: str = "\n") -> list[tuple[int, int]]:
+    """(start, end) of each step in the text: the pieces between separators, without edge
+    newlines, blank ones skipped."""
+    spans, pos = [], 0
+    for m in [*_sep_pattern(sep).finditer(completion), None]:
+        end = m.start() if m else len(completion)
+        piece = completion[pos:end]
+        if piece.strip():
+            a = pos + len(piece) - len(piece.lstrip("\n"))
+            spans.append((a, a + len(piece.strip("\n"))))
+        pos = m.end() if m else pos
+    return spans
+
+
+def split_steps(completion: str, sep: str = "\n") -> list[str]:
+    """A completion's steps (what verifiers label and PRMs score): its non-blank lines for
+    Countdown, its blank-line-separated paragraphs for math."""
+    return [completion[a:b] for a, b in step_spans(completion, sep)]
+
+
+def step_prefixes(completion: str, sep: str = "\n") -> list[str]:
+    """Steps 1..k of a completion, each prefix ending in `sep` (what a PRM scores)."""
+    steps = split_steps(completion, sep)
+    return ["".join(s + sep for s in steps[:k]) for k in range(1, len(steps) + 1)]
 
 
 def read_jsonl(path) -> Iterator[tuple[str, dict]]:

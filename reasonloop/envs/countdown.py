@@ -218,6 +218,7 @@ class Countdown:
     """Deterministic problem sets from a seed; train/val share targets, test holds some out."""
 
     name = "countdown"
+    step_sep = "\n"              # one equation per line
 
     def __init__(self, cfg):
         self.cfg = cfg

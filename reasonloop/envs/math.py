@@ -17,8 +17,9 @@ from reasonloop.envs.base import Problem, Verdict, read_jsonl, split_steps
 from reasonloop.errors import InputError
 
 INSTRUCTION = "Reason step by step, steps separated by blank lines; end with \\boxed{answer}."
-PROMPT = "Question: {question}\nAnswer (end with \\boxed{{...}}): "
+PROMPT = "Question: {question}\nAnswer (end with \\boxed{{...}}):\n"  # ends on a token boundary
 SPLITS = ("train", "val", "test")
+STEP_SEP = "\n\n"          # a step is a paragraph: PRM labels, step-level search
 
 
 def load_jsonl(path: Path, question_field: str | None = None,
@@ -67,6 +68,7 @@ def _parse(text: str):
 
 class MathEnv:
     name = "math"
+    step_sep = STEP_SEP
 
     def __init__(self, cfg, tokenizer=None):
         """`tokenizer`: the policy's; when it has a chat template, prompts are built with
@@ -91,12 +93,12 @@ class MathEnv:
             split = r["split"] or ("test" if int(h[:8], 16) % 10 == 0 else
                                    "val" if int(h[:8], 16) % 10 == 1 else "train")
             out.append(Problem(f"math-{h[:12]}", split, self.prompt(r["question"]),
-                               {"answer": r["answer"]}))
+                               {"answer": r["answer"]}, step_sep=STEP_SEP))
         return out
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
         from math_verify import verify
-        steps = split_steps(completion)
+        steps = split_steps(completion, STEP_SEP)
         gold = _parse(gold_answer(problem.meta["answer"]))
         pred = _parse(completion)
         ok = bool(pred) and bool(gold) and verify(gold, pred, timeout_seconds=_timeout())

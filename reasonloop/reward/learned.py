@@ -23,22 +23,18 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 
-from reasonloop.envs.base import Problem, step_prefixes
+from reasonloop.envs.base import Problem, step_prefixes, step_spans
 
 MAX_LENGTH = 512
 BATCH = 256
 
 
-def step_ends(tok, prompt: str, text: str) -> tuple[list[int], list[int]]:
-    """Token ids of prompt+text and, per step (non-blank line of `text`), the index of the
-    token holding that step's last character (via offsets: any fast tokenizer, BPE too)."""
+def step_ends(tok, prompt: str, text: str, sep: str = "\n") -> tuple[list[int], list[int]]:
+    """Token ids of prompt+text and, per step of `text`, the index of the token holding that
+    step's last character (via offsets: any fast tokenizer, BPE too)."""
     enc = tok(prompt + text, return_offsets_mapping=True, truncation=True,
               max_length=MAX_LENGTH)
-    ends, pos = [], len(prompt)
-    for line in text.split("\n"):
-        if line.strip():
-            ends.append(pos + len(line.rstrip()) - 1)
-        pos += len(line) + 1
+    ends = [len(prompt) + a + len(text[a:b].rstrip()) - 1 for a, b in step_spans(text, sep)]
     offsets, out, j = enc["offset_mapping"], [], 0
     for c in ends:
         while j < len(offsets) and not (offsets[j][0] <= c < offsets[j][1]):
@@ -114,7 +110,7 @@ def train_prm(policy: str | Path, items: list[tuple[Problem, str, list[float]]],
     tok = _load_tokenizer(policy)
     rows = []
     for p, text, labels in items:
-        ids, ends = step_ends(tok, p.prompt, text)
+        ids, ends = step_ends(tok, p.prompt, text, p.step_sep)
         lab = [-100] * len(ids)
         for j, y in zip(ends, labels):
             lab[j] = int(y > 0)
@@ -139,7 +135,7 @@ def prefix_pairs(items: list[tuple[Problem, str, list[float]]], per_depth: int, 
     rng = random.Random(seed)
     groups: dict[tuple[str, int], tuple[set, set]] = {}
     for p, text, labels in items:
-        for k, (pre, y) in enumerate(zip(step_prefixes(text), labels)):
+        for k, (pre, y) in enumerate(zip(step_prefixes(text, p.step_sep), labels)):
             groups.setdefault((p.problem_id, k), (set(), set()))[0 if y > 0 else 1].add(pre)
     out = []
     for (pid, _), (good, bad) in sorted(groups.items()):
@@ -175,9 +171,11 @@ class LearnedPRM:
         todo = list({(p.problem_id, t): (p, t) for p, t in items
                      if (p.problem_id, t) not in self.cache}.values())
         if self.pairwise:
-            scores = iter(self.scorer.many([(p, pre) for p, t in todo for pre in step_prefixes(t)]))
+            pres = {(p.problem_id, t): step_prefixes(t, p.step_sep) for p, t in todo}
+            scores = iter(self.scorer.many([(p, pre) for p, t in todo
+                                            for pre in pres[(p.problem_id, t)]]))
             for p, t in todo:
-                self.cache[(p.problem_id, t)] = [next(scores) for _ in step_prefixes(t)]
+                self.cache[(p.problem_id, t)] = [next(scores) for _ in pres[(p.problem_id, t)]]
         else:
             for i in range(0, len(todo), BATCH):
                 self._token_scores(todo[i:i + BATCH])
@@ -185,7 +183,7 @@ class LearnedPRM:
 
     @torch.inference_mode()
     def _token_scores(self, chunk: list[tuple[Problem, str]]) -> None:
-        enc = [step_ends(self.tok, p.prompt, t) for p, t in chunk]
+        enc = [step_ends(self.tok, p.prompt, t, p.step_sep) for p, t in chunk]
         batch = self.tok.pad({"input_ids": [ids for ids, _ in enc]}, return_tensors="pt")
         probs = self.model(**batch).logits.softmax(-1)[..., 1]
         for (p, t), (_, ends), row in zip(chunk, enc, probs):

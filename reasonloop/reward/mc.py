@@ -39,10 +39,11 @@ def mc_labels(items: list[tuple[Problem, str]], engine: Engine, params: Sampling
     prefixes, where = [], []
     done = [orm(p, text) for p, text in items]
     for i, (p, text) in enumerate(items):
-        pres = step_prefixes(text)[:-1] if done[i] else step_prefixes(text)
+        pres = step_prefixes(text, p.step_sep)
+        pres = pres[:-1] if done[i] else pres
         prefixes += [(p, pre) for pre in pres]
         where += [(i, k) for k in range(len(pres))]
-    soft = [[0.0] * len(split_steps(t)) for _, t in items]
+    soft = [[0.0] * len(split_steps(t, p.step_sep)) for p, t in items]
     tokens = [0] * len(items)
     for (i, k), (rate, tok) in zip(where, rollout_rates(prefixes, engine, params, m, orm)):
         soft[i][k] = rate
@@ -71,7 +72,8 @@ class MCPRM:
         return self.many([(problem, text)])[0]
 
     def many(self, items: list[tuple[Problem, str]]) -> list[list[float]]:
-        need = {(p.problem_id, pre): (p, pre) for p, t in items for pre in step_prefixes(t)
+        need = {(p.problem_id, pre): (p, pre) for p, t in items
+                for pre in step_prefixes(t, p.step_sep)
                 if (p.problem_id, pre) not in self.cache}
         roll = []
         for key, (p, pre) in need.items():
@@ -84,7 +86,8 @@ class MCPRM:
         for (key, _, _), (rate, tok) in zip(roll, rates):
             self.cache[key] = rate
             self.tokens += tok
-        return [[self.cache[(p.problem_id, pre)] for pre in step_prefixes(t)] for p, t in items]
+        return [[self.cache[(p.problem_id, pre)] for pre in step_prefixes(t, p.step_sep)]
+                for p, t in items]
 
 
 def agreement(labels: list[list[float]], oracle: list[list[float]]) -> float:

@@ -1,8 +1,9 @@
 """Step-level beam search guided by a PRM, and diverse verifier tree search (DVTS).
 
-Both grow solutions one *step* (up to a newline) at a time and let the PRM prune: a wrong first
-step is dropped before any tokens are spent finishing it, which is how step search solves
-problems the policy rarely solves on its own (the roadmap's "search with a process reward").
+Both grow solutions one *step* (up to the env's step separator) at a time and let the PRM
+prune: a wrong first step is dropped before any tokens are spent finishing it, which is how
+step search solves problems the policy rarely solves on its own (the roadmap's "search with
+a process reward").
 
 - beam: one tree per problem; keep the `width` best prefixes, sample n // width next steps
   from each (the root gets all n proposals).
@@ -42,10 +43,11 @@ def tree_search(problems, engine, params, n, spec, *, trees: int, keep: int, exp
                 method: str) -> list[dict]:
     """`trees` sub-trees per problem, each keeping its `keep` best live prefixes; at most n
     step proposals per problem per depth. Finished prefixes (the sample hit EOS, not a
-    newline) leave the beam; the best finished ones are returned, best first."""
+    step separator) leave the beam; the best finished ones are returned, best first."""
     if spec.prm is None:
         raise ValueError(f"{method} search needs a PRM")
-    step = replace(params, stop=("\n",))
+    sep = problems[0].step_sep if problems else "\n"
+    step = replace(params, stop=(sep,))             # one step per proposal
     by_id = {p.problem_id: p for p in problems}
     live = {(p.problem_id, 0): [""] for p in problems}        # (problem, tree) → prefixes
     done: dict[str, list[tuple[float, str]]] = {pid: [] for pid in by_id}
@@ -64,7 +66,7 @@ def tree_search(problems, engine, params, n, spec, *, trees: int, keep: int, exp
             for i, s in enumerate(row):
                 # the root's n proposals are dealt out to the sub-trees in order
                 key = (pid, i * trees // len(row)) if depth == 0 else (pid, tree)
-                finished = not s.text.endswith("\n") or depth == spec.max_steps - 1
+                finished = not s.text.endswith(sep) or depth == spec.max_steps - 1
                 proposals.append((key, finished, prefix + s.text))
         scores = last_scores(spec, [(by_id[k[0]], text) for k, _, text in proposals])
         cands: dict[tuple, list[tuple[float, bool, str]]] = {}

@@ -70,7 +70,8 @@ def mcts(problems: list[Problem], engine: Engine, params: SamplingParams, n: int
         raise ValueError("MCTS needs a PRM (for values, or at least for ranking answers)")
     if spec.value == "rollout" and spec.orm is None:
         raise ValueError("MCTS with rollout values needs an ORM (the env's verifier)")
-    step = replace(params, stop=("\n",))
+    sep = problems[0].step_sep if problems else "\n"
+    step = replace(params, stop=(sep,))             # one step per expansion
     by_id = {p.problem_id: p for p in problems}
     roots = {pid: Node("") for pid in by_id}
     spent = dict.fromkeys(by_id, 0)
@@ -96,7 +97,7 @@ def mcts(problems: list[Problem], engine: Engine, params: SamplingParams, n: int
                 if full in known:            # proposed again: more prior mass
                     known[full].proposals += 1
                     continue
-                known[full] = Node(full, finished=not s.text.endswith("\n")
+                known[full] = Node(full, finished=not s.text.endswith(sep)
                                    or leaf.depth + 1 >= spec.max_steps, depth=leaf.depth + 1)
                 leaf.children.append(known[full])
                 fresh.append((p, known[full]))

@@ -6,6 +6,7 @@ Search methods only see this, so HF generate, vLLM and the lean sampler are inte
 from __future__ import annotations
 
 import os
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -17,8 +18,8 @@ class SamplingParams:
     top_p: float = 1.0
     max_new_tokens: int = 48
     seed: int = 0
-    stop: tuple[str, ...] = ()    # single-token strings that end a sample (kept in its text):
-                                  # "\n" makes step-level search sample one step at a time
+    stop: tuple[str, ...] = ()    # strings that end a sample (kept in its text): a step
+                                  # separator makes step-level search sample one step
 
 
 @dataclass(frozen=True)
@@ -27,19 +28,44 @@ class Sample:
     n_tokens: int      # generated tokens, EOS included: the compute this sample cost
 
 
+_STOP_IDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def stop_ids(tokenizer, params: SamplingParams) -> set[int]:
-    return {tokenizer.convert_tokens_to_ids(t) for t in params.stop}
+    """Token ids whose text contains a stop string, so an engine can stop on them at once
+    (any tokenizer: "\n" is one char token here, "Ċ", ".Ċ", "ĊĊ"... in a byte-level BPE).
+    A stop split over two tokens is not caught early; `to_sample` still cuts there."""
+    if not params.stop:
+        return set()
+    cache = _STOP_IDS.setdefault(tokenizer, {})
+    if params.stop not in cache:
+        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+        cache[params.stop] = {i for i, t in enumerate(texts) if any(s in t for s in params.stop)}
+    return cache[params.stop]
 
 
-def to_sample(tokenizer, ids: list[int], stops: set[int]) -> Sample:
-    """Generated ids → Sample: cut at the first EOS (dropped) or stop token (kept); the
-    tokens counted are those generated up to and including it."""
+def _first_stop(text: str, stop: tuple[str, ...]) -> int | None:
+    """End of the earliest stop string in `text` (None: no stop)."""
+    ends = [i + len(s) for s in stop if (i := text.find(s)) >= 0]
+    return min(ends) if ends else None
+
+
+def to_sample(tokenizer, ids: list[int], params: SamplingParams) -> Sample:
+    """Generated ids → Sample: cut at EOS (dropped) or just after the first stop string
+    (kept); the tokens counted are those generated up to and including that point."""
     eos = tokenizer.eos_token_id
-    k = next((i for i, t in enumerate(ids) if t == eos or t in stops), None)
-    if k is None:
-        return Sample(tokenizer.decode(ids, skip_special_tokens=True), len(ids))
-    keep = k + 1 if ids[k] in stops else k
-    return Sample(tokenizer.decode(ids[:keep], skip_special_tokens=True), k + 1)
+    e = next((i for i, t in enumerate(ids) if t == eos), None)
+    ids, used = (ids, len(ids)) if e is None else (ids[:e], e + 1)
+    text, stop = tokenizer.decode(ids, skip_special_tokens=True), params.stop
+    cut = _first_stop(text, stop)
+    if cut is None:
+        return Sample(text, used)
+    stops = stop_ids(tokenizer, params)
+    k = next((i for i, t in enumerate(ids) if t in stops), None)     # usual: one stop token
+    if k is None or _first_stop(tokenizer.decode(ids[:k], skip_special_tokens=True), stop):
+        k = next(i for i in range(len(ids))                           # split over tokens
+                 if _first_stop(tokenizer.decode(ids[:i + 1], skip_special_tokens=True), stop))
+    return Sample(text[:cut], k + 1)
 
 
 class Engine(Protocol):

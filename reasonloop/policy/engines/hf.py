@@ -32,6 +32,6 @@ class HFEngine:
                 **enc, max_new_tokens=params.max_new_tokens, num_return_sequences=n,
                 pad_token_id=self.tok.pad_token_id, eos_token_id=[eos, *stops], **kw)
             new = gen[:, enc["input_ids"].shape[1]:].tolist()
-            out += [[to_sample(self.tok, ids, stops) for ids in new[j * n:(j + 1) * n]]
+            out += [[to_sample(self.tok, ids, params) for ids in new[j * n:(j + 1) * n]]
                     for j in range(len(chunk))]
         return out

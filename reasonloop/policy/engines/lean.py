@@ -123,7 +123,6 @@ class LeanEngine:
     def sample(self, prompts: list[str], n: int, params: SamplingParams,
                progress: bool = False) -> list[list[Sample]]:
         gen = torch.Generator().manual_seed(params.seed)
-        stops = stop_ids(self.tok, params)
         enc = self.tok(prompts)["input_ids"]
         buckets: dict[int, list[int]] = defaultdict(list)
         for i, ids in enumerate(enc):
@@ -139,7 +138,7 @@ class LeanEngine:
                 ids = torch.tensor([enc[i] for i in chunk]).repeat_interleave(n, dim=0)
                 out = self._batch(ids, params, gen).tolist()
                 for j, pi in enumerate(chunk):
-                    results[pi] = [to_sample(self.tok, seq, stops)
+                    results[pi] = [to_sample(self.tok, seq, params)
                                    for seq in out[j * n:(j + 1) * n]]
                 bar.update(len(chunk))
         bar.close()

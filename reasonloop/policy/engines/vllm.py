@@ -30,7 +30,8 @@ class VLLMEngine:
         from vllm import SamplingParams as VSP
 
         sp = VSP(n=n, temperature=params.temperature, top_p=params.top_p,
-                 max_tokens=params.max_new_tokens, seed=params.seed)
+                 max_tokens=params.max_new_tokens, seed=params.seed,
+                 stop=list(params.stop) or None, include_stop_str_in_output=True)
         with self._lock:
             outs = self.llm.generate(prompts, sp, use_tqdm=progress)
         return [[Sample(c.text, len(c.token_ids)) for c in o.outputs] for o in outs]

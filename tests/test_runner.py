@@ -1,0 +1,83 @@
+"""Scale-out: the generate stage's shards on a local Ray instance (2 CPUs) and a local Dask
+cluster give the same trajectories as the thread runner — the same tasks, only elsewhere."""
+
+import threading
+
+import polars as pl
+import pytest
+from prefect import flow, unmapped
+
+from reasonloop.config import load_config
+from tasks.generate import generate_shard
+from tasks.runner import task_runner
+from tasks.setup import start_run
+from tests.conftest import SMOKE
+from tests.test_resume import _listening
+
+
+def _ray_own(addr: str) -> bool:
+    """A socket of Ray's: GCS, raylet, dashboard agents, workers, or the core worker Ray runs
+    inside this (the driver) process."""
+    who = addr.split(" (", 1)[1]
+    return "ray/" in who or "ray::" in who or "pytest" in who
+
+
+def _cfg(root, runner):
+    return load_config(SMOKE, [f"run.root={root}", f"run.runner={runner}", "run.workers=2",
+                               "search.shards=2", "search.problems_per_iteration=16"])
+
+
+def _generate(cfg, policy) -> pl.DataFrame:
+    """Step 1 of iteration 1, as the flywheel runs it, on `cfg.run.runner`."""
+    @flow(name="generate-only")
+    def generate_only():
+        start_run(cfg, "r")
+        return generate_shard.map(unmapped(cfg), unmapped("r"), unmapped(1),
+                                  unmapped(str(policy)), range(cfg.search.shards)).result()
+
+    shards = generate_only.with_options(task_runner=task_runner(cfg.run))()
+    return pl.concat([pl.read_parquet(f) for f in shards])
+
+
+@pytest.fixture(scope="module")
+def by_threads(tmp_path_factory, tiny_model_dir):
+    return _generate(_cfg(tmp_path_factory.mktemp("threads"), "threads"), tiny_model_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runner", ["ray", "dask"])
+def test_shards_elsewhere_give_the_same_trajectories(runner, by_threads, tmp_path,
+                                                     tiny_model_dir):
+    pytest.importorskip("prefect_ray" if runner == "ray" else "prefect_dask")
+    import os
+    cfg = _cfg(tmp_path, runner)
+    assert cfg.hash() == _cfg(tmp_path, "threads").hash()     # where it runs is not a result
+    seen, stop = set(), threading.Event()
+
+    def watch():                       # every address the run's process tree listens on
+        while not stop.wait(0.2):
+            seen.update(_listening(os.getpid()))
+    w = threading.Thread(target=watch, daemon=True)
+    w.start()
+    try:
+        got = _generate(cfg, tiny_model_dir)
+    finally:
+        stop.set()
+        w.join()
+    assert got.height == by_threads.height == 16 * cfg.search.n
+    assert got.sort("problem_id", "sample_idx").equals(by_threads.sort("problem_id",
+                                                                        "sample_idx"))
+    ours = {a for a in seen if not _ray_own(a)}
+    assert ours and all(a.startswith("127.0.0.1:") for a in ours), ours   # Prefect's server
+    if runner == "dask":                                         # Dask's cluster too
+        assert all(a.startswith("127.0.0.1:") for a in seen), seen
+    else:                 # Ray listens on all interfaces (tasks/runner.py): its own processes
+        assert seen - ours and _ray_token_auth()
+
+
+def _ray_token_auth() -> bool:
+    """Ray's guard for those sockets: token authentication, on unless RAY_AUTH_MODE says not."""
+    import os
+    from pathlib import Path
+    return os.environ.get("RAY_AUTH_MODE", "token") != "disabled" and \
+        (Path.home() / ".ray" / "auth_token").is_file()
