@@ -139,6 +139,11 @@ class LearnConfig(_Section):
     replay_iterations: int = Field(0, ge=0)     # also train on the last K iterations' D_expert
     threads: int = Field(2, ge=1)   # training has the machine to itself: 2 threads ran 1.7×
                                     # faster than 1 here (generation shards use run.threads)
+    # inprocess: TRL in the flow's process; accelerate: the stage under `accelerate launch`
+    # with this accelerate config (multi-GPU DDP by default; FSDP/DeepSpeed by its file)
+    launcher: Literal["inprocess", "accelerate"] = "inprocess"
+    accelerate_config: Path = Path("configs/accelerate/multi_gpu.yaml")
+    num_processes: int | None = Field(None, ge=1)    # overrides the file's num_processes
 
     @model_validator(mode="after")
     def _schedule(self):

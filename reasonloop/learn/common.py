@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import shutil
 from pathlib import Path
 
+import torch
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
@@ -97,9 +99,21 @@ def cleanup(out_dir: Path) -> None:
     shutil.rmtree(trainer_dir(out_dir), ignore_errors=True)
 
 
-def cpu_args(bf16: bool, seed: int, steps: int) -> dict:
-    """TRL defaults are for GPUs (STACK_NOTES): these are the CPU settings every learner uses."""
-    return {"use_cpu": True, "bf16": bf16, "gradient_checkpointing": False,
+def base_args(bf16: bool, seed: int, steps: int) -> dict:
+    """TRL defaults are for GPUs (STACK_NOTES): the settings every learner uses — CPU ones
+    here, and the GPU where there is one (under `accelerate launch`, each rank's own)."""
+    return {"use_cpu": not torch.cuda.is_available(), "bf16": bf16,
+            "gradient_checkpointing": False,
             "report_to": "none", "dataloader_num_workers": 0, "dataloader_pin_memory": False,
             "seed": seed, "data_seed": seed, "disable_tqdm": True, "max_steps": steps,
             "logging_steps": max(1, steps // 20)}
+
+
+def world_size() -> int:
+    """Processes training together (`accelerate launch` sets WORLD_SIZE; 1 in-process)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def per_device(batch_size: int) -> int:
+    """The config's batch size is global: each of the world's processes takes its share."""
+    return max(1, batch_size // world_size())

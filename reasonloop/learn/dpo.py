@@ -24,9 +24,10 @@ def train_dpo(model, tokenizer, pairs: list[dict], out_dir: Path, *, dcfg, bf16:
     order = torch.randperm(len(pairs), generator=rng).tolist()
     ds = Dataset.from_list([{k: pairs[i][k] for k in ("prompt", "chosen", "rejected")}
                             for i in order])
-    args = DPOConfig(**common.cpu_args(bf16, seed, dcfg.steps),
+    args = DPOConfig(**common.base_args(bf16, seed, dcfg.steps),
                      **common.checkpoint_args(out_dir, save_every),
-                     per_device_train_batch_size=dcfg.batch_size, learning_rate=dcfg.lr,
+                     per_device_train_batch_size=common.per_device(dcfg.batch_size),
+                     learning_rate=dcfg.lr,
                      lr_scheduler_type="cosine", warmup_steps=max(1, dcfg.steps // 20),
                      weight_decay=0.0, beta=dcfg.beta, **_loss(dcfg),
                      max_length=max_length, precompute_ref_log_probs=True)

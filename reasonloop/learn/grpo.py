@@ -109,7 +109,7 @@ def train_grpo(model, tokenizer, env, problems: list, out_dir: Path, *, gcfg, st
         (GRPOConfig, GRPOTrainer)
     extra = {"epsilon": gcfg.epsilon, "loss_type": gcfg.loss_type} \
         if gcfg.algorithm == "grpo" else {}
-    args = Cfg(**common.cpu_args(bf16, seed, steps), **common.checkpoint_args(out_dir, save_every),
+    args = Cfg(**common.base_args(bf16, seed, steps), **common.checkpoint_args(out_dir, save_every),
                per_device_train_batch_size=gcfg.prompts_per_step * gcfg.num_generations,
                num_generations=gcfg.num_generations, beta=gcfg.beta, learning_rate=gcfg.lr,
                lr_scheduler_type="constant_with_warmup", warmup_steps=max(1, steps // 20),

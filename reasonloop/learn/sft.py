@@ -22,8 +22,8 @@ def sft_args(out_dir: Path, steps: int, batch_size: int, lr: float, bf16: bool, 
     saving = common.checkpoint_args(out_dir, save_every) if save_every else \
         {"output_dir": str(common.trainer_dir(out_dir)), "save_strategy": "no"}
     return SFTConfig(
-        **common.cpu_args(bf16, seed, steps), **saving,
-        per_device_train_batch_size=batch_size, learning_rate=lr,
+        **common.base_args(bf16, seed, steps), **saving,
+        per_device_train_batch_size=common.per_device(batch_size), learning_rate=lr,
         lr_scheduler_type="cosine", warmup_steps=max(1, steps // 20), weight_decay=0.0,
         completion_only_loss=True, packing=False, max_length=256,
         train_sampling_strategy="sequential", **extra)    # the order comes from `batch_order`

@@ -19,7 +19,7 @@ import torch
 
 from reasonloop import faults
 from reasonloop.config import Config
-from reasonloop.learn import common
+from reasonloop.learn import common, launch
 
 
 def training_examples(cfg: Config, run_id: str, iteration: int) -> list[dict]:
@@ -66,6 +66,11 @@ def train(cfg: Config, run_id: str, iteration: int, start_from: str, phase: str)
     out = paths(cfg).policy(run_id, iteration)
     if (out / "reasonloop.json").exists():
         return json.loads((out / "reasonloop.json").read_text())["train"]
+    if cfg.learn.launcher == "accelerate" and not launch.inside():
+        t0 = time.perf_counter()
+        stats = launch.launch(cfg, run_id, iteration, start_from, phase, out)
+        COMPUTE_S[("train", run_id, iteration)] = time.perf_counter() - t0
+        return stats
     torch.set_num_threads(cfg.learn.threads)
     model, tok = load_policy(start_from, attn_implementation=TINY_ATTN
                              if cfg.policy.path is None else None)
@@ -86,12 +91,16 @@ def train(cfg: Config, run_id: str, iteration: int, start_from: str, phase: str)
                            max_new_tokens=cfg.policy.max_new_tokens, bf16=L.bf16, seed=seed,
                            save_every=L.save_every, use_vllm=cfg.policy.engine == "vllm",
                            desc=desc)
-        stats.update(store_rl_samples(cfg, run_id, iteration))
+        if launch.is_main():
+            stats.update(store_rl_samples(cfg, run_id, iteration))
     else:
         raise ValueError(f"unknown learning phase {phase!r}")
+    if not launch.is_main():      # under accelerate: rank 0 saves and writes the stores
+        return stats
     faults.point("train", iteration)          # trained and checkpointed, not yet saved
     COMPUTE_S[("train", run_id, iteration)] = time.perf_counter() - t0
-    stats.update(path=str(out), start_from=str(start_from), phase=phase)
+    stats.update(path=str(out), start_from=str(start_from), phase=phase,
+                 world_size=common.world_size())
     from reasonloop.store import db
     db.update_iteration(paths(cfg).db, run_id, iteration, train_tokens=stats.get("train_tokens"))
     save_policy(model, tok, out, {"stage": "train", "iteration": iteration, "train": stats,

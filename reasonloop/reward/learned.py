@@ -48,7 +48,7 @@ def step_ends(tok, prompt: str, text: str, sep: str = "\n") -> tuple[list[int], 
 def _args(cls, out_dir: Path, steps: int, batch_size: int, lr: float, seed: int, **extra):
     """CPU settings as for BC (learn/sft.py): bf16 autocast, no gradient checkpointing."""
     from reasonloop.learn import common
-    return cls(**common.cpu_args(True, seed, steps), output_dir=str(common.trainer_dir(out_dir)),
+    return cls(**common.base_args(True, seed, steps), output_dir=str(common.trainer_dir(out_dir)),
                per_device_train_batch_size=batch_size, learning_rate=lr,
                lr_scheduler_type="cosine", warmup_steps=max(1, steps // 20),
                save_strategy="no", **extra)
