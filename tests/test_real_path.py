@@ -83,7 +83,7 @@ def test_one_flywheel_iteration_on_math(bpe_model, tmp_path, engine, monkeypatch
     cfg = load_config(ROOT / "configs" / "arith-bpe.yaml", [f"policy.engine={engine}",
         f"run.root={tmp_path / 'ws'}", f"policy.path={bpe_model}", f"env.problems_file={SAMPLE}",
         "run.iterations=1", "search.problems_per_iteration=12", "search.n=2", "learn.steps=4",
-        "policy.max_new_tokens=64"])
+        "policy.max_new_tokens=64", "search.shards=2"])   # vLLM: 2 shards share the engine
     history = flywheel(cfg, "m")
     assert [h["iteration"] for h in history] == [0, 1]
     from reasonloop.envs.base import split_steps

@@ -9,8 +9,10 @@ from reasonloop.policy.engines.base import Sample, SamplingParams, stop_ids, to_
 
 
 class HFEngine:
-    def __init__(self, model, tokenizer, batch_size: int = 256):
-        self.model, self.tok, self.batch_size = model.eval(), tokenizer, batch_size
+    def __init__(self, model, tokenizer, batch_size: int = 256, device: str | None = None):
+        """On the GPU when there is one (`device` None), else the CPU."""
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model, self.tok, self.batch_size = model.to(device).eval(), tokenizer, batch_size
         self.tok.padding_side = "left"
 
     @torch.inference_mode()
@@ -25,7 +27,7 @@ class HFEngine:
         for i in tqdm(range(0, len(prompts), per_batch), desc="generate (hf)",
                       disable=not progress, leave=False):
             chunk = prompts[i:i + per_batch]
-            enc = self.tok(chunk, return_tensors="pt", padding=True)
+            enc = self.tok(chunk, return_tensors="pt", padding=True).to(self.model.device)
             kw = dict(do_sample=False) if greedy else dict(
                 do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
             gen = self.model.generate(
