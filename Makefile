@@ -11,8 +11,11 @@ ARGS    ?=
 run: $(STAMP)
 	$(BIN)/reasonloop run --config configs/default.yaml $(ARGS)
 
+# Two test processes (pytest-xdist), one test file each at a time: 9.6 min instead of 13.8
+# on 2 cores (the slow tests wait on subprocesses and servers as much as on the CPU).
+JOBS    ?= 2
 test: $(STAMP) $(VLLM) $(SCALE)
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile $(ARGS)
 
 install: $(STAMP)
 

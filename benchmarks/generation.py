@@ -58,11 +58,15 @@ def _worker(engine: str, model: str, tokens: int) -> list[dict]:
             enc = eng.tok([prompt] * b, return_tensors="pt", padding=True)
 
             def raw(enc=enc):
+                """HF generate as our engine calls it (same seed: the same sequences), minus
+                our bookkeeping; tokens counted up to each row's EOS, as `sample` counts."""
+                torch.manual_seed(0)
                 with torch.inference_mode():
                     g = eng.model.generate(**enc, do_sample=True, max_new_tokens=tokens,
-                                           min_new_tokens=tokens, top_k=0,
-                                           pad_token_id=eng.tok.pad_token_id)
-                return (g.shape[1] - enc["input_ids"].shape[1]) * g.shape[0]
+                                           top_k=0, pad_token_id=eng.tok.pad_token_id)
+                eos = eng.tok.eos_token_id
+                return sum(next((i + 1 for i, t in enumerate(r) if t == eos), len(r))
+                           for r in g[:, enc["input_ids"].shape[1]:].tolist())
         raw()                                        # warm-up
         t0 = time.perf_counter()
         n_raw = raw()
@@ -83,6 +87,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--engines", nargs="+", default=None, help="default: all installed")
     a = ap.parse_args()
     if a.worker:
         print(json.dumps(_worker(a.worker[0], a.worker[1], a.tokens)))
@@ -91,9 +96,9 @@ def main() -> None:
     rows = []
     try:
         import vllm  # noqa: F401
-        engines = ["lean", "hf", "vllm"]
+        engines = a.engines or ["lean", "hf", "vllm"]
     except ImportError:
-        engines = ["lean", "hf"]
+        engines = a.engines or ["lean", "hf"]
     for name, path in _models(tmp).items():
         for engine in engines:
             t0 = time.perf_counter()
@@ -110,8 +115,10 @@ def main() -> None:
     cols = list(rows[0])
     md = ["# Generation throughput (2-core CPU)", "",
           f"`python benchmarks/generation.py --tokens {a.tokens}`: {a.tokens} new tokens per "
-          "sequence (EOS ignored in the raw runs), temperature 1; `reasonloop` = "
-          "`load_engine(...).sample()`.", "",
+          "sequence at most, temperature 1; `reasonloop` = `load_engine(...).sample()`; raw = "
+          "the engine's own call: vLLM `LLM.generate` (EOS ignored), HF `model.generate` with "
+          "our seed (the same sequences, EOS kept: the ratio is our bookkeeping alone), lean "
+          "is ours.", "",
           "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     md += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
     a.out.mkdir(parents=True, exist_ok=True)

@@ -68,7 +68,8 @@ def _listening(pid: int) -> set[str]:
     out = set()
     for p in procs:
         try:
-            out |= {f"{c.laddr.ip}:{c.laddr.port} ({' '.join(p.cmdline())[:120]})"
+            who = " ".join(p.cmdline()) or p.name()     # a process still starting: its name
+            out |= {f"{c.laddr.ip}:{c.laddr.port} ({who[:120]})"
                     for c in p.net_connections("inet") if c.status == psutil.CONN_LISTEN}
         except psutil.Error:
             pass
