@@ -105,18 +105,29 @@ def _print_history(history: list[dict], run_id: str) -> None:
 
 @app.command()
 def sql(query: str, fmt: str = typer.Option("table", "--format", "-f",
-                                           help="table | csv | json"),
+                                           help="table | csv | json | parquet"),
+        output: Path | None = typer.Option(None, "--out", "-o",
+                                           help="write here (parquet needs it)"),
         root: Path | None = typer.Option(None)):
     """Run SQL on the store: read-only (writes are refused), safe while a flywheel writes."""
     from reasonloop.store import db
-    if fmt not in ("table", "csv", "json"):
-        _fail(ReasonloopError(f"--format must be table, csv or json (got {fmt!r})"))
+    if fmt not in ("table", "csv", "json", "parquet"):
+        _fail(ReasonloopError(f"--format must be table, csv, json or parquet (got {fmt!r})"))
+    if fmt == "parquet" and output is None:
+        _fail(ReasonloopError("--format parquet needs --out FILE"))
     try:
         db.check_read_only(query)
         df = db.query(_root(root) / "reasonloop.duckdb", query)
     except ReasonloopError as e:
         _fail(e)
-    if fmt == "csv":
+    if output is not None:
+        try:
+            {"parquet": df.write_parquet, "csv": df.write_csv, "table": df.write_csv,
+             "json": df.write_json}[fmt](output)
+        except OSError as e:
+            _fail(ReasonloopError(f"cannot write {output}: {e.strerror or e}"))
+        out.print(f"{df.height} rows → {output}")
+    elif fmt == "csv":
         sys.stdout.write(df.write_csv())
     elif fmt == "json":
         sys.stdout.write(json.dumps(df.to_dicts(), default=str) + "\n")

@@ -46,6 +46,13 @@ def test_sql_formats_and_errors(tmp_path):
     assert r.returncode == 0 and json.loads(r.stdout) == [{"a": 1, "b": "x"}]
     r = _run(["sql", "SELECT 1 AS a", "--format", "csv", "--root", str(tmp_path)], tmp_path)
     assert r.stdout.splitlines() == ["a", "1"]
+    r = _run(["sql", "SELECT 1 AS a, [2, 3] AS l", "--format", "parquet", "--out",
+              str(tmp_path / "o.parquet"), "--root", str(tmp_path)], tmp_path)
+    import polars as pl
+    assert r.returncode == 0 and pl.read_parquet(tmp_path / "o.parquet").to_dicts() == \
+        [{"a": 1, "l": [2, 3]}]
+    r = _run(["sql", "SELECT 1", "--format", "parquet", "--root", str(tmp_path)], tmp_path)
+    assert r.returncode == 1 and r.stderr.strip() == "error: --format parquet needs --out FILE"
     r = _run(["sql", "SELECT * FROM nope", "--root", str(tmp_path)], tmp_path)
     assert r.returncode == 1 and "SQL error" in r.stderr and "Traceback" not in r.stderr
     r = _run(["sql", "SELECT 1", "--root", str(Path(tmp_path) / "empty")], tmp_path)

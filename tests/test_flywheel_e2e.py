@@ -178,3 +178,37 @@ def test_same_seed_and_config_give_the_same_metrics(finished_run, tmp_path):
          "ORDER BY traj_id")
     assert db.query(tmp_path / "ws2" / "reasonloop.duckdb", q).equals(
         db.query(src / "reasonloop.duckdb", q))
+
+
+def _readme_sql() -> list[str]:
+    """The statements of the README's "Inspect with SQL" block."""
+    from tests.conftest import ROOT
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## Inspect with SQL", 1)[1].split("```sql\n", 1)[1].split("```", 1)[0]
+    body = "\n".join(ln for ln in block.splitlines() if not ln.startswith("--"))
+    return [q.strip() for q in body.split(";") if q.strip()]
+
+
+def test_readme_queries_run_in_the_duckdb_cli_and_reasonloop_sql(finished_run):
+    """The store opens in the `duckdb` CLI people install (duckdb-cli 1.5: older storage
+    than our DuckDB 2.0 writes by default), views included, and every README query runs
+    there and in `reasonloop sql` with the same row count."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    cli = shutil.which("duckdb", path=str(Path(sys.executable).parent))
+    if cli is None:
+        pytest.skip("duckdb-cli is not installed (x86_64 only)")
+    _, ws, _ = finished_run
+    store = ws / "reasonloop.duckdb"
+    queries = _readme_sql()
+    assert len(queries) >= 5
+    counts = []
+    for q in queries:
+        got = subprocess.run([cli, "-readonly", "-json", str(store), "-c", q],
+                             capture_output=True, text=True)
+        assert got.returncode == 0 and "Error" not in got.stderr, (q, got.stderr)
+        counts.append(len(json.loads(got.stdout)) if got.stdout.strip() else 0)
+        assert counts[-1] == db.query(store, q).height, q
+    assert counts[0] > 0                            # the flywheel's curve, from the views

@@ -110,6 +110,11 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+# A new store is written in the storage format of DuckDB 1.5, so the `duckdb` command-line
+# client a user reaches for (duckdb-cli on PyPI is 1.5.6; it refuses 2.0's format) opens it.
+STORAGE_VERSION = "v1.5.0"
+
+
 @contextmanager
 def connect(path: Path, read_only: bool = False, wait_s: float = 30.0):
     """Open, yield, close. Retries while another process holds the lock."""
@@ -118,7 +123,9 @@ def connect(path: Path, read_only: bool = False, wait_s: float = 30.0):
         try:
             if read_only and not Path(path).exists():
                 raise ReasonloopError(f"no database yet at {path}: run the flywheel first")
-            con = duckdb.connect(str(path), read_only=read_only)
+            new = {} if read_only or Path(path).exists() else \
+                {"config": {"storage_compatibility_version": STORAGE_VERSION}}
+            con = duckdb.connect(str(path), read_only=read_only, **new)
             break
         except duckdb.IOException as e:
             if "lock" not in str(e).lower():
