@@ -5,16 +5,17 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 VLLM    := $(VENV)/.vllm
 SCALE   := $(VENV)/.scale
+BROWSER := /usr/bin/chromedriver
 ARGS    ?=
 
-.PHONY: run test install vllm scale bench clean lint
+.PHONY: run test install vllm scale browser bench clean lint
 run: $(STAMP)
 	$(BIN)/reasonloop run --config configs/default.yaml $(ARGS)
 
 # Two test processes (pytest-xdist), one test file each at a time: 9.6 min instead of 13.8
 # on 2 cores (the slow tests wait on subprocesses and servers as much as on the CPU).
 JOBS    ?= 2
-test: $(STAMP) $(VLLM) $(SCALE)
+test: $(STAMP) $(VLLM) $(SCALE) $(BROWSER)
 	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile $(ARGS)
 
 install: $(STAMP)
@@ -48,6 +49,15 @@ $(SCALE): $(STAMP)
 	echo "torch==2.13.0" > $(VENV)/torch-constraint.txt
 	$(BIN)/pip install -q -e '.[dev,scale]' -c $(VENV)/torch-constraint.txt
 	touch $(SCALE)
+
+# Headless Chromium + ChromeDriver for the browser tests (report page, MLflow model page):
+# Debian's packages, as root or through sudo.
+$(BROWSER):
+	@command -v apt-get >/dev/null || { echo "no apt-get: install chromium and chromedriver"; exit 1; }
+	$$( [ "$$(id -u)" = 0 ] || echo sudo ) sh -c 'apt-get install -y -q chromium chromium-driver \
+	  || { apt-get update -q && apt-get install -y -q chromium chromium-driver; }' >/dev/null
+
+browser: $(BROWSER)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/flywheel.py $(ARGS)

@@ -1,10 +1,16 @@
-"""Deployment, kept apart from the loop: a nightly flywheel on a cron schedule.
+"""Deployment, kept apart from the loop: the flywheel on a schedule.
 
-Schedules need a real Prefect server (`prefect server start`); the temporary server that
-`reasonloop run` uses cannot schedule. `prefect.yaml` declares the same deployment for
+Each scheduled run is one *turn* of the same flywheel: it finds this workspace's run of the
+same config and adds `iterations` more, the first one starting from the champion — a
+schedule grows one run, one curve, one lineage, instead of starting over every night.
+
+Schedules need a real Prefect server; `reasonloop serve` starts one on 127.0.0.1 when
+PREFECT_API_URL is unset. `prefect.yaml` declares the same deployment for
 `prefect deploy --all` + a process worker."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from prefect import flow
 
@@ -13,20 +19,54 @@ from reasonloop.config import load_config
 
 @flow(name="nightly-flywheel")
 def nightly(config_path: str = "configs/default.yaml", iterations: int | None = None,
-            overrides: list[str] | None = None) -> list[dict]:
+            overrides: list[str] | None = None, root: str | None = None) -> list[dict]:
+    """One turn: continue this config's flywheel by `iterations` (or start it)."""
     import time
 
     from flows.flywheel import run
-    extra = list(overrides or []) + ([f"run.iterations={iterations}"] if iterations else [])
-    cfg = load_config(config_path, extra)
-    return run(cfg, f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.hash()[:6]}")
+    from reasonloop.register import continuation
+    cfg = load_config(config_path, list(overrides or []) + ([f"run.root={root}"] if root
+                                                          else []))
+    run_id, total, first = continuation(cfg, iterations or cfg.serve.iterations)
+    run_id = run_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.hash()[:6]}"
+    print(f"turn of {run_id}: iterations {(first or 1)}..{total}"
+          f"{' from the champion' if first else ''}")
+    cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"iterations": total})})
+    return run(cfg, run_id, first)
 
 
-def serve_flywheel(config_path: str, cron: str, iterations: int | None = None) -> None:
-    load_config(config_path)  # fail fast on a bad config, before serving
-    nightly.serve(name="nightly", cron=cron,
-                  parameters={"config_path": config_path, "iterations": iterations})
+def deployment_parameters(config_path: str, iterations: int | None, root: str | None,
+                          overrides: list[str]) -> dict:
+    return {"config_path": config_path, "iterations": iterations, "root": root,
+            "overrides": overrides}
+
+
+def check_cron(cron: str) -> None:
+    from prefect.client.schemas.schedules import CronSchedule
+    from pydantic import ValidationError
+
+    from reasonloop.errors import ReasonloopError
+    try:
+        CronSchedule(cron=cron)
+    except ValidationError:
+        raise ReasonloopError(f"--cron {cron!r} is not a cron schedule (e.g. '0 3 * * *')") \
+            from None
+
+
+def serve_flywheel(api_url: str, parameters: dict, cron: str | None = None,
+                   interval: float | None = None) -> None:
+    """Serve `nightly` against the server at api_url until Ctrl-C / SIGTERM; one run at a
+    time (a turn still running makes the next one wait, never overlap)."""
+    from prefect.deployments.runner import EntrypointType
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    with temporary_settings({PREFECT_API_URL: api_url}):
+        nightly.serve(name="nightly", cron=cron,
+                      interval=timedelta(seconds=interval) if interval else None,
+                      parameters=parameters, limit=1, paused=False,
+                      entrypoint_type=EntrypointType.MODULE_PATH,
+                      print_starting_message=False)
 
 
 if __name__ == "__main__":
-    serve_flywheel("configs/default.yaml", "0 2 * * *")
+    from reasonloop.cli import app
+    app(["serve"])

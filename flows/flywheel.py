@@ -14,7 +14,7 @@ from reasonloop.config import Config
 from reasonloop.learn.schedule import phase as next_phase
 from reasonloop.policy.engines import close_engines
 from reasonloop.store import db
-from tasks.evaluate import evaluate, register, scaling_report
+from tasks.evaluate import champion, evaluate, register, report
 from tasks.filter import filter_expert
 from tasks.generate import generate_shard
 from tasks.runner import task_runner
@@ -24,7 +24,7 @@ from tasks.verify import fit_verifiers, verify
 
 
 @flow(name="flywheel")
-def flywheel(cfg: Config, run_id: str) -> list[dict]:
+def flywheel(cfg: Config, run_id: str, from_champion: int | None = None) -> list[dict]:
     start_run(cfg, run_id)
 
     # Step 0 — policy initialization: a tiny Llama BC'd on legal plays (or a given model).
@@ -36,6 +36,8 @@ def flywheel(cfg: Config, run_id: str) -> list[dict]:
     for it in range(1, cfg.run.iterations + 1):
         # The learner of this iteration: BC → DPO → GRPO, switched when a phase plateaus.
         phase, lap = next_phase(cfg.learn, history, it), stages.Laps(cfg, run_id, it)
+        if it == from_champion:   # a scheduled turn goes on from the best model so far
+            policy = champion(cfg) or policy
         search, verifiers, expert = {}, {}, {}
         if phase != "grpo":     # GRPO searches online, inside its trainer (Step 4)
             # Step 1 — search: training-time search with the current policy → D_search.
@@ -64,9 +66,8 @@ def flywheel(cfg: Config, run_id: str) -> list[dict]:
                        expert.get("data_md5") or learned.get("data_md5"))
         lap("evaluate")
 
-        seconds = {**lap.seconds, "compute": stages.compute_seconds(run_id, it)}
-        db.update_iteration(stages.paths(cfg).db, run_id, it, finished_at=db.now(),
-                            seconds=seconds)
+        seconds = db.finish_iteration(stages.paths(cfg).db, run_id, it, {
+            **lap.seconds, "compute": stages.compute_seconds(run_id, it)})
         history.append({"iteration": it, "phase": phase, **metrics, **search, **expert,
                         **{f"{k}_auc": v["auc"] for k, v in verifiers.items() if "auc" in v},
                         "version": reg["version"], "promoted": reg["promoted"],
@@ -75,15 +76,15 @@ def flywheel(cfg: Config, run_id: str) -> list[dict]:
               f"val {metrics['val_pass@1']:.3f}  |D_search| "
               f"{search.get('n_search', learned.get('n_sampled', 0))}  "
               f"|D_expert| {expert.get('n_expert', 0)}  {seconds['total']:.0f}s")
-    # The train-time scaling report: pass@1 against iterations, training and generated tokens.
-    scaling_report(cfg, run_id)
+    # The report: train- and test-time scaling, distributions, D_search/D_expert, promotions.
+    report(cfg, run_id)
     close_engines()          # a vLLM engine kept between stages ends with the run
     return history
 
 
-def run(cfg: Config, run_id: str) -> list[dict]:
+def run(cfg: Config, run_id: str, from_champion: int | None = None) -> list[dict]:
     """The flywheel with its shards on the task runner the config names (threads, Ray, Dask):
     paths are made absolute, since a worker process need not share our working directory."""
     root = cfg.run.model_copy(update={"root": cfg.run.root.resolve()})
     return flywheel.with_options(task_runner=task_runner(cfg.run))(
-        cfg.model_copy(update={"run": root}), run_id)
+        cfg.model_copy(update={"run": root}), run_id, from_champion)

@@ -14,7 +14,8 @@ import typer
 from rich.table import Table
 
 from reasonloop.cli_models import models_app, promote
-from reasonloop.cliutil import _fail, _quiet_env, _root, _table, out
+from reasonloop.cli_ops import report, serve, ui
+from reasonloop.cliutil import CONFIG, ROOT, SET, _fail, _quiet_env, _root, _table, out
 from reasonloop.errors import ReasonloopError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -23,11 +24,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 @app.command()
 def run(config: Path | None = typer.Option(None, "--config", "-c",
                                           help="YAML recipe [default: configs/default.yaml]"),
-        iterations: int | None = typer.Option(None, "--iterations", "-n"),
+        iterations: int | None = typer.Option(None, "--iterations", "-n",
+                                              help="iterations [default: run.iterations]"),
         run_id: str | None = typer.Option(None, "--run-id", help="resume this run"),
         resume: bool = typer.Option(False, "--resume", help="resume the latest run"),
-        root: Path | None = typer.Option(None, help="workspace (default: . or REASONLOOP_HOME)"),
-        set_: list[str] = typer.Option([], "--set", help="override, e.g. search.n=8")):
+        root: Path | None = ROOT, set_: list[str] = SET):
     """Run the flywheel: policy init, then N × (search → verify → filter → learn → evaluate)."""
     _quiet_env()
     try:
@@ -108,7 +109,7 @@ def sql(query: str, fmt: str = typer.Option("table", "--format", "-f",
                                            help="table | csv | json | parquet"),
         output: Path | None = typer.Option(None, "--out", "-o",
                                            help="write here (parquet needs it)"),
-        root: Path | None = typer.Option(None)):
+        root: Path | None = ROOT):
     """Run SQL on the store: read-only (writes are refused), safe while a flywheel writes."""
     from reasonloop.store import db
     if fmt not in ("table", "csv", "json", "parquet"):
@@ -135,34 +136,6 @@ def sql(query: str, fmt: str = typer.Option("table", "--format", "-f",
         out.print(_table(df))
 
 
-@app.command()
-def report(run_id: str | None = typer.Argument(None), root: Path | None = typer.Option(None)):
-    """The pass@1 curve, per-stage seconds and train-time scaling of a run (latest by
-    default)."""
-    from reasonloop.store import db
-    p = _root(root) / "reasonloop.duckdb"
-    try:
-        if run_id is None:
-            run_id = db.query(p, "SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1")[
-                "run_id"][0]
-        out.print(_table(db.query(p, f"SELECT * FROM pass_by_iteration WHERE run_id = "
-                                     f"'{run_id}'"), title=f"run {run_id}"))
-        out.print(_table(db.query(p, f"""
-            SELECT iteration, phase, n_search, n_expert, left(data_md5, 10) AS data_md5,
-              {", ".join(f"round((seconds->>'$.{k}')::DOUBLE, 1) AS {k}_s"
-                         for k in ("generate", "train", "evaluate", "total"))}
-            FROM iterations WHERE run_id = '{run_id}' ORDER BY iteration""")))
-        from reasonloop.eval import scaling
-        rep = scaling.report(p, run_id, _root(root) / "reports" / run_id)
-        out.print(_table(rep["table"], title="train-time scaling"))
-        for f in rep["fits"]:
-            out.print(f"fit ({f['phase']}) test pass@1 = {f['a']:.3f} + {f['b']:.3f}·log10("
-                      f"{f['axis']})  R²={f['r2']:.2f}  ({f['n']} points)")
-        out.print(f"plot: {rep['png']}")
-    except (ReasonloopError, IndexError) as e:
-        _fail(e if isinstance(e, ReasonloopError) else ReasonloopError("no runs yet"))
-
-
 @app.command("eval")
 def eval_(model: str = typer.Option(..., "--model", "-m",
                                     help="a model dir, NAME@alias or NAME/VERSION"),
@@ -174,9 +147,9 @@ def eval_(model: str = typer.Option(..., "--model", "-m",
           problems: Path | None = typer.Option(None, help="JSONL of {numbers, target}"),
           split: str = typer.Option("test", help="split to search when no --problems"),
           limit: int | None = typer.Option(None, help="first N problems only"),
-          config: Path = typer.Option(Path("configs/default.yaml"), "--config", "-c"),
-          root: Path | None = typer.Option(None),
-          set_: list[str] = typer.Option([], "--set")):
+          config: Path = CONFIG,
+          root: Path | None = ROOT,
+          set_: list[str] = SET):
     """Evaluate a model: greedy pass@1/pass@k/maj@k, or accuracy vs tokens per search method."""
     _quiet_env()
     import polars as pl
@@ -255,21 +228,11 @@ def _print_search(res: dict, model: str) -> None:
               f"'{res['eval_id']}'")
 
 
-@app.command()
-def serve(config: Path = typer.Option(Path("configs/default.yaml"), "--config", "-c"),
-          cron: str = typer.Option("0 2 * * *", help="schedule (needs a Prefect server)"),
-          iterations: int | None = typer.Option(None, "--iterations", "-n")):
-    """Serve the flywheel as a scheduled deployment (start `prefect server start` first)."""
-    _quiet_env()
-    from flows.deploy import serve_flywheel
-    try:
-        serve_flywheel(str(config), cron, iterations)
-    except ReasonloopError as e:
-        _fail(e)
-
-
 app.add_typer(models_app, name="models")
 app.command()(promote)
+app.command()(report)
+app.command()(serve)
+app.command()(ui)
 
 if __name__ == "__main__":
     app()

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import typer
 
-from reasonloop.cliutil import _fail, _root, _table, out
+from reasonloop.cliutil import ROOT, _fail, _root, _table, out
 from reasonloop.errors import ReasonloopError
 
-models_app = typer.Typer(help="Registered model versions: list, lineage, restore data.",
+models_app = typer.Typer(help="Registered model versions: list, show lineage, restore data.",
                          no_args_is_help=False)
 
 
@@ -25,7 +25,7 @@ def _registry(root: Path | None, create: bool = False):
 
 
 @models_app.callback(invoke_without_command=True)
-def models(ctx: typer.Context, root: Path | None = typer.Option(None)):
+def models(ctx: typer.Context, root: Path | None = ROOT):
     """Registered model versions with aliases, lineage and scores (`models list NAME`,
     `models show NAME@champion`, `models restore NAME/3`)."""
     if ctx.invoked_subcommand is None:
@@ -33,8 +33,8 @@ def models(ctx: typer.Context, root: Path | None = typer.Option(None)):
 
 
 @models_app.command("list")
-def list_(name: str | None = typer.Argument(None), root: Path | None = typer.Option(None)):
-    """Every version (of NAME, or of all models)."""
+def list_(name: str | None = typer.Argument(None), root: Path | None = ROOT):
+    """List every version (of NAME, or of all models) with aliases and scores."""
     import polars as pl
     registry = _registry(root)
     if registry is None:
@@ -49,9 +49,11 @@ def list_(name: str | None = typer.Argument(None), root: Path | None = typer.Opt
 
 @models_app.command()
 def show(ref: str = typer.Argument(..., help="NAME@alias or NAME/VERSION"),
-         root: Path | None = typer.Option(None)):
-    """One version's lineage: git sha, config hash, DVC md5, run, iteration, phase, parent,
-    gate decision, scores — and the command that restores its training data."""
+         root: Path | None = ROOT):
+    """Show one version's lineage, scores and gate decision.
+
+    Git sha, config hash, DVC md5, run, iteration, phase, parent, gate decision, scores —
+    and the command that restores its training data."""
     from rich.table import Table
     registry = _registry(root)
     try:
@@ -78,9 +80,11 @@ def show(ref: str = typer.Argument(..., help="NAME@alias or NAME/VERSION"),
 @models_app.command()
 def restore(ref: str = typer.Argument(..., help="NAME@alias or NAME/VERSION"),
             to: Path = typer.Option(..., "--to", help="a new directory for the data"),
-            root: Path | None = typer.Option(None)):
-    """Restore the data/ directory a version was trained on (D_search, D_expert, pairs)
-    from DVC — the local cache, else the remote."""
+            root: Path | None = ROOT):
+    """Restore the data/ a version was trained on, from DVC.
+
+    D_search, D_expert and pairs, byte for byte, from the local DVC cache or else the
+    remote."""
     from reasonloop.store import data
     registry = _registry(root)
     try:
@@ -96,11 +100,14 @@ def restore(ref: str = typer.Argument(..., help="NAME@alias or NAME/VERSION"),
     out.print(f"{lin['model']} v{lin['version']}: data {lin['data_md5']} restored to {dest}")
 
 
-def promote(name: str, version: str, alias: str = typer.Option("champion"),
+def promote(name: str, version: str,
+            alias: str = typer.Option("champion", help="the alias to move"),
             reason: str = typer.Option("manual override", help="recorded with the promotion"),
-            root: Path | None = typer.Option(None)):
-    """Manual override of the promotion gate: point ALIAS at NAME/VERSION; who and why are
-    recorded as version tags and in the DuckDB `promotions` table."""
+            root: Path | None = ROOT):
+    """Point ALIAS at NAME/VERSION by hand (who and why are recorded).
+
+    Overrides the promotion gate; recorded as version tags and in the DuckDB `promotions`
+    table."""
     import getpass
 
     from reasonloop.store import db, registry

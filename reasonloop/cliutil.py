@@ -12,6 +12,11 @@ from rich.table import Table
 
 out = Console()
 
+# Options every command spells the same way.
+ROOT = typer.Option(None, help="workspace [default: . or REASONLOOP_HOME]")
+CONFIG = typer.Option(Path("configs/default.yaml"), "--config", "-c", help="YAML recipe")
+SET = typer.Option([], "--set", help="config override, e.g. search.n=8 (repeatable)")
+
 
 def _quiet_env() -> None:
     """Library defaults for a CLI run: quiet, offline, and safe — every server Prefect

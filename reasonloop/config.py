@@ -230,6 +230,16 @@ class RunConfig(_Section):
     workers: int | None = Field(None, ge=1)   # local Ray/Dask: CPUs / worker processes
 
 
+class ServeConfig(_Section):
+    """Where `reasonloop serve` and `reasonloop ui` put their servers (never in results)."""
+    host: str = "127.0.0.1"
+    prefect_port: int = Field(4200, ge=1, le=65535)
+    mlflow_port: int = Field(5000, ge=1, le=65535)
+    cron: str = "0 3 * * *"            # `reasonloop serve` without --cron / --interval
+    iterations: int = Field(1, ge=1)   # flywheel iterations per scheduled run
+    start_timeout_s: float = Field(90, gt=0)
+
+
 class Config(_Section):
     env: EnvConfig = EnvConfig()
     policy: PolicyConfig = PolicyConfig()
@@ -239,6 +249,7 @@ class Config(_Section):
     eval: EvalConfig = EvalConfig()
     reward: RewardConfig = RewardConfig()
     run: RunConfig = RunConfig()
+    serve: ServeConfig = ServeConfig()
 
     @model_validator(mode="after")
     def _orm_methods(self):
@@ -267,6 +278,7 @@ class Config(_Section):
         for k in ("min_free_mb", "runner", "runner_address", "workers"):   # not results
             d["run"].pop(k, None)
         d["run"].pop("iterations", None)
+        d.pop("serve", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def to_json(self) -> str:

@@ -83,15 +83,53 @@ def _gate(cfg: Config, run_id: str, iteration: int, version: str, metrics: dict)
     return promoted
 
 
-def scaling_report(cfg: Config, run_id: str) -> dict:
-    """Train-time scaling (pass@1 vs iterations / training / generated tokens, per phase)
-    → reports/<run>/scaling.{png,md} and an MLflow run `<run>/scaling` with the fits."""
-    from reasonloop.eval import scaling
+def report(cfg: Config, run_id: str) -> dict:
+    """The run report (reports/<run>/report.html + PNGs, train-time scaling fits) and an
+    MLflow run `<run>/report` holding the same page: a rerun updates it, adds none."""
+    from reasonloop.eval import report as run_report
     from reasonloop.store import registry
     P = paths(cfg)
-    rep = scaling.report(P.db, run_id, P.run_reports(run_id))
+    rep = run_report.build(P.db, run_id, P.run_reports(run_id), cfg.run.name)
     registry.setup(P.mlflow_db, P.mlartifacts)
     metrics = {f"{f['phase']}_{f['axis']}_{k}": f[k] for f in rep["fits"] for k in ("b", "r2")}
-    registry.log_report(cfg.run.name, P.mlartifacts, f"{run_id}/scaling", metrics,
-                        [rep["png"], rep["md"]], {"run_id": run_id, "report": "scaling"})
-    return {"markdown": rep["markdown"], "png": str(rep["png"]), "fits": rep["fits"]}
+    rep["mlflow_run"] = registry.log_report(
+        cfg.run.name, P.mlartifacts, f"{run_id}/report", metrics,
+        [rep["html"], rep["scaling_md"], *rep["pngs"].values()],
+        {"run_id": run_id, "report": "flywheel"})
+    return rep
+
+
+def champion_policy(cfg: Config) -> str | None:
+    """The champion's model directory: its run's saved policy when still on disk, else the
+    registered artifact. A scheduled turn starts from it, not from the last challenger."""
+    from reasonloop.store import registry
+    P = paths(cfg)
+    registry.setup(P.mlflow_db, P.mlartifacts)
+    champ = registry.version_by_alias(cfg.run.name, registry.CHAMPION)
+    if champ is None:
+        return None
+    local = db.query(P.db, "SELECT policy_path FROM iterations WHERE run_id = $run AND "
+                     "iteration = $it", {"run": champ.tags.get("run_id", ""),
+                                         "it": int(champ.tags.get("iteration", -1))})
+    if local.height and local["policy_path"][0] and Path(local["policy_path"][0]).exists():
+        return local["policy_path"][0]
+    return registry.resolve(f"{cfg.run.name}/{champ.version}")
+
+
+def continuation(cfg: Config, turn_iterations: int) -> tuple[str | None, int, int | None]:
+    """The flywheel a scheduled turn continues: this workspace's latest run of the same
+    config (same hash). → (run_id or None for a first run, iterations in all, the first new
+    iteration — to start from the champion — or None when there is nothing to continue)."""
+    P = paths(cfg)
+    if not P.db.exists():
+        return None, turn_iterations, None
+    df = db.query(P.db, """
+        SELECT r.run_id, coalesce(max(i.iteration) FILTER (WHERE i.finished_at IS NOT NULL
+                                                           AND i.iteration > 0), 0) AS done
+        FROM runs r LEFT JOIN iterations i USING (run_id) WHERE r.config_hash = $hash
+        GROUP BY r.run_id, r.started_at ORDER BY r.started_at DESC LIMIT 1""",
+                  {"hash": cfg.hash()})
+    if not df.height:
+        return None, turn_iterations, None
+    run_id, done = df["run_id"][0], int(df["done"][0])
+    return run_id, done + turn_iterations, (done + 1 if done else None)

@@ -1,7 +1,11 @@
 """Step 5 — evaluate (greedy pass@1 val/test, pass@k, maj@k), then register + promote."""
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 
 from reasonloop import register as register_stage
 from reasonloop import stages
@@ -33,15 +37,31 @@ def register(cfg, run_id: str, iteration: int, policy: str, metrics: dict, phase
     return reg
 
 
-@task(name="scaling-report", **RETRIED)
-def scaling_report(cfg, run_id: str) -> dict:
-    """pass@1 against iterations, training and generated tokens, per phase (+ log-linear
-    fits): the paper's open question on RL scaling, answered for this run."""
-    rep = register_stage.scaling_report(cfg, run_id)
-    create_markdown_artifact(key="train-time-scaling", description=f"{run_id}",
-                             markdown=f"# Train-time scaling — {run_id}\n\n{rep['markdown']}"
-                                      f"\n\nPlot: `{rep['png']}`\n")
-    return rep
+@task(name="champion", **RETRIED)
+def champion(cfg) -> str | None:
+    """The champion's model dir (a scheduled turn's starting policy)."""
+    return register_stage.champion_policy(cfg)
+
+
+@task(name="report", **RETRIED)
+def report(cfg, run_id: str) -> dict:
+    """The run report (HTML + PNGs), also on the MLflow run `<run>/report`; here its tables
+    and where the page is, as the flow run's artifacts."""
+    rep = register_stage.report(cfg, run_id)
+    its = rep["iterations"]
+    rows = [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
+            for r in its.to_dicts()]
+    create_table_artifact(key="flywheel-iterations", table=rows,
+                          description=f"{run_id}: pass@1, data and promotions by iteration")
+    create_link_artifact(key="flywheel-report", link=rep["html"].resolve().as_uri(),
+                         link_text=f"report.html ({run_id})",
+                         description=f"the run report; also in MLflow run {run_id}/report")
+    create_markdown_artifact(key="flywheel-report-summary", description=run_id, markdown=(
+        f"# Flywheel report — {run_id}\n\n{rep['markdown']}\n\nPage: "
+        f"`{rep['html']}` (MLflow run `{run_id}/report`, artifact `report.html`)\n\n"
+        f"Figures: {', '.join(f'`{p.name}`' for p in rep['pngs'].values())}\n"))
+    return {"html": str(rep["html"]), "pngs": [str(p) for p in rep["pngs"].values()],
+            "fits": rep["fits"], "mlflow_run": rep["mlflow_run"]}
 
 
 @task(name="test-time search", **RETRIED)

@@ -98,3 +98,58 @@ def test_sql_writes_are_refused(tmp_path, q):
     assert r.exit_code == 1 and r.stderr.startswith("error: refused: the store is read-only")
     assert (tmp_path / "reasonloop.duckdb").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reasonloop.duckdb"]
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["serve", "--cron", "1 2 3"], "--cron '1 2 3' is not a cron schedule"),
+    (["serve", "--cron", "0 3 * * *", "--interval", "5"], "not both"),
+    (["serve", "--interval", "-1"], "--interval must be positive"),
+    (["ui", "--set", "serve.mlflow_port=0"], "serve.mlflow_port"),
+    (["report", "--run", "nope"], "no store at"),
+])
+def test_operator_commands_fail_in_one_line(tmp_path, args, expect):
+    ws = tmp_path / "ws"
+    r = _run([*args, "-c", str(SMOKE), "--root", str(ws)] if args[0] != "report"
+             else [*args, "--root", str(ws)], tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert [ln for ln in r.stderr.splitlines() if ln.strip()] == [ln for ln in [
+        r.stderr.strip()] if expect in ln], r.stderr
+    assert "Traceback" not in r.stdout and not ws.exists()
+
+
+def test_ui_refuses_a_port_in_use(tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = _run(["ui", "-c", str(SMOKE), "--root", str(tmp_path), "--set",
+                  f"serve.prefect_port={port}"], tmp_path)
+    assert r.returncode == 1
+    assert r.stderr.strip() == (f"error: Prefect: port {port} on 127.0.0.1 is in use (set "
+                                f"serve.prefect_port=N, or stop what listens there)")
+
+
+def test_help_is_short_and_consistent():
+    """Every command and subcommand: a one-line summary (a sentence, ≤ 90 characters)
+    first, and a working --help."""
+    import typer.main
+    from typer.testing import CliRunner
+
+    from reasonloop.cli import app
+    group = typer.main.get_command(app)
+    runner = CliRunner()
+    commands = [([name], cmd) for name, cmd in group.commands.items()]
+    commands += [(["models", n], c) for n, c in group.commands["models"].commands.items()]
+    assert {c[0][0] for c in commands} >= {"run", "sql", "eval", "models", "promote",
+                                           "report", "serve", "ui"}
+    for path, cmd in commands:
+        first = (cmd.help or "").strip().splitlines()[0]
+        assert first.endswith(".") and len(first) <= 90, (path, first)
+        bare = [p.opts for p in cmd.params
+                if getattr(p, "param_type_name", "") == "option" and not p.help]
+        assert not bare, (path, bare)                     # every option says what it is
+        r = runner.invoke(app, [*path, "--help"])
+        assert r.exit_code == 0 and "Usage" in r.output, path
+    top = runner.invoke(app, ["--help"]).output
+    assert all(name in top for name in group.commands)

@@ -1,6 +1,6 @@
 """BC → DPO → GRPO through the real flow (smoke config): the schedule switches, each
 iteration's phase is recorded in DuckDB and on its MLflow version, GRPO's samples are stored
-as trajectories, and the train-time scaling report is written and logged."""
+as trajectories, and the run report (train-time scaling, phases) is written and logged."""
 
 import polars as pl
 import pytest
@@ -54,7 +54,7 @@ def test_pairs_counted_and_grpo_samples_stored(scheduled_run):
                     "iteration = 3 AND method = 'best_of_n'")["n"][0] == 0
 
 
-def test_scaling_report_written_and_logged(scheduled_run):
+def test_run_report_written_and_logged(scheduled_run):
     cfg, ws, _ = scheduled_run
     rep = ws / "reports" / "sched"
     assert (rep / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -66,11 +66,17 @@ def test_scaling_report_written_and_logged(scheduled_run):
     import mlflow
     registry.setup(ws / "mlflow.db", ws / "mlartifacts")
     runs = mlflow.search_runs(experiment_names=[cfg.run.name],
-                              filter_string="tags.report = 'scaling'", output_format="list")
+                              filter_string="tags.report = 'flywheel'", output_format="list")
     assert len(runs) == 1
     from reasonloop import register
-    register.scaling_report(cfg, "sched")          # rebuilt (as `reasonloop report` does)
+    register.report(cfg, "sched")                  # rebuilt (as `reasonloop report` does)
     assert len(mlflow.search_runs(experiment_names=[cfg.run.name], output_format="list",
-                                  filter_string="tags.report = 'scaling'")) == 1
+                                  filter_string="tags.report = 'flywheel'")) == 1
     arts = {a.path for a in mlflow.MlflowClient().list_artifacts(runs[0].info.run_id)}
-    assert {"scaling.png", "scaling.md"} <= arts
+    assert {"report.html", "scaling.png", "scaling.md", "train_time.png"} <= arts
+    page = (rep / "report.html").read_text()
+    # the phase changes are on the page, in order, and each iteration's row names its phase
+    assert "init (from iteration 0) → bc (from iteration 1) → dpo (from iteration 2) → " \
+           "grpo (from iteration 3)" in page
+    # train-time, scaling, distributions, growth (no test-time search in this run)
+    assert page.count('src="data:image/png;base64,') == 4

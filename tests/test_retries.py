@@ -78,6 +78,6 @@ def test_every_stage_task_has_the_policy():
     from tasks import evaluate, filter, generate, setup, train, verify
     for t in (setup.start_run, train.init, generate.generate_shard, verify.verify,
               verify.fit_verifiers, filter.filter_expert, train.train, evaluate.evaluate,
-              evaluate.register, evaluate.scaling_report):
+              evaluate.register, evaluate.report, evaluate.champion):
         assert t.retries == 3 and t.retry_delay_seconds == [1, 2, 4], t.name
         assert t.retry_condition_fn is RETRIED["retry_condition_fn"], t.name

@@ -234,6 +234,20 @@ def update_iteration(path: Path, run_id: str, iteration: int, **fields) -> None:
         con.execute("COMMIT")
 
 
+def finish_iteration(path: Path, run_id: str, iteration: int, seconds: dict) -> dict:
+    """Mark an iteration finished, once: a replay (a resume, a scheduled turn going on from
+    it) keeps the first finish time and stage seconds. → the stored seconds."""
+    with connect(path) as con:
+        con.execute(f"INSERT INTO {ITERATIONS} (run_id, iteration, started_at) VALUES (?, ?, ?) "
+                    f"ON CONFLICT DO NOTHING", [run_id, iteration, now()])
+        con.execute(f"UPDATE {ITERATIONS} SET finished_at = ?, seconds = ? WHERE run_id = ? "
+                    f"AND iteration = ? AND finished_at IS NULL",
+                    [now(), json.dumps(seconds), run_id, iteration])
+        row = con.execute(f"SELECT seconds FROM {ITERATIONS} WHERE run_id = ? AND "
+                          f"iteration = ?", [run_id, iteration]).fetchone()
+    return json.loads(row[0]) if row and row[0] else seconds
+
+
 def replace_evals(path: Path, run_id: str, iteration: int, rows: list[dict]) -> None:
     """Evals of one (run, iteration) are replaced as a whole: rerunning never duplicates."""
     df = pl.DataFrame(rows, schema={  # noqa: F841 — read by DuckDB below
