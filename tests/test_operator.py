@@ -177,3 +177,33 @@ def test_ui_serves_both_and_the_registry_shows_the_champion(served, tmp_path):
         rc = _stop(proc)
     assert rc == 0
     assert port_free("127.0.0.1", pp) and port_free("127.0.0.1", mp)
+
+
+def test_prefect_yaml_deployment_on_a_process_pool_continues_the_flywheel(served):
+    """`prefect deploy --all` (prefect.yaml) + a process worker: a run of that deployment
+    is one more turn of the served flywheel — iteration 3, same run id."""
+    from reasonloop import servers
+    ws = served["ws"]
+    run_id = _finished(ws)[0][0]
+    done = max(it for _, it in _finished(ws))
+    port = free_port()
+    env = {**_clean_env(), "PREFECT_HOME": str(ws / "prefect-home"),
+           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+    prefect = str(Path(sys.executable).parent / "prefect")
+    with servers.running(lambda: servers.start_prefect("127.0.0.1", port,
+                                                       ws / "logs" / "pool-server.log")):
+        for cmd in (["work-pool", "create", "reasonloop", "--type", "process"],
+                    ["--no-prompt", "deploy", "--all"],
+                    ["deployment", "run", "nightly-flywheel/nightly", "--param",
+                     f"root={ws}", "--param", f"config_path={SMOKE}", "--param",
+                     "iterations=1"],
+                    ["worker", "start", "--pool", "reasonloop", "--run-once"]):
+            r = subprocess.run([prefect, *cmd], cwd=ROOT, env=env, capture_output=True,
+                               text=True, timeout=400)
+            assert r.returncode == 0, (cmd, r.stdout[-1500:], r.stderr[-1500:])
+        runs = _api(f"http://127.0.0.1:{port}/api", "/flow_runs/filter", {
+            "flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}})
+    rows = _finished(ws)
+    assert {r for r, _ in rows} == {run_id}
+    assert max(it for _, it in rows) == done + 1
+    assert any(r["parameters"].get("root") == str(ws) for r in runs)
