@@ -65,6 +65,9 @@ def run(config: Path | None = typer.Option(None, "--config", "-c",
         _fail(ReasonloopError(f"{e.strerror or e}: {e.filename or ''} (fix it, then "
                               f"`reasonloop run --resume`)"))
     _print_history(history, run_id)
+    page = Path(cfg.run.root) / "reports" / run_id / "report.html"
+    if page.exists():
+        out.print(f"report: {page}")
 
 
 def _latest_run(cfg) -> str | None:

@@ -45,21 +45,20 @@ def champion(cfg) -> str | None:
 
 @task(name="report", **RETRIED)
 def report(cfg, run_id: str) -> dict:
-    """The run report (HTML + PNGs), also on the MLflow run `<run>/report`; here its tables
-    and where the page is, as the flow run's artifacts."""
+    """The run report (HTML + PNGs), also on the MLflow run `<run>/report`; on the flow run
+    the same page (Prefect's markdown artifacts render its HTML and inlined PNGs), the
+    iterations as a table, and a link to the file."""
     rep = register_stage.report(cfg, run_id)
     its = rep["iterations"]
     rows = [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
             for r in its.to_dicts()]
     create_table_artifact(key="flywheel-iterations", table=rows,
                           description=f"{run_id}: pass@1, data and promotions by iteration")
-    create_link_artifact(key="flywheel-report", link=rep["html"].resolve().as_uri(),
-                         link_text=f"report.html ({run_id})",
-                         description=f"the run report; also in MLflow run {run_id}/report")
-    create_markdown_artifact(key="flywheel-report-summary", description=run_id, markdown=(
-        f"# Flywheel report — {run_id}\n\n{rep['markdown']}\n\nPage: "
-        f"`{rep['html']}` (MLflow run `{run_id}/report`, artifact `report.html`)\n\n"
-        f"Figures: {', '.join(f'`{p.name}`' for p in rep['pngs'].values())}\n"))
+    create_markdown_artifact(key="flywheel-report", markdown=rep["body"],
+                             description=f"{run_id}: the run report (also {rep['html']} and "
+                                         f"MLflow run {run_id}/report)")
+    create_link_artifact(key="flywheel-report-file", link=rep["html"].resolve().as_uri(),
+                         link_text=f"report.html ({run_id})")
     return {"html": str(rep["html"]), "pngs": [str(p) for p in rep["pngs"].values()],
             "fits": rep["fits"], "mlflow_run": rep["mlflow_run"]}
 

@@ -98,7 +98,10 @@ def test_serve_runs_turns_of_one_flywheel_and_stops_cleanly(served):
                     "iteration = 0")["n"][0] == 1          # policy init ran once
     # each scheduled run is a flow run of the deployment, with the report as its artifact
     assert {r["parameters"]["iterations"] for r in served["runs"]} == {1}
-    assert len({a["flow_run_id"] for a in served["artifacts"]}) >= 2
+    pages = served["artifacts"]
+    assert len({a["flow_run_id"] for a in pages}) >= 2
+    assert all(a["type"] == "markdown" and a["data"].count("data:image/png;base64,") >= 4
+               and "Example trajectories" in a["data"] for a in pages)
 
 
 def test_second_turn_starts_from_the_champion(served):
@@ -167,9 +170,27 @@ def test_ui_serves_both_and_the_registry_shows_the_champion(served, tmp_path):
             shot = (SHOTS or tmp_path) / "mlflow_champion.png"
             shot.parent.mkdir(parents=True, exist_ok=True)
             d.save_screenshot(str(shot))
+            # the model page: every version with its alias; the champion's row in view
+            d.get(f"http://127.0.0.1:{mp}/#/models/countdown-smoke")
+            WebDriverWait(d, 60).until(lambda _: "champion" in body() and
+                                       "challenger" in body())
+            alias = d.execute_script(      # the innermost element reading "@ champion"
+                "const m = Array.from(document.querySelectorAll('body *')).filter(e => "
+                "/^@?\\s*champion$/.test(e.textContent.trim())); return m[m.length - 1];")
+            assert alias is not None
+            d.execute_script("arguments[0].scrollIntoView({block: 'center'})", alias)
+            assert alias.is_displayed()
+            d.save_screenshot(str(shot.with_name("mlflow_model_page.png")))
             d.get(f"http://127.0.0.1:{pp}/runs")        # the Prefect UI talks to its own API
             WebDriverWait(d, 60).until(lambda _: "nightly" in body() or "flywheel" in body())
             assert "Can't connect" not in body()
+            # the report page, as the flow run's artifact in the Prefect UI, plots shown
+            d.get(f"http://127.0.0.1:{pp}/artifacts/artifact/{served['artifacts'][0]['id']}")
+            WebDriverWait(d, 60).until(lambda _: "Example trajectories" in body())
+            shown = d.execute_script("return Array.from(document.images).filter(i => "
+                                     "i.src.startsWith('data:image/png') && i.naturalWidth "
+                                     "> 300).length")
+            assert shown >= 4
             if SHOTS:
                 d.save_screenshot(str(SHOTS / "prefect_runs.png"))
         assert shot.read_bytes()[:4] == b"\x89PNG"

@@ -114,9 +114,11 @@ def build(db_path: Path, run_id: str, out_dir: Path, model: str | None = None) -
         pngs["growth"] = report_plots.data_growth(
             growth(db_path, run_id), out_dir / "data_growth.png",
             f"D_search / D_expert growth — {run_id}")
-    page = _html(run_id, model, its, proms, pngs, scal, examples(db_path, run_id), tt)
-    (out_dir / "report.html").write_text(page)
-    return {"html": out_dir / "report.html", "pngs": pngs, "iterations": its,
+    body = _body(run_id, model, its, proms, pngs, scal, examples(db_path, run_id), tt)
+    (out_dir / "report.html").write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>reasonloop "
+        f"{html.escape(run_id)}</title><style>{CSS}</style></head><body>{body}</body></html>\n")
+    return {"html": out_dir / "report.html", "body": body, "pngs": pngs, "iterations": its,
             "promotions": proms, "fits": scal["fits"], "scaling_md": scal["md"],
             "markdown": scal["markdown"], "seconds": time.perf_counter() - t0}
 
@@ -161,13 +163,15 @@ def _example(e: dict) -> str:
     verdict = '<span class="ok">correct</span>' if e["correct"] else \
         '<span class="bad">wrong</span>'
     return (f"<h3>{html.escape(e['label'])}: iteration {e['iteration']}, {html.escape(e['method'])}"
-            f", {verdict}, {e['n_tokens']} tokens, reward {_cell(e['reward'])}</h3>"
-            f"<pre>{html.escape(e['prompt'])}</pre><pre>{html.escape(e['text'])}</pre>"
+            f", {verdict}, {e['n_tokens']} tokens, reward {_cell(e['reward'])}</h3>\n"
+            # each <pre> opens a line: Markdown (the Prefect artifact) keeps its blank lines
+            f"<pre>{html.escape(e['prompt'])}</pre>\n<pre>{html.escape(e['text'])}</pre>\n"
             + (f"<table><tr><th>step</th><th>text</th><th>PRM</th></tr>{rows}</table>"
                if rows else ""))
 
 
-def _html(run_id, model, its, proms, pngs, scal, exs, tt) -> str:
+def _body(run_id, model, its, proms, pngs, scal, exs, tt) -> str:
+    """The page's body: also what the Prefect artifact shows (its markdown renders HTML)."""
     last = its.filter(pl.col("test_pass1").is_not_null()).tail(1).to_dicts()
     head = (f"test pass@1 <b>{_cell(its['test_pass1'][0])}</b> → <b>{_cell(last[0]['test_pass1'])}"
             f"</b> over {its.height - 1} iterations" if last and its.height else "no evals yet")
@@ -197,9 +201,7 @@ def _html(run_id, model, its, proms, pngs, scal, exs, tt) -> str:
         "<h2 id='examples'>Example trajectories</h2>",
         "".join(_example(e) for e in exs) or "<p class='muted'>None yet.</p>",
     ]
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>reasonloop "
-            f"{html.escape(run_id)}</title><style>{CSS}</style></head><body>"
-            + "\n".join(parts) + "</body></html>\n")
+    return "\n".join(parts)
 
 
 def _phase_changes(its: pl.DataFrame) -> list[tuple[int, str]]:
