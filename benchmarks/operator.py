@@ -16,22 +16,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from reasonloop.servers import free_port, port_free  # noqa: E402
+from reasonloop.servers import free_port, healthy, port_free  # noqa: E402
 from reasonloop.store import db  # noqa: E402
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
 
 
 def time_ui(ws: Path, home: Path) -> dict:
@@ -50,7 +41,7 @@ def time_ui(ws: Path, home: Path) -> dict:
     while len(up) < 2 and time.perf_counter() - t0 < 180:
         for name, url in (("prefect", f"http://127.0.0.1:{pp}/api/health"),
                           ("mlflow", f"http://127.0.0.1:{mp}/health")):
-            if name not in up and _answers(url):
+            if name not in up and healthy(url):
                 up[name] = time.perf_counter() - t0
         time.sleep(0.1)
     t1 = time.perf_counter()

@@ -9,6 +9,15 @@ from reasonloop.errors import InputError
 from reasonloop.policy.engines.base import Sample, SamplingParams, own_environ
 
 
+def cpu_memory_fraction(wanted: float) -> float:
+    """On CPU, vLLM reserves `gpu_memory_utilization` of *all* RAM for its KV cache and
+    refuses to start when less than that is free (seen: a suite beside a flywheel run, half
+    the RAM in use). Ask for at most 40% of what is free now."""
+    import psutil
+    mem = psutil.virtual_memory()
+    return round(max(0.02, min(wanted, 0.4 * mem.available / mem.total)), 3)
+
+
 class VLLMEngine:
     def __init__(self, model_path: str, seed: int = 0, gpu_memory_utilization: float = 0.5,
                  max_model_len: int | None = None, **llm_kwargs):
@@ -21,6 +30,7 @@ class VLLMEngine:
             # request's seeded generator, which CPU generators cannot ("does not use offset")
             # — large seeded batches died. Whole prefills only, on CPU.
             llm_kwargs.setdefault("enable_chunked_prefill", False)
+            gpu_memory_utilization = cpu_memory_fraction(gpu_memory_utilization)
         with own_environ():      # import and worker start set process-wide variables
             try:
                 from vllm import LLM
