@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import typer
@@ -36,9 +36,11 @@ def prefect_api(cfg):
         yield f"{url}/api"
         return
     log = Path(cfg.run.root) / "logs" / "prefect-server.log"
-    with servers.running(lambda: servers.start_prefect(cfg.serve.host, cfg.serve.prefect_port,
-                                                       log),
-                         timeout_s=cfg.serve.start_timeout_s) as (srv,):
+    with ExitStack() as stack:
+        with out.status(f"starting a Prefect server on {url}"):
+            srv, = stack.enter_context(servers.running(
+                lambda: servers.start_prefect(cfg.serve.host, cfg.serve.prefect_port, log),
+                timeout_s=cfg.serve.start_timeout_s))
         out.print(f"Prefect server {srv.url} up in {srv.seconds:.1f} s (log: {log})")
         os.environ["PREFECT_API_URL"] = f"{srv.url}/api"   # for the runs it spawns
         try:
@@ -96,12 +98,14 @@ def ui(config: Path = CONFIG, root: Path | None = ROOT, set_: list[str] = SET):
         cfg = _config(config, root, set_)
         s, ws = cfg.serve, Path(cfg.run.root)
         t0 = time.perf_counter()
-        with servers.running(
-                lambda: servers.start_prefect(s.host, s.prefect_port,
-                                              ws / "logs" / "prefect-server.log"),
-                lambda: servers.start_mlflow(s.host, s.mlflow_port, ws,
-                                             ws / "logs" / "mlflow-server.log"),
-                timeout_s=s.start_timeout_s) as (pf, ml):
+        with ExitStack() as stack:
+            with out.status("starting the Prefect and MLflow servers"):
+                pf, ml = stack.enter_context(servers.running(
+                    lambda: servers.start_prefect(s.host, s.prefect_port,
+                                                  ws / "logs" / "prefect-server.log"),
+                    lambda: servers.start_mlflow(s.host, s.mlflow_port, ws,
+                                                 ws / "logs" / "mlflow-server.log"),
+                    timeout_s=s.start_timeout_s))
             out.print(f"Prefect UI  {pf.url}  (flow runs, schedules, artifacts)")
             out.print(f"MLflow UI   {ml.url}/#/models/{cfg.run.name}  (registry: champion, "
                       f"challenger, lineage tags)")

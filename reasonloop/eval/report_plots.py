@@ -51,7 +51,8 @@ def train_time(its: pl.DataFrame, promoted: set[int], out: Path, title: str) -> 
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, ncol=2)
     ax.set_title(title)
     return _save(fig, out)
 
