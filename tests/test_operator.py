@@ -208,8 +208,8 @@ def test_prefect_yaml_deployment_on_a_process_pool_continues_the_flywheel(served
     run_id = _finished(ws)[0][0]
     done = max(it for _, it in _finished(ws))
     port = free_port()
-    env = {**_clean_env(), "PREFECT_HOME": str(ws / "prefect-home"),
-           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+    env = {**_clean_env(), "PREFECT_HOME": str(ws / "prefect-home"), "PWD": str(ROOT),
+           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}   # PWD: prefect.yaml's pull
     prefect = str(Path(sys.executable).parent / "prefect")
     with servers.running(lambda: servers.start_prefect("127.0.0.1", port,
                                                        ws / "logs" / "pool-server.log")):
