@@ -142,8 +142,8 @@ def _img(path: Path, alt: str) -> str:
 def _cell(v) -> str:
     if v is None:
         return ""
-    if isinstance(v, float):
-        return f"{v:.3f}"
+    if isinstance(v, float):                      # p-values stay readable: 7.47e-13
+        return f"{v:.3g}" if 0 < abs(v) < 1e-3 else f"{v:.3f}"
     return html.escape(str(v))
 
 
