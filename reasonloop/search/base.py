@@ -11,7 +11,7 @@ it (pruned expansions and rollouts included), so methods compare at equal comput
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reasonloop.envs.base import Problem
 
@@ -52,3 +52,10 @@ def scores_of(scorer, items: list[tuple[Problem, str]]) -> list:
 def last_scores(spec: SearchSpec, items: list[tuple[Problem, str]]) -> list[float]:
     """The PRM's value of each prefix: its score of the last step (0 for an empty prefix)."""
     return [float(s[-1]) if s else 0.0 for s in scores_of(spec.prm, items)]
+
+
+def one_step(problems: list[Problem], params):
+    """Sampling that stops after one step (the env's separator, kept in the text), for
+    step-level search → (separator, params)."""
+    sep = problems[0].step_sep if problems else "\n"
+    return sep, replace(params, stop=(sep,))

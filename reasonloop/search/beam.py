@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from reasonloop.envs.base import Problem
 from reasonloop.policy.engines.base import Engine, SamplingParams
-from reasonloop.search.base import SearchSpec, last_scores, share
+from reasonloop.search.base import SearchSpec, last_scores, one_step, share
 
 
 def beam(problems: list[Problem], engine: Engine, params: SamplingParams, n: int,
@@ -46,8 +46,7 @@ def tree_search(problems, engine, params, n, spec, *, trees: int, keep: int, exp
     step separator) leave the beam; the best finished ones are returned, best first."""
     if spec.prm is None:
         raise ValueError(f"{method} search needs a PRM")
-    sep = problems[0].step_sep if problems else "\n"
-    step = replace(params, stop=(sep,))             # one step per proposal
+    sep, step = one_step(problems, params)          # one step per proposal
     by_id = {p.problem_id: p for p in problems}
     live = {(p.problem_id, 0): [""] for p in problems}        # (problem, tree) → prefixes
     done: dict[str, list[tuple[float, str]]] = {pid: [] for pid in by_id}

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from reasonloop.envs.base import Problem
 from reasonloop.policy.engines.base import Engine, SamplingParams
-from reasonloop.search.base import SearchSpec, last_scores, share
+from reasonloop.search.base import SearchSpec, last_scores, one_step, share
 
 
 @dataclass(eq=False)
@@ -70,8 +70,7 @@ def mcts(problems: list[Problem], engine: Engine, params: SamplingParams, n: int
         raise ValueError("MCTS needs a PRM (for values, or at least for ranking answers)")
     if spec.value == "rollout" and spec.orm is None:
         raise ValueError("MCTS with rollout values needs an ORM (the env's verifier)")
-    sep = problems[0].step_sep if problems else "\n"
-    step = replace(params, stop=(sep,))             # one step per expansion
+    sep, step = one_step(problems, params)          # one step per expansion
     by_id = {p.problem_id: p for p in problems}
     roots = {pid: Node("") for pid in by_id}
     spent = dict.fromkeys(by_id, 0)
