@@ -54,12 +54,9 @@ def time_ui(ws: Path, home: Path) -> dict:
 
 
 def time_report(ws: Path, run_id: str) -> dict:
-    from reasonloop.config import Config
     from reasonloop.register import report
-    row = db.query(ws / "reasonloop.duckdb", "SELECT config_json FROM runs WHERE run_id = $r",
-                   {"r": run_id})
-    cfg = Config.model_validate_json(row["config_json"][0])
-    cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"root": ws})})
+    from reasonloop.stages import stored_config
+    cfg = stored_config(ws / "reasonloop.duckdb", run_id, root=ws)
     t0 = time.perf_counter()
     rep = report(cfg, run_id)
     total = time.perf_counter() - t0
@@ -85,8 +82,8 @@ def main() -> None:
                         str(ROOT / "configs" / "smoke.yaml"), "--root", str(ws), "-n", "5"],
                        cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     ws = ws.resolve()
-    run_id = a.run or db.query(ws / "reasonloop.duckdb", "SELECT run_id FROM runs ORDER BY "
-                               "started_at DESC LIMIT 1")["run_id"][0]
+    from reasonloop.stages import latest_run
+    run_id = a.run or latest_run(ws / "reasonloop.duckdb")
     uis = [time_ui(ws, tmp / f"prefect-{i}") for i in range(a.repeats)]
     reps = [time_report(ws, run_id) for _ in range(a.repeats)]
     med = lambda rows, k: statistics.median(r[k] for r in rows)    # noqa: E731

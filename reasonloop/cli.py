@@ -46,14 +46,16 @@ def run(config: Path | None = typer.Option(None, "--config", "-c",
         if cfg.policy.path is not None:
             from reasonloop.policy.init import load_policy
             load_policy(cfg.policy.path)
-        from reasonloop.stages import env_and_problems
+        from reasonloop.stages import env_and_problems, latest_run, stored_config
         env_and_problems(cfg)
+        store = Path(cfg.run.root) / "reasonloop.duckdb"
         if resume and run_id is None:
-            run_id = _latest_run(cfg)
+            run_id = latest_run(store)
             if run_id is None:
                 raise ReasonloopError("nothing to resume: no runs in this workspace")
-        if run_id is not None:
-            cfg = _stored_config(cfg, run_id, iterations) or cfg
+        if run_id is not None:   # a resumed run keeps its config; only root/iterations move
+            cfg = stored_config(store, run_id, root=cfg.run.root, **(
+                {"iterations": iterations} if iterations else {})) or cfg
         run_id = run_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.hash()[:6]}"
         out.rule(f"reasonloop run {run_id}")
         out.print_json(cfg.to_json())
@@ -68,30 +70,6 @@ def run(config: Path | None = typer.Option(None, "--config", "-c",
     page = Path(cfg.run.root) / "reports" / run_id / "report.html"
     if page.exists():
         out.print(f"report: {page}")
-
-
-def _latest_run(cfg) -> str | None:
-    from reasonloop.store import db
-    p = Path(cfg.run.root) / "reasonloop.duckdb"
-    if not p.exists():
-        return None
-    df = db.query(p, "SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1")
-    return df["run_id"][0] if df.height else None
-
-
-def _stored_config(cfg, run_id: str, iterations: int | None):
-    """A resumed run keeps the config it started with (only root and iterations may change)."""
-    from reasonloop.config import Config
-    from reasonloop.store import db
-    p = Path(cfg.run.root) / "reasonloop.duckdb"
-    if not p.exists():
-        return None
-    df = db.query(p, f"SELECT config_json FROM runs WHERE run_id = '{run_id}'")
-    if not df.height:
-        return None
-    stored = Config.model_validate_json(df["config_json"][0])
-    update = {"root": cfg.run.root, **({"iterations": iterations} if iterations else {})}
-    return stored.model_copy(update={"run": stored.run.model_copy(update=update)})
 
 
 def _print_history(history: list[dict], run_id: str) -> None:

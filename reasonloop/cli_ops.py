@@ -127,20 +127,15 @@ def report(run_id: str | None = typer.Option(None, "--run", "-r",
            root: Path | None = ROOT):
     """Write a run's HTML report (plots, tables, example trajectories), log it to MLflow."""
     _quiet_env()
-    from reasonloop.store import db
     p = _root(root) / "reasonloop.duckdb"
     try:
         if not p.exists():
             raise ReasonloopError(f"no store at {p}: run the flywheel first")
-        runs = db.query(p, "SELECT run_id, config_json FROM runs ORDER BY started_at DESC")
-        if run_id is not None:
-            runs = runs.filter(runs["run_id"] == run_id)
-        if not runs.height:
+        from reasonloop.stages import latest_run, stored_config
+        run_id = run_id or latest_run(p)
+        cfg = stored_config(p, run_id, root=_root(root)) if run_id else None
+        if cfg is None:
             raise ReasonloopError(f"no run {run_id!r} in {p}" if run_id else "no runs yet")
-        from reasonloop.config import Config
-        cfg = Config.model_validate_json(runs["config_json"][0])
-        cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"root": _root(root)})})
-        run_id = runs["run_id"][0]
         from reasonloop.register import report as build
         with out.status(f"building the report of {run_id}"):
             rep = build(cfg, run_id)

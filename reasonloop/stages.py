@@ -90,6 +90,26 @@ def start_run(cfg: Config, run_id: str) -> dict:
     return {"problems": len(problems), "new_problems": added}
 
 
+def latest_run(db_path: Path) -> str | None:
+    """The workspace's most recent run (None: no store yet, or no run in it)."""
+    if not Path(db_path).exists():
+        return None
+    df = db.query(db_path, "SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1")
+    return df["run_id"][0] if df.height else None
+
+
+def stored_config(db_path: Path, run_id: str, **run_updates) -> Config | None:
+    """The config a run started with (its `run` section updated, e.g. root), so a resume or a
+    rebuilt report sees what the run saw. None: no such run."""
+    if not Path(db_path).exists():
+        return None
+    df = db.query(db_path, "SELECT config_json FROM runs WHERE run_id = $run", {"run": run_id})
+    if not df.height:
+        return None
+    cfg = Config.model_validate_json(df["config_json"][0])
+    return cfg.model_copy(update={"run": cfg.run.model_copy(update=run_updates)})
+
+
 # ---------------------------------------------------------------- Step 1: search --------
 def search_spec(cfg: Config, engine=None, progress: bool = False, trace: list | None = None,
                 run_id: str | None = None, iteration: int | None = None) -> SearchSpec:
