@@ -95,12 +95,13 @@ def main() -> None:
                                               if final["iteration"] else "init"))
     sos = sos_standard(policy, args.sos_problems, cfg.env.seed, cfg.policy.engine)
     k = cfg.eval.k
+    from reasonloop import compute
     report = "\n".join([
         f"# flywheel benchmark — {run_id}", "",
+        f"machine: {compute.resolve(cfg).describe()}", "",
         f"config: `{args.config}` {' '.join(args.set)} (hash {cfg.hash()}), "
         f"search: {cfg.search.method} n={cfg.search.n} on {cfg.search.problems_per_iteration} "
         f"problems/iteration, "
-        f"threads: search {cfg.run.threads}/shard, BC {cfg.learn.threads}; "
         f"wall {wall / 60:.1f} min", "",
         f"pass@k / maj@k use k={k} of {cfg.eval.n_samples} samples at T={cfg.eval.temperature}"
         f" on {cfg.eval.n_sampled_problems} problems; pass@1 is greedy on all "

@@ -48,7 +48,9 @@ def _best(fn, repeats: int = REPEATS) -> tuple[int, float]:
 def _worker(engine: str, model: str, tokens: int) -> list[dict]:
     """In its own process: raw engine and reasonloop's sample() at each batch size."""
     import torch
-    torch.set_num_threads(2)
+
+    from reasonloop.compute import usable_cpus
+    torch.set_num_threads(usable_cpus())
     from reasonloop.policy.engines import SamplingParams, load_engine
     prompt = "Question: Ava has 12 apples and buys 3 bags of 4. How many?\nAnswer: " \
         if "bpe" in model else "12 5 3>51\n"
@@ -92,6 +94,7 @@ def _worker(engine: str, model: str, tokens: int) -> list[dict]:
 
 
 def main() -> None:
+    from reasonloop.compute import header
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
@@ -122,7 +125,7 @@ def main() -> None:
                              "process s (incl. start)": round(time.perf_counter() - t0)})
             print(rows[-1], flush=True)
     cols = list(rows[0])
-    md = ["# Generation throughput (2-core CPU)", "",
+    md = ["# Generation throughput", "", header(), "",
           f"`python benchmarks/generation.py --tokens {a.tokens}`: {a.tokens} new tokens per "
           f"sequence at most, temperature 1, the fastest of {REPEATS} runs; `reasonloop` = "
           "`load_engine(...).sample()`; raw = the engine's own call: vLLM `LLM.generate` "

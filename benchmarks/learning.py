@@ -87,12 +87,12 @@ def grpo_speed(config: str, sets: list[str], policy: str, steps: int) -> dict:
     """GRPO alone on a finished policy: seconds per step and sampling tokens/s."""
     import torch
 
-    from reasonloop import stages
+    from reasonloop import compute, stages
     from reasonloop.config import load_config
     from reasonloop.learn.grpo import train_grpo
     from reasonloop.policy.init import TINY_ATTN, load_policy
     cfg = load_config(config, sets)
-    torch.set_num_threads(cfg.learn.threads)
+    torch.set_num_threads(compute.resolve(cfg).train_threads)
     env = stages.env_and_problems(cfg)[0]
     problems = stages.split(cfg, "train")[: steps * cfg.learn.grpo.prompts_per_step]
     model, tok = load_policy(policy, attn_implementation=TINY_ATTN)
@@ -110,6 +110,7 @@ def grpo_speed(config: str, sets: list[str], policy: str, steps: int) -> dict:
 
 
 def main() -> None:
+    from reasonloop.compute import header
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
     ap.add_argument("--iterations", type=int, default=5)
@@ -149,6 +150,7 @@ def main() -> None:
 
     phases = " → ".join(p.upper() for p in dict.fromkeys(r["phase"] for r in sc[1:]))
     lines = [f"# Learning: BC only vs {phases} (default Countdown, same seed)", "",
+             header(), "",
              f"`python benchmarks/learning.py {' '.join(sys.argv[1:])}` on a 2-core CPU.", "",
              f"## Same wall-clock budget: {budget:.1f} min of flywheel iterations", "",
              "| run | last iteration within budget | phase | val pass@1 | test pass@1 | "

@@ -68,6 +68,7 @@ def time_report(ws: Path, run_id: str) -> dict:
 
 
 def main() -> None:
+    from reasonloop.compute import header
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", type=Path)
     ap.add_argument("--run")
@@ -87,7 +88,7 @@ def main() -> None:
     uis = [time_ui(ws, tmp / f"prefect-{i}") for i in range(a.repeats)]
     reps = [time_report(ws, run_id) for _ in range(a.repeats)]
     med = lambda rows, k: statistics.median(r[k] for r in rows)    # noqa: E731
-    lines = [f"# Operator numbers — {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs", "",
+    lines = [f"# Operator numbers — {time.strftime('%Y-%m-%d')}", "", header(), "",
              f"`reasonloop ui` ({a.repeats} starts, fresh Prefect home each; seconds from "
              "spawning the command until each health endpoint answers)", "",
              "| start | Prefect UI | MLflow UI | both | stop after Ctrl-C | exit | ports freed |",

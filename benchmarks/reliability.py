@@ -59,6 +59,7 @@ def compare(ref: Path, got: Path) -> dict:
 
 
 def main() -> None:
+    from reasonloop.compute import header
     ap = argparse.ArgumentParser()
     ap.add_argument("--problems", type=int, default=300)
     ap.add_argument("--pause", type=float, default=3.0, help="seconds between reads")
@@ -102,7 +103,7 @@ def main() -> None:
            "reader p95 s": round(lat[int(0.95 * (len(lat) - 1))], 2) if lat else None,
            "listening": ", ".join(sorted(run.get("listen", set()))),
            "reference run s": round(ref_s, 0), "killed run, all launches s": round(kill_s, 0)}
-    md = ["# Reliability at default size (2-core CPU)", "",
+    md = ["# Reliability at default size", "", header(), "",
           f"`python benchmarks/reliability.py --problems {a.problems}`: default config, 2 "
           "iterations (BC, then GRPO), 60 BC steps, 40 GRPO steps, checkpoints every "
           f"{SAVE} steps.", "", _md(rows), "",

@@ -143,6 +143,7 @@ def test_time(cfg, engine, fitted: dict, split: str, limit: int, budgets: list[i
 
 
 def main() -> None:
+    from reasonloop.compute import header
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="countdown@champion")
     ap.add_argument("--root", default=str(ROOT))
@@ -174,7 +175,7 @@ def main() -> None:
     stages.set_threads(cfg)
     run_id = args.run or db.query(stages.paths(cfg).db, "SELECT max(run_id) AS r FROM runs "
                                   "WHERE run_id NOT LIKE 'eval-%'")["r"][0]
-    md = [f"# Reward design — {args.model} ({root})", ""]
+    md = [f"# Reward design — {args.model} ({root})", "", header(), ""]
     if not args.skip_mc:
         md += mc_agreement(cfg, engine, args.problems, [int(m) for m in args.ms.split(",")])
         md.append("")

@@ -27,6 +27,7 @@ ALL = "best_of_n,majority,weighted_bon,beam,dvts,mcts,revise"
 
 
 def main() -> None:
+    from reasonloop.compute import header
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="countdown@champion")
     ap.add_argument("--root", default=str(ROOT), help="workspace holding mlflow.db")
@@ -57,7 +58,8 @@ def main() -> None:
     registry.setup(root / "mlflow.db", root / "mlartifacts")
     path = registry.resolve(args.model)
     stages.set_threads(cfg)
-    engine = load_engine(cfg.policy.engine, path, seed=cfg.run.seed)
+    engine = load_engine(cfg.policy.engine, path, seed=cfg.run.seed,
+                         dtype=cfg.policy.dtype)
     test = stages.split(cfg, "test")[: args.limit]
     methods, budgets = args.methods.split(","), [int(b) for b in args.budgets.split(",")]
     con.rule(f"test-time search: {args.model} on {len(test)} test problems")
@@ -74,6 +76,7 @@ def main() -> None:
                          title=f"{args.model}: {len(test)} test problems")
     version = registry.version_of(args.model)
     md = [f"# Test-time search — {args.model} (v{version}, {root}), {len(test)} test problems",
+          "", header(),
           "", "accuracy (mean generated tokens per problem); seconds per search on this 2-core "
           "CPU, 1 thread. The PRM is Countdown's oracle, so best_of_n and weighted_bon pick "
           "the same answer (any correct sample wins).",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from prefect import flow, unmapped
 
-from reasonloop import stages
+from reasonloop import stages, stopping
 from reasonloop.config import Config
 from reasonloop.learn.schedule import phase as next_phase
 from reasonloop.policy.engines import close_engines
@@ -17,7 +17,7 @@ from reasonloop.store import db
 from tasks.evaluate import champion, evaluate, register, report
 from tasks.filter import filter_expert
 from tasks.generate import generate_shard
-from tasks.runner import task_runner
+from tasks.runner import prefect_api, task_runner
 from tasks.setup import start_run
 from tasks.train import init, train
 from tasks.verify import fit_verifiers, verify
@@ -25,6 +25,7 @@ from tasks.verify import fit_verifiers, verify
 
 @flow(name="flywheel")
 def flywheel(cfg: Config, run_id: str, from_champion: int | None = None) -> list[dict]:
+    stopping.reclaim()          # Ctrl-C / SIGTERM stop the run within seconds
     start_run(cfg, run_id)
 
     # Step 0 — policy initialization: a tiny Llama BC'd on legal plays (or a given model).
@@ -83,8 +84,10 @@ def flywheel(cfg: Config, run_id: str, from_champion: int | None = None) -> list
 
 
 def run(cfg: Config, run_id: str, from_champion: int | None = None) -> list[dict]:
-    """The flywheel with its shards on the task runner the config names (threads, Ray, Dask):
-    paths are made absolute, since a worker process need not share our working directory."""
+    """The flywheel on a Prefect API that answers, with its shards on the task runner the
+    config names (threads, Ray, Dask): paths are made absolute, since a worker process need
+    not share our working directory."""
     root = cfg.run.model_copy(update={"root": cfg.run.root.resolve()})
-    return flywheel.with_options(task_runner=task_runner(cfg.run))(
-        cfg.model_copy(update={"run": root}), run_id, from_champion)
+    with prefect_api(cfg.serve.start_timeout_s):
+        return flywheel.with_options(task_runner=task_runner(cfg.run))(
+            cfg.model_copy(update={"run": root}), run_id, from_champion)

@@ -15,7 +15,18 @@ from rich.table import Table
 
 from reasonloop.cli_models import models_app, promote
 from reasonloop.cli_ops import report, serve, ui
-from reasonloop.cliutil import CONFIG, ROOT, SET, _fail, _quiet_env, _root, _table, out
+from reasonloop.cliutil import (
+    CONFIG,
+    ROOT,
+    SET,
+    VERBOSE,
+    _fail,
+    _quiet_env,
+    _root,
+    _table,
+    out,
+    quiet_loggers,
+)
 from reasonloop.errors import ReasonloopError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -28,9 +39,12 @@ def run(config: Path | None = typer.Option(None, "--config", "-c",
                                               help="iterations [default: run.iterations]"),
         run_id: str | None = typer.Option(None, "--run-id", help="resume this run"),
         resume: bool = typer.Option(False, "--resume", help="resume the latest run"),
-        root: Path | None = ROOT, set_: list[str] = SET):
-    """Run the flywheel: policy init, then N × (search → verify → filter → learn → evaluate)."""
-    _quiet_env()
+        root: Path | None = ROOT, set_: list[str] = SET, verbose: bool = VERBOSE):
+    """Run the flywheel: policy init, then N × (search → verify → filter → learn → evaluate).
+    Ctrl-C / SIGTERM stop it within seconds; `--resume` continues it."""
+    _quiet_env(verbose)
+    from reasonloop import stopping
+    stopping.install()
     try:
         from reasonloop.config import load_config
         overrides = list(set_) + [f"run.root={_root(root)}"]
@@ -59,10 +73,15 @@ def run(config: Path | None = typer.Option(None, "--config", "-c",
         run_id = run_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.hash()[:6]}"
         out.rule(f"reasonloop run {run_id}")
         out.print_json(cfg.to_json())
+        from reasonloop import compute
+        out.print(f"compute: {compute.resolve(cfg).describe()}")
         from flows.flywheel import run as run_flywheel
+        quiet_loggers(verbose)
         history = run_flywheel(cfg, run_id)
     except ReasonloopError as e:
         _fail(e)
+    except KeyboardInterrupt:
+        _stopped(f"`reasonloop run --resume` continues run {run_id}" if run_id else "")
     except OSError as e:   # the disk filled up, a permission changed mid-run: resumable
         _fail(ReasonloopError(f"{e.strerror or e}: {e.filename or ''} (fix it, then "
                               f"`reasonloop run --resume`)"))
@@ -70,6 +89,13 @@ def run(config: Path | None = typer.Option(None, "--config", "-c",
     page = Path(cfg.run.root) / "reports" / run_id / "report.html"
     if page.exists():
         out.print(f"report: {page}")
+
+
+def _stopped(then: str) -> None:
+    """One line, then exit 130/143 without waiting for worker threads (reasonloop/stopping)."""
+    from reasonloop import stopping
+    typer.echo(f"\nstopped{': ' + then if then else ''}", err=True)
+    stopping.finish(stopping.exit_code())
 
 
 def _print_history(history: list[dict], run_id: str) -> None:
@@ -130,9 +156,11 @@ def eval_(model: str = typer.Option(..., "--model", "-m",
           limit: int | None = typer.Option(None, help="first N problems only"),
           config: Path = CONFIG,
           root: Path | None = ROOT,
-          set_: list[str] = SET):
+          set_: list[str] = SET, verbose: bool = VERBOSE):
     """Evaluate a model: greedy pass@1/pass@k/maj@k, or accuracy vs tokens per search method."""
-    _quiet_env()
+    _quiet_env(verbose)
+    from reasonloop import stopping
+    stopping.install()
     import polars as pl
     try:
         from reasonloop import stages
@@ -149,14 +177,17 @@ def eval_(model: str = typer.Option(..., "--model", "-m",
             registry.setup(_root(root) / "mlflow.db", _root(root) / "mlartifacts")
             registry.resolve(model)
             _check_verifiers(cfg, ms)
-            from flows.evaluate import evaluate_search
-            res = evaluate_search(cfg, model, ms, bs, problems, split, limit)
+            from flows.evaluate import run as run_eval
+            quiet_loggers(verbose)
+            res = run_eval(cfg, model, ms, bs, problems, split, limit)
             _print_search(res, model)
             return
         registry.setup(_root(root) / "mlflow.db", _root(root) / "mlartifacts")
         metrics, _ = stages.evaluate_model(cfg, registry.resolve(model))
     except ReasonloopError as ex:
         _fail(ex)
+    except KeyboardInterrupt:
+        _stopped("")
     out.print(_table(pl.DataFrame({"metric": list(metrics), "value": list(metrics.values())}),
                      title=f"{model} (k={cfg.eval.k})"))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from reasonloop.cliutil import CONFIG, ROOT, SET, _fail, _quiet_env, _root, _table, out
+from reasonloop.cliutil import CONFIG, ROOT, SET, VERBOSE, _fail, _quiet_env, _root, _table, out
 from reasonloop.errors import ReasonloopError
 
 
@@ -55,11 +55,11 @@ def serve(config: Path = CONFIG,
                                                            "of --cron"),
           iterations: int | None = typer.Option(None, "--iterations", "-n",
                                                 help="iterations per run [serve.iterations]"),
-          root: Path | None = ROOT, set_: list[str] = SET):
+          root: Path | None = ROOT, set_: list[str] = SET, verbose: bool = VERBOSE):
     """Run the flywheel on a schedule; each run continues it from the champion."""
-    _quiet_env()
-    from reasonloop import servers
-    servers.stop_on_sigterm()
+    _quiet_env(verbose)
+    from reasonloop import stopping
+    stopping.install(grace_s=60, event_loop=True)   # a running turn gets time to stop
     try:
         if cron and interval:
             raise ReasonloopError("give --cron or --interval, not both")
@@ -85,15 +85,16 @@ def serve(config: Path = CONFIG,
     except ReasonloopError as e:
         _fail(e)
     except KeyboardInterrupt:
-        pass
+        out.print("stopped")
+        stopping.finish(0)      # asked to stop: not an error for a service
     out.print("stopped")
 
 
 def ui(config: Path = CONFIG, root: Path | None = ROOT, set_: list[str] = SET):
     """Start the Prefect and MLflow UIs on 127.0.0.1; Ctrl-C stops both."""
     _quiet_env()
-    from reasonloop import servers
-    servers.stop_on_sigterm()
+    from reasonloop import servers, stopping
+    stopping.install(grace_s=30)
     try:
         cfg = _config(config, root, set_)
         s, ws = cfg.serve, Path(cfg.run.root)
@@ -120,6 +121,7 @@ def ui(config: Path = CONFIG, root: Path | None = ROOT, set_: list[str] = SET):
         _fail(e)
     except KeyboardInterrupt:
         out.print("stopped both")
+        stopping.finish(0)
 
 
 def report(run_id: str | None = typer.Option(None, "--run", "-r",

@@ -16,11 +16,32 @@ out = Console()
 ROOT = typer.Option(None, help="workspace [default: . or REASONLOOP_HOME]")
 CONFIG = typer.Option(Path("configs/default.yaml"), "--config", "-c", help="YAML recipe")
 SET = typer.Option([], "--set", help="config override, e.g. search.n=8 (repeatable)")
+VERBOSE = typer.Option(False, "--verbose", "-v",
+                       help="show third-party progress bars, logs and warnings")
+
+# Loggers that print tracebacks about a server that is gone once a run is stopped (Prefect's
+# event and log workers), and library chatter beside our own progress bars.
+NOISY_LOGGERS = ("prefect._internal.concurrency", "prefect.events.clients",
+                 "prefect._internal", "datasets", "transformers", "trl",
+                 "accelerate", "mlflow", "dvc", "httpx")
 
 
-def _quiet_env() -> None:
+def _quiet_env(verbose: bool = False) -> None:
     """Library defaults for a CLI run: quiet, offline, and safe — every server Prefect
-    starts for us (the temporary API server, a runner's webserver) binds 127.0.0.1."""
+    starts for us (a runner's webserver) binds 127.0.0.1. One progress bar per stage, ours:
+    the `datasets` map bars TRL draws per training call, transformers' advisories and
+    Python warnings are off unless `verbose`. Set before the libraries are imported (they
+    read these at import), and for the processes we start."""
+    if not verbose:
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")   # transformers' save bars
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+        os.environ.setdefault("PYTHONWARNINGS", "ignore")
+        import warnings
+        warnings.simplefilter("ignore")
+    quiet_loggers(verbose)
     os.environ.setdefault("PREFECT_SERVER_API_HOST", "127.0.0.1")
     os.environ.setdefault("PREFECT_RUNNER_SERVER_HOST", "127.0.0.1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -29,6 +50,28 @@ def _quiet_env() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+
+def quiet_loggers(verbose: bool = False) -> None:
+    """Third-party loggers to errors only — to nothing for Prefect's background workers,
+    whose errors after a stop are about a server we stopped on purpose. Call again after
+    importing Prefect (its logging set-up resets levels)."""
+    import logging
+    if verbose:
+        return
+    for name in NOISY_LOGGERS:
+        level = logging.CRITICAL if name.startswith("prefect") else logging.ERROR
+        logging.getLogger(name).setLevel(level)
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logger = logging.getLogger(name)
+        if _after_stop not in logger.filters:
+            logger.addFilter(_after_stop)
+
+
+def _after_stop(record) -> bool:
+    """Drop Prefect's "Crash detected!" reports once the user asked us to stop: expected."""
+    from reasonloop import stopping
+    return not stopping.stopped()
 
 
 def _root(root: Path | None) -> Path:

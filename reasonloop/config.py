@@ -9,12 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from reasonloop.errors import ConfigError
+
+# `auto`: decided by the machine the run is on (reasonloop/compute.py), recorded per run.
+Threads = Annotated[int, Field(ge=1)] | Literal["auto"]
 
 
 class _Section(BaseModel):
@@ -56,6 +59,8 @@ class PolicyConfig(_Section):
     init_batch_size: int = Field(128, ge=1)
     init_lr: float = Field(2e-3, gt=0)
     engine: Literal["lean", "hf", "vllm"] = "lean"
+    dtype: Literal["auto", "bf16", "fp32"] = "auto"   # the lean sampler's; auto: bf16 where
+                                                      # the CPU has it natively, else fp32
     max_new_tokens: int = Field(48, ge=1)
 
 
@@ -134,11 +139,11 @@ class LearnConfig(_Section):
     steps: int = Field(200, ge=1)
     batch_size: int = Field(128, ge=1)
     lr: float = Field(1e-3, gt=0)
-    bf16: bool = True
+    bf16: bool | Literal["auto"] = "auto"   # auto: where the hardware has native bf16 (a
+                                            # CPU without it runs bf16 10–20× slower)
     replay_init: float = Field(0.0, ge=0, le=1)  # fraction of init (legal-format) data mixed in
     replay_iterations: int = Field(0, ge=0)     # also train on the last K iterations' D_expert
-    threads: int = Field(2, ge=1)   # training has the machine to itself: 2 threads ran 1.7×
-                                    # faster than 1 here (generation shards use run.threads)
+    threads: Threads = "auto"   # auto: every usable CPU (training has the machine to itself)
     # inprocess: TRL in the flow's process; accelerate: the stage under `accelerate launch`
     # with this accelerate config (multi-GPU DDP by default; FSDP/DeepSpeed by its file)
     launcher: Literal["inprocess", "accelerate"] = "inprocess"
@@ -217,7 +222,7 @@ class RewardConfig(_Section):
 class RunConfig(_Section):
     iterations: int = Field(5, ge=1)
     seed: int = 0
-    threads: int = Field(1, ge=1)      # 1 was the stable choice on a loaded 2-core box
+    threads: Threads = "auto"   # per generate shard; auto: usable CPUs / concurrent shards
     name: str = "countdown"            # MLflow registered model / experiment name
     root: Path = Path(".")             # workspace: DuckDB, data/, models/, mlflow.db
     dvc_push: bool = True

@@ -6,6 +6,8 @@ reliability tests use to kill or disturb a run at a chosen place (never set in n
     REASONLOOP_TRANSIENT=register:1,filter:2
                                          raise a ConnectionError the first 1 (2) times the
                                          point is reached — a server that is briefly away
+    REASONLOOP_PAUSE_AT=generate:1       wait there, as a long stage would, until stopped
+                                         (a test sends the signal a user would)
 
 Each point sits in the middle of its stage, after some of the stage's writes and before the
 rest, so a kill there leaves exactly the half-done state a power cut would.
@@ -21,7 +23,8 @@ from collections import Counter
 
 from reasonloop.errors import ReasonloopError
 
-CRASH_ENV, TRANSIENT_ENV = "REASONLOOP_CRASH_AT", "REASONLOOP_TRANSIENT"
+CRASH_ENV, TRANSIENT_ENV, PAUSE_ENV = ("REASONLOOP_CRASH_AT", "REASONLOOP_TRANSIENT",
+                                       "REASONLOOP_PAUSE_AT")
 _hits: Counter = Counter()
 
 
@@ -37,11 +40,26 @@ def kill(where: str) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def pause(where: str, limit_s: float = 600) -> None:
+    """Busy until a stop signal (or `limit_s`): work that checks `stopping.check()` as the
+    engines do between decoding steps."""
+    import time
+
+    from reasonloop import stopping
+    print(f"fault injection: paused at {where}", file=sys.stderr, flush=True)
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        stopping.check()
+        time.sleep(0.05)
+
+
 def point(name: str, iteration: int | None = None) -> None:
     """A fault point: dies or raises when the environment asks for it here."""
     here = f"{name}:{iteration}"
     if os.environ.get(CRASH_ENV) == here:
         kill(here)
+    if os.environ.get(PAUSE_ENV) == here:
+        pause(here)
     for spec in filter(None, os.environ.get(TRANSIENT_ENV, "").split(",")):
         target, _, times = spec.partition(":")
         if target == name and _hits[name] < int(times or 1):

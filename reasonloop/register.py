@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reasonloop import faults
+from reasonloop import compute, faults
 from reasonloop.config import Config
 from reasonloop.stages import git_sha, paths, split
 from reasonloop.store import db
@@ -42,7 +42,8 @@ def register(cfg: Config, run_id: str, iteration: int, policy: str, metrics: dic
     tags = {"run_id": run_id, "iteration": iteration, "phase": phase, "git_sha": git_sha(P.root),
             "config_hash": cfg.hash(), "data_md5": data_md5 or "",
             "parent_version": parent.version if parent else "",
-            "champion_before": champ.version if champ else ""}
+            "champion_before": champ.version if champ else "",
+            **compute.resolve(cfg).record()}     # the machine and numeric type it came from
     params = {"config": cfg.to_json(), **{f"{s}.{k}": v for s, sec in
                                           cfg.model_dump(mode="json").items()
                                           for k, v in sec.items()}}

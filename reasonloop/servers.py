@@ -1,7 +1,9 @@
-"""The operator's servers: a Prefect server (schedules need one; the temporary server of
-`reasonloop run` cannot schedule) and an MLflow server over the workspace's registry. Each
-runs as a child process on 127.0.0.1 in its own process group, is waited for until its
-health endpoint answers, and is stopped with its children when we stop."""
+"""The servers reasonloop starts: the temporary Prefect API a command's flows report to, the
+operator's Prefect server (schedules need a real one) and an MLflow server over the
+workspace's registry. Each runs as a child process on 127.0.0.1 in its own process group,
+is waited for until its health endpoint answers, and is stopped with its children when we
+stop — and, on Linux, dies with us even when we are SIGKILLed (parent-death signal): a
+server never outlives the command that started it."""
 
 from __future__ import annotations
 
@@ -54,19 +56,31 @@ def healthy(url: str) -> bool:
         return False
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies, however it dies (Linux
+    prctl PR_SET_PDEATHSIG; a no-op elsewhere, where `stop` is the only guard)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # 1: PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _start(name: str, cmd: list[str], url: str, health: str, log: Path, env: dict) -> Server:
     host, port = url.split("//")[1].split(":")
     if not port_free(host, int(port)):
         raise ReasonloopError(f"{name}: port {port} on {host} is in use (set serve."
                               f"{name.lower()}_port=N, or stop what listens there)")
     log.parent.mkdir(parents=True, exist_ok=True)
+    # The parent-death signal fires when the *thread* that started the child ends: start
+    # servers from the main thread only (the CLI and test fixtures do).
     proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, env={**os.environ, **env},
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_die_with_parent)
     return Server(name, url, health, proc, log)
 
 
-def wait_healthy(servers: list[Server], timeout_s: float) -> None:
+def wait_healthy(servers: list[Server], timeout_s: float, hint: str = "") -> None:
     """Until every server answers its health endpoint; one line naming the log if not."""
     t0 = time.perf_counter()
     waiting = list(servers)
@@ -81,8 +95,8 @@ def wait_healthy(servers: list[Server], timeout_s: float) -> None:
                 waiting.remove(srv)
         if waiting and time.perf_counter() - t0 > timeout_s:
             raise ReasonloopError(f"{waiting[0].name} server did not answer "
-                                  f"{waiting[0].url}{waiting[0].health} within {timeout_s:.0f} s "
-                                  f"(log: {waiting[0].log})")
+                                  f"{waiting[0].url}{waiting[0].health} within {timeout_s:g} s "
+                                  f"(log: {waiting[0].log}){'; ' + hint if hint else ''}")
         time.sleep(0.2)
 
 
@@ -91,6 +105,23 @@ def start_prefect(host: str, port: int, log: Path) -> Server:
                               str(port)], f"http://{host}:{port}", "/api/health", log,
                   {"PREFECT_SERVER_ANALYTICS_ENABLED": "false",       # the UI's API, on
                    "PREFECT_UI_API_URL": f"http://{host}:{port}/api"})  # this port too
+
+
+def start_temporary_prefect(log: Path, host: str = "127.0.0.1") -> Server:
+    """The API server for one command's flows — what Prefect's own temporary server is (the
+    same app, no UI), but started by us: waited for as long as a busy machine needs
+    (Prefect's own gives up after 20 s) and stopped with us, even on SIGKILL (Prefect's own
+    is orphaned by any signal)."""
+    import importlib.util
+    port = free_port(host)
+    app_dir = Path(importlib.util.find_spec("prefect").origin).parent.parent
+    return _start("Prefect", [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir),
+                              "--factory", "prefect.server.api.server:create_app",
+                              "--host", host, "--port", str(port), "--log-level", "error",
+                              "--lifespan", "on"],
+                  f"http://{host}:{port}", "/api/health", log,
+                  {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+                   "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
 
 
 def start_mlflow(host: str, port: int, root: Path, log: Path) -> Server:
@@ -121,7 +152,7 @@ def stop(srv: Server, timeout_s: float = 20) -> None:
 
 
 @contextmanager
-def running(*starters, timeout_s: float = 90):
+def running(*starters, timeout_s: float = 90, hint: str = ""):
     """Start servers together (each a no-argument callable), wait until all answer, and
     stop them all on exit — also when one fails to start or the user presses Ctrl-C."""
     with ExitStack() as stack:
@@ -130,12 +161,6 @@ def running(*starters, timeout_s: float = 90):
             srv = start()
             stack.callback(stop, srv)
             servers.append(srv)
-        wait_healthy(servers, timeout_s)
+        wait_healthy(servers, timeout_s, hint)
         yield servers
 
-
-def stop_on_sigterm() -> None:
-    """SIGTERM (a service manager's stop) ends like Ctrl-C: servers stopped, not orphaned."""
-    def _raise(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, _raise)

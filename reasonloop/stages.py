@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 import torch
 
-from reasonloop import faults
+from reasonloop import compute, faults
 from reasonloop import filter as filt
 from reasonloop.config import Config
 from reasonloop.envs.base import Problem
@@ -72,7 +72,8 @@ def git_sha(root: Path) -> str:
 
 
 def set_threads(cfg: Config) -> None:
-    torch.set_num_threads(cfg.run.threads)
+    """Sampling threads: a generate shard's share of the CPUs (reasonloop/compute.py)."""
+    torch.set_num_threads(compute.resolve(cfg).search_threads)
 
 
 # ---------------------------------------------------------------- run start -------------
@@ -83,7 +84,8 @@ def start_run(cfg: Config, run_id: str) -> dict:
     env, problems, _ = env_and_problems(cfg)
     db.init_db(P.db)
     added = db.insert_problems(P.db, env.name, problems)
-    db.record_run(P.db, run_id, cfg.to_json(), cfg.hash(), git_sha(P.root))
+    db.record_run(P.db, run_id, cfg.to_json(), cfg.hash(), git_sha(P.root),
+                  compute.resolve(cfg).record())
     P.data.mkdir(parents=True, exist_ok=True)
     data.ensure_remote(P.root, P.dvc_remote)
     registry.setup(P.mlflow_db, P.mlartifacts)
@@ -163,7 +165,8 @@ def generate_shard(cfg: Config, run_id: str, iteration: int, policy: str, shard:
     t0 = time.perf_counter()
     set_threads(cfg)
     problems = pick_problems(cfg, run_id, iteration)[shard::cfg.search.shards]
-    engine = load_engine(cfg.policy.engine, policy, seed=cfg.run.seed)
+    engine = load_engine(cfg.policy.engine, policy, seed=cfg.run.seed,
+                         dtype=cfg.policy.dtype)
     params = SamplingParams(temperature=cfg.search.temperature, top_p=cfg.search.top_p,
                             max_new_tokens=cfg.policy.max_new_tokens,
                             seed=hash((cfg.run.seed, iteration, shard)) % 2**31)
@@ -198,8 +201,8 @@ def verify(cfg: Config, run_id: str, iteration: int, shard_files: list[str],
     if cfg.reward.prm != "oracle":
         from reasonloop.search.base import scores_of
         mc = "mc" in (cfg.reward.prm, cfg.reward.prm_labels)     # only MC labels roll out
-        engine = load_engine(cfg.policy.engine, policy, seed=cfg.run.seed) \
-            if policy and mc else None
+        engine = load_engine(cfg.policy.engine, policy, seed=cfg.run.seed,
+                             dtype=cfg.policy.dtype) if policy and mc else None
         prm = search_spec(cfg, engine, run_id=run_id, iteration=iteration - 1).prm
         for s, steps in zip(scored, scores_of(prm, [(by_id[s["problem_id"]], s["text"])
                                                    for s in scored])):
@@ -280,7 +283,8 @@ def evaluate_model(cfg: Config, model_path: str, search: bool = False, run_id: s
     from reasonloop.eval.test_time import to_metrics
     set_threads(cfg)
     env = env_and_problems(cfg)[0]
-    engine = load_engine(cfg.policy.engine, model_path, seed=cfg.run.seed)
+    engine = load_engine(cfg.policy.engine, model_path, seed=cfg.run.seed,
+                         dtype=cfg.policy.dtype)
     e = cfg.eval
     metrics, rows = evaluate(env, engine, {"val": split(cfg, "val"), "test": split(cfg, "test")},
                              k=e.k, n_samples=e.n_samples, temperature=e.temperature,

@@ -1,4 +1,9 @@
-"""Where the flow's submitted tasks — the generate shards — run (`run.runner`).
+"""Where a flow runs: the Prefect API it reports to, and where its submitted tasks — the
+generate shards — run (`run.runner`).
+
+The API: PREFECT_API_URL when set (checked first: one line if it does not answer), else a
+temporary server of our own for this command (reasonloop/servers.py) — Prefect's built-in
+one gives up after 20 s on a busy machine and is orphaned when the command is killed.
 
 threads: Prefect's thread pool, in this process (the default; one machine). ray / dask: the
 shards become Ray tasks or Dask futures, on a local instance (`run.workers` CPUs, no
@@ -13,9 +18,41 @@ address), guarded by Ray's token authentication — use it on a trusted network.
 
 from __future__ import annotations
 
-from reasonloop.errors import InputError
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from reasonloop import servers
+from reasonloop.errors import InputError, ReasonloopError
 
 LOCAL = "127.0.0.1"
+
+
+@contextmanager
+def prefect_api(timeout_s: float):
+    """Run the flows inside on a Prefect API that answers; yields its URL."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+    url = os.environ.get("PREFECT_API_URL")
+    if url:
+        if not servers.healthy(url.rstrip("/") + "/health"):
+            raise ReasonloopError(f"the Prefect API at PREFECT_API_URL={url} does not answer: "
+                                  "start that server, or unset PREFECT_API_URL to run on a "
+                                  "temporary one")
+        with temporary_settings({PREFECT_API_URL: url}):
+            yield url
+        return
+    log = Path(PREFECT_HOME.value()) / "reasonloop-temporary-server.log"   # beside its DB
+    hint = ("the machine may be busy: raise serve.start_timeout_s, or start a server "
+            "(`prefect server start`) and set PREFECT_API_URL")
+    with servers.running(lambda: servers.start_temporary_prefect(log), timeout_s=timeout_s,
+                         hint=hint) as (srv,):
+        api = f"{srv.url}/api"
+        os.environ["PREFECT_API_URL"] = api      # for processes we start (Ray, Dask, ranks)
+        try:
+            with temporary_settings({PREFECT_API_URL: api}):
+                yield api
+        finally:
+            os.environ.pop("PREFECT_API_URL", None)
 
 
 def task_runner(run):

@@ -3,14 +3,14 @@
 import torch
 from prefect import task
 
-from reasonloop import stages
+from reasonloop import compute, stages
 from reasonloop.policy.init import init_policy
 from tasks.common import CACHED, RETRIED, stage_key
 
 
 @task(name="init-policy", cache_key_fn=stage_key("init"), **CACHED, **RETRIED)
 def init(cfg, run_id: str) -> str:
-    torch.set_num_threads(cfg.learn.threads)
+    torch.set_num_threads(compute.resolve(cfg).train_threads)
     env = stages.env_and_problems(cfg)[0]
     out = stages.paths(cfg).init_policy(run_id)
     if (out / "reasonloop.json").exists():

@@ -1,14 +1,29 @@
 """Isolation for every test: Prefect, DVC and MLflow state under a per-session temp dir;
-nothing touches the user's home or the repo's own workspace."""
+nothing touches the user's home or the repo's own workspace. One Prefect API server per test
+process (the product's own temporary server), and a check at the end of the run that no
+process the tests started outlives them."""
 
 import os
 import sys
 import tempfile
+import time
+import types
+import uuid
 from pathlib import Path
 
 import pytest
 
-_SESSION = Path(tempfile.mkdtemp(prefix="reasonloop-tests-"))
+# Every process the tests start inherits this mark: any still alive when the run ends leaked
+# (a server, a Ray or Dask worker, a run that did not stop when told).
+LEAK_MARK = "REASONLOOP_TEST_SESSION"
+os.environ.setdefault(LEAK_MARK, uuid.uuid4().hex)
+# This file runs twice in a test process — as pytest's conftest and as `tests.conftest`,
+# which test modules import — so its state lives in one place, made once per process.
+_STATE = sys.modules.setdefault("_reasonloop_tests", types.ModuleType("_reasonloop_tests"))
+if not hasattr(_STATE, "session"):
+    _STATE.session = Path(tempfile.mkdtemp(prefix="reasonloop-tests-"))
+    _STATE.server = []
+_SESSION, _SERVER = _STATE.session, _STATE.server
 os.environ.update({
     "PREFECT_HOME": str(_SESSION / "prefect"),
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -22,6 +37,82 @@ os.environ.update({
 })
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("REASONLOOP_HOME", None)
+
+
+def _controller(config) -> bool:
+    """The pytest-xdist controller: it runs no test itself."""
+    return not hasattr(config, "workerinput") and bool(config.getoption("numprocesses", 0))
+
+
+def pytest_configure(config):
+    """A Prefect API for this test process's flows and the CLI runs it starts — started
+    before any test imports Prefect (its root settings read PREFECT_API_URL then)."""
+    if _controller(config) or _SERVER:
+        return
+    from reasonloop import servers
+    srv = servers.start_temporary_prefect(_SESSION / f"prefect-{os.getpid()}.log")
+    servers.wait_healthy([srv], timeout_s=120)
+    _SERVER.append(srv)
+    os.environ["PREFECT_API_URL"] = f"{srv.url}/api"
+
+
+def _stop_server() -> None:
+    from reasonloop import servers
+    while _SERVER:
+        servers.stop(_SERVER.pop())
+
+
+def pytest_unconfigure(config):
+    _stop_server()
+
+
+def _marked() -> dict[int, str]:
+    """Processes carrying this run's mark (not this one, not zombies): pid → command line."""
+    mark = f"{LEAK_MARK}={os.environ[LEAK_MARK]}".encode()
+    found = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            if mark not in (d / "environ").read_bytes().split(b"\0"):
+                continue
+            if (d / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+            found[int(d.name)] = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                errors="replace").strip()
+        except OSError:        # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    """The run fails if a process it started is still alive once every test process has
+    finished (xdist workers shut down before this runs in the controller): given 30 s to
+    go, then listed and killed."""
+    if hasattr(session.config, "workerinput") or not Path("/proc/self/environ").exists():
+        return
+    _stop_server()
+    deadline = time.monotonic() + 30
+    while (left := _marked()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if not left:
+        return
+    import signal
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"  {pid}: {cmd[:160]}" for pid, cmd in sorted(left.items())]
+    msg = "\n".join([f"{len(left)} process(es) started by the tests outlived them "
+                     "(killed now):", *lines])
+    if tr:
+        tr.write_line(msg, red=True)
+    else:
+        print(msg, file=sys.stderr)
+    session.exitstatus = 1
 
 ROOT = Path(__file__).resolve().parents[1]
 

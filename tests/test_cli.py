@@ -153,3 +153,42 @@ def test_help_is_short_and_consistent():
         assert r.exit_code == 0 and "Usage" in r.output, path
     top = runner.invoke(app, ["--help"]).output
     assert all(name in top for name in group.commands)
+
+
+def _without_api(**env) -> dict:
+    return {**{k: v for k, v in _clean_env().items() if k != "PREFECT_API_URL"},
+            "PYTHONPATH": str(ROOT), **env}
+
+
+def test_a_prefect_api_that_does_not_answer_fails_in_one_line(tmp_path):
+    from reasonloop.servers import free_port
+    ws, url = tmp_path / "ws", f"http://127.0.0.1:{free_port()}/api"
+    r = subprocess.run(EXE + ["run", "-c", str(SMOKE), "--root", str(ws)], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300,
+                       env=_without_api(PREFECT_API_URL=url))
+    assert r.returncode == 1 and "Traceback" not in r.stderr + r.stdout
+    assert r.stderr.strip() == (f"error: the Prefect API at PREFECT_API_URL={url} does not "
+                                "answer: start that server, or unset PREFECT_API_URL to run "
+                                "on a temporary one")
+    assert not (ws / "reasonloop.duckdb").exists()
+
+
+def test_a_temporary_server_too_slow_to_start_fails_in_one_line(tmp_path):
+    """Prefect's own temporary server gives up after 20 s with a 40-line traceback; ours
+    waits serve.start_timeout_s (made tiny here), then says what to do."""
+    ws = tmp_path / "ws"
+    r = subprocess.run(EXE + ["run", "-c", str(SMOKE), "--root", str(ws), "--set",
+                              "serve.start_timeout_s=0.01"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300, env=_without_api())
+    assert r.returncode == 1 and "Traceback" not in r.stderr + r.stdout
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: Prefect server did not answer "
+                                                   "http://127.0.0.1:"), r.stderr
+    assert "within 0.01 s" in lines[0] and "raise serve.start_timeout_s" in lines[0]
+    assert not (ws / "reasonloop.duckdb").exists()
+    import re
+
+    import psutil
+    port = re.search(r"http://127.0.0.1:(\d+)", lines[0]).group(1)
+    assert not [p for p in psutil.process_iter(["cmdline"])     # the server it started: gone
+                if f"--port {port} " in " ".join(p.info["cmdline"] or [])]

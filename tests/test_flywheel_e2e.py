@@ -70,6 +70,26 @@ def test_mlflow_versions_carry_lineage_and_aliases(finished_run):
     assert registry.version_by_alias(cfg.run.name, registry.CHAMPION) is not None
 
 
+def test_the_machine_and_numeric_type_are_recorded(finished_run):
+    """Lineage: which processor, dtype and threads produced the run and each version."""
+    from mlflow import MlflowClient
+
+    from reasonloop import compute
+    cfg, ws, _ = finished_run
+    want = compute.resolve(cfg).record()
+    assert want["train_dtype"] == ("bf16" if compute.machine().bf16_native else "fp32")
+    runs = db.query(ws / "reasonloop.duckdb", "SELECT processor, capability, bf16_native, "
+                    "train_dtype, sample_dtype, train_threads, search_threads FROM runs")
+    assert runs.to_dicts() == [{k: want[k] for k in runs.columns}]
+    assert runs["capability"][0] == compute.machine().capability != ""
+    registry.setup(ws / "mlflow.db", ws / "mlartifacts")
+    versions = MlflowClient().search_model_versions(f"name = '{cfg.run.name}'")
+    assert len(versions) == 3            # init + 2 iterations, each tagged
+    for v in versions:
+        assert {k: v.tags[k] for k in want} == {k: str(x) for k, x in want.items()}
+    assert registry.lineage(f"{cfg.run.name}@challenger")["train_dtype"] == want["train_dtype"]
+
+
 def test_metrics_are_consistent(finished_run):
     _, ws, history = finished_run
     for h in history:

@@ -30,24 +30,23 @@ GRPO = dict(steps=10, prompts_per_step=2, num_generations=4)
 NAME = "countdown-smoke"
 
 
-def _cli(args, cwd, started=None, **env):
-    """Run the CLI in its own process group; output to files, not pipes: after a hard crash
-    Prefect's temporary server (a child) outlives the parent and would hold pipes open."""
+def _cli(args, cwd, started=None, own_server=False, **env):
+    """Run the CLI in its own process group, output to files; `own_server`: without the
+    test process's Prefect API, so the run starts (and must stop) its own."""
     tag = f"{time.monotonic_ns()}"
     out, err = cwd / f"stdout-{tag}.txt", cwd / f"stderr-{tag}.txt"
+    base = {k: v for k, v in _clean_env().items() if not (own_server and k == "PREFECT_API_URL")}
     with open(out, "w") as o, open(err, "w") as e:
         proc = subprocess.Popen([sys.executable, "-m", "reasonloop.cli", *map(str, args)],
                                 cwd=cwd, stdout=o, stderr=e, start_new_session=True,
-                                env={**_clean_env(), "PYTHONPATH": str(ROOT), **env})
+                                env={**base, "PYTHONPATH": str(ROOT), **env})
         if started is not None:
             started["pid"] = proc.pid
         try:
             rc = proc.wait(timeout=600)
         finally:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)   # the orphaned temporary server
-            except ProcessLookupError:
-                pass
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
     return subprocess.CompletedProcess(args, rc, out.read_text(), err.read_text())
 
 
@@ -105,7 +104,7 @@ def reference(tmp_path_factory):
     reader = threading.Thread(target=_read_loop, args=(ws, stop, reads, run))
     reader.start()
     try:
-        done = _cli(_run_args(ws), tmp, run, REASONLOOP_TRANSIENT=TRANSIENT)
+        done = _cli(_run_args(ws), tmp, run, own_server=True, REASONLOOP_TRANSIENT=TRANSIENT)
     finally:
         stop.set()
         reader.join()
@@ -217,3 +216,42 @@ def test_servers_bind_localhost_only(reference):
     listen = reference[3]
     assert listen, "no listening socket seen during the run"
     assert all(a.startswith("127.0.0.1:") for a in listen), listen
+
+
+def test_sigterm_stops_within_seconds_leaves_nothing_and_resumes(reference, tmp_path):
+    """What a service manager (or `make`) does: SIGTERM mid-generate. The run ends within
+    seconds with one line and exit 143, its Prefect server and every other child gone, and
+    `--resume` finishes with exactly the uninterrupted run's trajectories."""
+    import psutil
+    ws, err = tmp_path / "ws", tmp_path / "stderr.txt"
+    env = {k: v for k, v in _clean_env().items() if k != "PREFECT_API_URL"}
+    with open(err, "w") as e:
+        proc = subprocess.Popen([sys.executable, "-m", "reasonloop.cli", *map(str, _run_args(
+            ws))], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=e, start_new_session=True,
+            env={**env, "PYTHONPATH": str(ROOT), "REASONLOOP_PAUSE_AT": "generate:1"})
+    try:
+        deadline = time.monotonic() + 300
+        while "paused at generate:1" not in err.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, err.read_text()[-2000:]
+            time.sleep(0.2)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert any("uvicorn" in " ".join(c.cmdline()) for c in children)   # its own server
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = err.read_text()
+    assert rc == 128 + signal.SIGTERM and took < 15, (rc, took, text[-2000:])
+    assert "Traceback" not in text and "Crash detected" not in text, text[-2000:]
+    assert text.strip().splitlines()[-1] == \
+        "stopped: `reasonloop run --resume` continues run r"
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, [" ".join(p.cmdline()) for p in alive]
+    print(f"\nSIGTERM → exit in {took:.1f} s, {len(children)} children gone")
+
+    again = _cli(["run", "--resume", "--root", ws], tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert _traj(ws).equals(_traj(reference[0]))

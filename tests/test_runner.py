@@ -72,9 +72,9 @@ def test_shards_elsewhere_give_the_same_trajectories(runner, by_threads, tmp_pat
                                                                         "sample_idx"))
     seen -= before
     ours = {a for a in seen if not _ray_own(a)}
-    assert ours and all(a.startswith("127.0.0.1:") for a in ours), ours   # Prefect's server
+    assert all(a.startswith("127.0.0.1:") for a in ours), ours
     if runner == "dask":                                         # Dask's cluster too
-        assert all(a.startswith("127.0.0.1:") for a in seen), \
+        assert seen and all(a.startswith("127.0.0.1:") for a in seen), \
             [a for a in seen if not a.startswith("127.0.0.1:")]
     else:                 # Ray listens on all interfaces (tasks/runner.py): its own processes
         assert seen - ours and _ray_token_auth()

@@ -33,7 +33,8 @@ def evaluate_search(cfg: Config, model: str, methods: list[str], budgets: list[i
     else:
         problems = stages.split(cfg, split)[:limit]
     stages.set_threads(cfg)
-    engine = load_engine(cfg.policy.engine, path, seed=cfg.run.seed)
+    engine = load_engine(cfg.policy.engine, path, seed=cfg.run.seed,
+                         dtype=cfg.policy.dtype)
     results, rows = stages.test_time_search(cfg, engine, problems, methods, budgets)
 
     eval_id = f"eval-{time.strftime('%Y%m%d-%H%M%S')}"

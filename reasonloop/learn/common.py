@@ -14,7 +14,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
 
-from reasonloop import faults
+from reasonloop import compute, faults
 
 
 class Progress(TrainerCallback):
@@ -99,10 +99,11 @@ def cleanup(out_dir: Path) -> None:
     shutil.rmtree(trainer_dir(out_dir), ignore_errors=True)
 
 
-def base_args(bf16: bool, seed: int, steps: int) -> dict:
-    """TRL defaults are for GPUs (STACK_NOTES): the settings every learner uses — CPU ones
-    here, and the GPU where there is one (under `accelerate launch`, each rank's own)."""
-    return {"use_cpu": not torch.cuda.is_available(), "bf16": bf16,
+def base_args(bf16: bool | str, seed: int, steps: int) -> dict:
+    """TRL defaults are for GPUs: the settings every learner uses — CPU ones here, and the
+    GPU where there is one (under `accelerate launch`, each rank's own). `bf16="auto"`: only
+    where the hardware has it (reasonloop/compute.py)."""
+    return {"use_cpu": not torch.cuda.is_available(), "bf16": compute.bf16(bf16),
             "gradient_checkpointing": False,
             "report_to": "none", "dataloader_num_workers": 0, "dataloader_pin_memory": False,
             "seed": seed, "data_seed": seed, "disable_tqdm": True, "max_steps": steps,

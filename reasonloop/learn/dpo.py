@@ -14,7 +14,7 @@ from datasets import Dataset
 from reasonloop.learn import common
 
 
-def train_dpo(model, tokenizer, pairs: list[dict], out_dir: Path, *, dcfg, bf16: bool,
+def train_dpo(model, tokenizer, pairs: list[dict], out_dir: Path, *, dcfg, bf16: bool | str,
               seed: int, save_every: int, max_length: int = 256, desc: str = "DPO") -> dict:
     """Update `model` in place on (prompt, chosen, rejected) pairs; returns stats."""
     from trl import DPOConfig, DPOTrainer

@@ -94,7 +94,7 @@ def sampled_rows(rows_dir: Path) -> pl.DataFrame:
 
 
 def train_grpo(model, tokenizer, env, problems: list, out_dir: Path, *, gcfg, steps: int,
-               shaping: dict, max_new_tokens: int, bf16: bool, seed: int, save_every: int,
+               shaping: dict, max_new_tokens: int, bf16: bool | str, seed: int, save_every: int,
                use_vllm: bool = False, desc: str = "GRPO") -> dict:
     """Online GRPO/RLOO on `problems`; `model` is updated in place. Returns stats; the
     sampled completions are under `out_dir/_trainer/rows` (see `sampled_rows`)."""

@@ -1,8 +1,8 @@
 """BC / SFT with TRL's SFTTrainer: the learning step of expert iteration (ReST-EM, STaR).
 
 Completion-only loss: the policy learns the solution given the problem, never the problem.
-CPU settings from STACK_NOTES: use_cpu, no gradient checkpointing, from-scratch lr ~1e-3,
-bf16 autocast (~1.9× faster than fp32 here at equal loss).
+CPU settings: use_cpu, no gradient checkpointing, from-scratch lr ~1e-3, bf16 autocast where
+the hardware has it (~1.9× faster than fp32 there at equal loss; 10× slower where emulated).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from trl import SFTConfig, SFTTrainer
 from reasonloop.learn import common
 
 
-def sft_args(out_dir: Path, steps: int, batch_size: int, lr: float, bf16: bool, seed: int,
+def sft_args(out_dir: Path, steps: int, batch_size: int, lr: float, bf16: bool | str, seed: int,
              save_every: int | None = None, **extra) -> SFTConfig:
     saving = common.checkpoint_args(out_dir, save_every) if save_every else \
         {"output_dir": str(common.trainer_dir(out_dir)), "save_strategy": "no"}
@@ -57,7 +57,7 @@ def batch_order(examples: list[dict], batch_size: int, steps: int, seed: int) ->
 
 
 def train_sft(model, tokenizer, examples: list[dict], out_dir: Path, *, steps: int,
-              batch_size: int, lr: float, bf16: bool, seed: int, desc: str = "BC",
+              batch_size: int, lr: float, bf16: bool | str, seed: int, desc: str = "BC",
               save_every: int | None = None) -> dict:
     """Fine-tune `model` in place on prompt/completion pairs; returns loss stats. With
     `save_every`, checkpoints under `out_dir` and resumes from the last one."""

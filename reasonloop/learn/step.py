@@ -17,7 +17,7 @@ import time
 import polars as pl
 import torch
 
-from reasonloop import faults
+from reasonloop import compute, faults
 from reasonloop.config import Config
 from reasonloop.learn import common, launch
 
@@ -71,7 +71,7 @@ def train(cfg: Config, run_id: str, iteration: int, start_from: str, phase: str)
         stats = launch.launch(cfg, run_id, iteration, start_from, phase, out)
         COMPUTE_S[("train", run_id, iteration)] = time.perf_counter() - t0
         return stats
-    torch.set_num_threads(cfg.learn.threads)
+    torch.set_num_threads(compute.resolve(cfg).train_threads)
     model, tok = load_policy(start_from, attn_implementation=TINY_ATTN
                              if cfg.policy.path is None else None)
     L, seed, desc = cfg.learn, cfg.run.seed + iteration, f"iter {iteration} {phase.upper()}"

@@ -20,6 +20,7 @@ from functools import lru_cache
 
 import polars as pl
 
+from reasonloop import compute
 from reasonloop.config import Config
 from reasonloop.eval.metrics import auc
 
@@ -106,7 +107,7 @@ def fit_reward_models(cfg: Config, run_id: str, iteration: int, policy: str) -> 
     import torch
 
     from reasonloop import stages
-    torch.set_num_threads(cfg.learn.threads)
+    torch.set_num_threads(compute.resolve(cfg).train_threads)
     env, _, by_id = stages.env_and_problems(cfg)
     df = d_search_so_far(cfg, run_id, iteration)
     mask = [heldout(p) for p in df["problem_id"]]
@@ -142,7 +143,8 @@ def _labels(cfg, env, items, policy):
         return [env.verify(p, t).step_rewards for p, t in items], 0
     from reasonloop.policy.engines import load_engine
     from reasonloop.reward.mc import mc_labels
-    engine = load_engine(cfg.policy.engine, policy, seed=cfg.run.seed)
+    engine = load_engine(cfg.policy.engine, policy, seed=cfg.run.seed,
+                         dtype=cfg.policy.dtype)
     labs = mc_labels(items, engine, mc_params(cfg), cfg.reward.mc_rollouts,
                      lambda p, t: env.verify(p, t).correct)
     return [lab.hard for lab in labs], sum(lab.tokens for lab in labs)
@@ -171,10 +173,12 @@ def _fit_prm(cfg, env, by_id, train, test, policy, path, run_id, iteration) -> d
         stats = train_pairwise(policy, pairs, {x["problem_id"]: by_id[x["problem_id"]].prompt
                                                for x in pairs}, path, steps=r.steps,
                                batch_size=max(1, r.batch_size // 2), lr=r.lr,
-                               seed=cfg.run.seed + iteration, meta=meta, desc="PRM fit")
+                               seed=cfg.run.seed + iteration, meta=meta, desc="PRM fit",
+                               bf16=cfg.learn.bf16)
     else:
         stats = train_prm(policy, labelled, path, steps=r.steps, batch_size=r.batch_size,
-                          lr=r.lr, seed=cfg.run.seed + iteration, meta=meta)
+                          lr=r.lr, seed=cfg.run.seed + iteration, meta=meta,
+                          bf16=cfg.learn.bf16)
     held = [(by_id[p], t) for p, t in zip(test["problem_id"], test["text"])]
     scores = LearnedPRM(path).many(held)
     oracle = [env.verify(p, t).step_rewards for p, t in held]
@@ -201,7 +205,7 @@ def _fit_orm(cfg, env, by_id, train, test, policy, path, run_id, iteration) -> d
                                            for p in pairs}, path, steps=r.steps,
                            batch_size=max(1, r.batch_size // 2), lr=r.lr,
                            seed=cfg.run.seed + iteration,
-                           meta=_meta(cfg, "orm", run_id, iteration, policy))
+                           meta=_meta(cfg, "orm", run_id, iteration, policy), bf16=cfg.learn.bf16)
     held = [(by_id[p], t) for p, t in zip(test["problem_id"], test["text"])]
     scores = LearnedORM(path).many(held)
     return {**stats, "n_train": len(pairs), "n_heldout": len(held),
@@ -220,7 +224,8 @@ def _register(cfg, kind, run_id, iteration, policy, path, stats) -> str | None:
                if isinstance(v, int | float) and v == v and k != "version"}
     tags = {"run_id": run_id, "iteration": iteration, "kind": kind, "policy": str(policy),
             "policy_name": cfg.run.name, "labels": label_source(cfg, kind),
-            "config_hash": cfg.hash(), "git_sha": stages.git_sha(P.root)}
+            "config_hash": cfg.hash(), "git_sha": stages.git_sha(P.root),
+            **compute.resolve(cfg).record()}
     version = registry.log_iteration(name, P.mlartifacts, f"{run_id}/{kind}-iter{iteration:02d}",
                                      {"reward": cfg.reward.model_dump_json()}, metrics,
                                      path, [], tags)

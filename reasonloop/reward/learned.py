@@ -45,10 +45,11 @@ def step_ends(tok, prompt: str, text: str, sep: str = "\n") -> tuple[list[int], 
     return enc["input_ids"], out
 
 
-def _args(cls, out_dir: Path, steps: int, batch_size: int, lr: float, seed: int, **extra):
-    """CPU settings as for BC (learn/sft.py): bf16 autocast, no gradient checkpointing."""
+def _args(cls, out_dir: Path, steps: int, batch_size: int, lr: float, seed: int,
+          bf16: bool | str = "auto", **extra):
+    """CPU settings as for BC (learn/sft.py): bf16 where native, no gradient checkpointing."""
     from reasonloop.learn import common
-    return cls(**common.base_args(True, seed, steps), output_dir=str(common.trainer_dir(out_dir)),
+    return cls(**common.base_args(bf16, seed, steps), output_dir=str(common.trainer_dir(out_dir)),
                per_device_train_batch_size=batch_size, learning_rate=lr,
                lr_scheduler_type="cosine", warmup_steps=max(1, steps // 20),
                save_strategy="no", **extra)
@@ -99,7 +100,8 @@ def _save(model, tok, out: Path, meta: dict) -> Path:
 
 # ---------------------------------------------------------------- PRM -------------------
 def train_prm(policy: str | Path, items: list[tuple[Problem, str, list[float]]], out: Path,
-              *, steps: int, batch_size: int, lr: float, seed: int, meta: dict) -> dict:
+              *, steps: int, batch_size: int, lr: float, seed: int, meta: dict,
+              bf16: bool | str = "auto") -> dict:
     """items: (problem, completion, label per step; > 0 = good). → {loss_first, loss_last}."""
     from transformers import (
         AutoModelForTokenClassification,
@@ -120,7 +122,7 @@ def train_prm(policy: str | Path, items: list[tuple[Problem, str, list[float]]],
                                                             dtype=torch.float32, **_attn(policy))
     model.config.pad_token_id = tok.pad_token_id
     trainer = Trainer(model=model, args=_args(TrainingArguments, out, steps, batch_size, lr,
-                                              seed), train_dataset=Dataset.from_list(rows),
+                                              seed, bf16), train_dataset=Dataset.from_list(rows),
                       data_collator=DataCollatorForTokenClassification(tok))
     losses = _train(trainer, steps, "PRM fit")
     _save(model.eval(), tok, out, meta)
@@ -211,7 +213,7 @@ def orm_pairs(groups: dict[str, list[tuple[str, bool]]], per_problem: int, seed:
 
 def train_pairwise(policy: str | Path, pairs: list[dict], prompts: dict[str, str], out: Path,
                    *, steps: int, batch_size: int, lr: float, seed: int, meta: dict,
-                   desc: str = "ORM fit") -> dict:
+                   desc: str = "ORM fit", bf16: bool | str = "auto") -> dict:
     """TRL RewardTrainer on (prompt, chosen, rejected) → {loss_first, loss_last, n_pairs}:
     the ORM on whole trajectories, the pairwise PRM on step prefixes."""
     from transformers import AutoModelForSequenceClassification
@@ -223,7 +225,7 @@ def train_pairwise(policy: str | Path, pairs: list[dict], prompts: dict[str, str
                                                                dtype=torch.float32,
                                                                **_attn(policy))
     model.config.pad_token_id = tok.pad_token_id
-    args = _args(RewardConfig, out, steps, batch_size, lr, seed, max_length=MAX_LENGTH,
+    args = _args(RewardConfig, out, steps, batch_size, lr, seed, bf16, max_length=MAX_LENGTH,
                  dataset_num_proc=None)
     trainer = RewardTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
     losses = _train(trainer, steps, desc)

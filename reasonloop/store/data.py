@@ -19,7 +19,11 @@ def _repo(root: Path):
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     root = Path(root).resolve()
     if not (root / ".dvc").is_dir():
-        Repo.init(str(root), no_scm=not (root / ".git").exists(), subdir=False)
+        import logging
+
+        from dvc.logger import set_loggers_level
+        with set_loggers_level(logging.WARNING):    # its "Initialized" notice, twice
+            Repo.init(str(root), no_scm=not (root / ".git").exists(), subdir=False)
     return Repo(str(root))
 
 

@@ -33,7 +33,8 @@ from reasonloop.paths import (
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {RUNS} (
   run_id VARCHAR PRIMARY KEY, started_at TIMESTAMP, config_json JSON, config_hash VARCHAR,
-  git_sha VARCHAR);
+  git_sha VARCHAR, processor VARCHAR, capability VARCHAR, bf16_native BOOLEAN,
+  train_dtype VARCHAR, sample_dtype VARCHAR, train_threads INTEGER, search_threads INTEGER);
 CREATE TABLE IF NOT EXISTS {ITERATIONS} (
   run_id VARCHAR, iteration INTEGER, phase VARCHAR, stage_done VARCHAR,
   started_at TIMESTAMP, finished_at TIMESTAMP, policy_path VARCHAR, data_md5 VARCHAR,
@@ -147,13 +148,26 @@ def init_db(path: Path) -> None:
             con.execute(f"ALTER TABLE {TRAJECTORIES} ADD COLUMN IF NOT EXISTS {c} DOUBLE")
         for c, t in LEARN_COLS.items():   # ... and those made before DPO/GRPO
             con.execute(f"ALTER TABLE {ITERATIONS} ADD COLUMN IF NOT EXISTS {c} {t}")
+        for c, t in COMPUTE_COLS.items():   # ... and before the machine was recorded
+            con.execute(f"ALTER TABLE {RUNS} ADD COLUMN IF NOT EXISTS {c} {t}")
         con.execute(VIEWS)
 
 
-def record_run(path: Path, run_id: str, config_json: str, config_hash: str, git_sha: str):
+# What a run computed with (reasonloop/compute.py): results in another numeric type are
+# other results.
+COMPUTE_COLS = {"processor": "VARCHAR", "capability": "VARCHAR", "bf16_native": "BOOLEAN",
+                "train_dtype": "VARCHAR", "sample_dtype": "VARCHAR",
+                "train_threads": "INTEGER", "search_threads": "INTEGER"}
+
+
+def record_run(path: Path, run_id: str, config_json: str, config_hash: str, git_sha: str,
+               compute: dict | None = None):
+    row = {"run_id": run_id, "started_at": now(), "config_json": config_json,
+           "config_hash": config_hash, "git_sha": git_sha,
+           **{k: (compute or {}).get(k) for k in COMPUTE_COLS}}
     with connect(path) as con:
-        con.execute(f"INSERT INTO {RUNS} VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    [run_id, now(), config_json, config_hash, git_sha])
+        con.execute(f"INSERT INTO {RUNS} ({', '.join(row)}) VALUES "
+                    f"({', '.join('?' * len(row))}) ON CONFLICT DO NOTHING", list(row.values()))
 
 
 def insert_problems(path: Path, env_name: str, problems) -> int:

@@ -204,7 +204,8 @@ def list_versions(name: str | None = None) -> list[dict]:
 
 LINEAGE = ["run_id", "iteration", "phase", "git_sha", "config_hash", "data_md5",
            "parent_version", "champion_before", "promotion", "promotion_p", "promoted_by",
-           "promote_reason"]
+           "promote_reason", "processor", "capability", "train_dtype", "sample_dtype",
+           "train_threads", "search_threads"]
 
 
 def lineage(ref: str) -> dict:

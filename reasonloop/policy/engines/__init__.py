@@ -14,10 +14,11 @@ _VLLM: dict[tuple[str, int], Engine] = {}
 _VLLM_LOCK = threading.Lock()      # generate shards run in threads: one start, not two
 
 
-def load_engine(name: str, model_path: str | Path, seed: int = 0) -> Engine:
-    """`lean` falls back to `hf` for non-Llama models (it only runs Llama weights). A vLLM
-    engine is kept for the next call with the same model (one at a time: a vLLM start costs
-    tens of seconds, and an iteration's evaluation and the next one's search share it)."""
+def load_engine(name: str, model_path: str | Path, seed: int = 0, dtype: str = "auto") -> Engine:
+    """`lean` falls back to `hf` for non-Llama models (it only runs Llama weights); `dtype`
+    (auto | bf16 | fp32) is the lean sampler's. A vLLM engine is kept for the next call with
+    the same model (one at a time: a vLLM start costs tens of seconds, and an iteration's
+    evaluation and the next one's search share it)."""
     if name == "vllm":
         from reasonloop.policy.engines.vllm import VLLMEngine
         key = (str(Path(model_path).resolve()), seed)
@@ -29,8 +30,9 @@ def load_engine(name: str, model_path: str | Path, seed: int = 0) -> Engine:
     from reasonloop.policy.init import load_policy
     model, tok = load_policy(model_path)
     if name == "lean" and model.config.model_type == "llama":
+        from reasonloop.compute import sample_dtype
         from reasonloop.policy.engines.lean import LeanEngine
-        return LeanEngine(model, tok)
+        return LeanEngine(model, tok, dtype=sample_dtype(dtype))
     from reasonloop.policy.engines.hf import HFEngine
     return HFEngine(model, tok)
 

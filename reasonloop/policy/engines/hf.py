@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
+from reasonloop import stopping
 from reasonloop.policy.engines.base import Sample, SamplingParams, stop_ids, to_sample
 
 
@@ -26,6 +27,7 @@ class HFEngine:
         stops = stop_ids(self.tok, params)
         for i in tqdm(range(0, len(prompts), per_batch), desc="generate (hf)",
                       disable=not progress, leave=False):
+            stopping.check()          # a stop signal ends a shard's thread between batches
             chunk = prompts[i:i + per_batch]
             enc = self.tok(chunk, return_tensors="pt", padding=True).to(self.model.device)
             kw = dict(do_sample=False) if greedy else dict(

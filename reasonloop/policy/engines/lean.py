@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from reasonloop import stopping
 from reasonloop.policy.engines.base import Sample, SamplingParams, stop_ids, to_sample
 
 
@@ -30,7 +31,7 @@ def _rot(x):
 
 class LeanEngine:
     def __init__(self, model, tokenizer, batch_size: int = 1024, max_len: int | None = None,
-                 dtype: torch.dtype = torch.bfloat16):
+                 dtype: torch.dtype = torch.float32):
         if model.config.model_type != "llama":
             raise ValueError("the lean engine only runs Llama models; use engine: hf")
         c = model.config
@@ -40,7 +41,9 @@ class LeanEngine:
         self.eps = c.rms_norm_eps
         self.max_len = max_len or c.max_position_embeddings
         m = model.model
-        self.dtype = dtype   # bf16 matmuls ran ~2.4× faster than fp32 on this CPU
+        # bf16 matmuls ran ~2.4× faster than fp32 on a CPU with AVX512_BF16, ~20× slower on
+        # an AVX2-only one: load_engine picks by the machine (reasonloop/compute.py)
+        self.dtype = dtype
         p = {k: v.detach().to(dtype) for k, v in model.state_dict().items()}
         self.embed = p["model.embed_tokens.weight"]
         self.norm = p["model.norm.weight"]
@@ -111,6 +114,7 @@ class LeanEngine:
         done = torch.zeros(B, dtype=torch.bool)
         logits = self._forward(ids, 0, cache)
         for t in range(steps):
+            stopping.check()          # a stop signal ends a shard's thread within a step
             nxt = _pick(logits, params, gen)
             nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
             out[:, t] = nxt
