@@ -19,6 +19,7 @@ address), guarded by Ray's token authentication — use it on a trusted network.
 from __future__ import annotations
 
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,7 +35,11 @@ def prefect_api(timeout_s: float):
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
     url = os.environ.get("PREFECT_API_URL")
     if url:
-        if not servers.healthy(url.rstrip("/") + "/health"):
+        deadline = time.monotonic() + 10             # a busy server may answer slowly
+        while not servers.healthy(url.rstrip("/") + "/health"):
+            if time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
             raise ReasonloopError(f"the Prefect API at PREFECT_API_URL={url} does not answer: "
                                   "start that server, or unset PREFECT_API_URL to run on a "
                                   "temporary one")

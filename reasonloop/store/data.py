@@ -24,7 +24,9 @@ def _repo(root: Path):
         from dvc.logger import set_loggers_level
         with set_loggers_level(logging.WARNING):    # its "Initialized" notice, twice
             Repo.init(str(root), no_scm=not (root / ".git").exists(), subdir=False)
-    return Repo(str(root))
+    repo = Repo(str(root))
+    repo.scm_context.quiet = True     # no "git add data.dvc" hint after every snapshot
+    return repo
 
 
 def ensure_remote(root: Path, remote_dir: Path) -> None:
