@@ -203,7 +203,8 @@ def test_transient_failures_were_retried(reference):
 
 def test_readers_never_saw_a_lock_error(reference):
     _, _, reads, _ = reference
-    assert len(reads) >= 6 and {r["cmd"] for r in reads} == {"sql", "models"}
+    # each read takes 1–25 s on a loaded 2-core machine: a few of each kind, not a count
+    assert len(reads) >= 4 and {r["cmd"] for r in reads} == {"sql", "models"}
     failed = [r for r in reads if r["rc"] != 0 or "lock" in r["stderr"].lower()]
     assert not failed, failed[0]["stderr"][-2000:]
     print(f"\n{len(reads)} reads during the run, 0 errors, slowest "
