@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from reasonloop.paths import Paths
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -64,7 +66,7 @@ def main() -> None:
     history = flywheel(cfg, run_id)
     wall = time.perf_counter() - t0
 
-    its = db.query(root / "reasonloop.duckdb", f"SELECT iteration, seconds FROM iterations "
+    its = db.query(Paths(root).db, f"SELECT iteration, seconds FROM iterations "
                                                f"WHERE run_id = '{run_id}' ORDER BY iteration")
     secs = {r["iteration"]: json.loads(r["seconds"]) for r in its.to_dicts() if r["seconds"]}
     head = ("| it | val pass@1 | test pass@1 | test pass@k | test maj@k | legal | |D_search| | "
@@ -85,8 +87,8 @@ def main() -> None:
             + " | ".join(f"{s.get(k, 0):.0f}" for k in
                          ("generate", "verify", "filter", "train", "evaluate", "total"))
             + f" | {cum / 60:.1f} | {book} |")
-    from reasonloop.eval.test_time import from_metrics, results_table
-    for split, results in from_metrics(history[-1]).items():
+    from reasonloop.eval.test_time import results_table
+    for split, results in history[-1].get("test_time", {}).items():
         lines += ["", f"Test-time search on the final policy ({split} split, first "
                       f"{cfg.eval.search_problems} problems): accuracy (tokens/problem)", "",
                   results_table(results)]

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from reasonloop.paths import Paths
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -40,8 +42,8 @@ def curve(root: Path, run_id: str) -> list[dict]:
     """Per iteration: phase, pass@1, cumulative minutes and tokens, the train stats."""
     from reasonloop.eval.scaling import table
     from reasonloop.store import db
-    t = table(root / "reasonloop.duckdb", run_id).to_dicts()
-    its = db.query(root / "reasonloop.duckdb", "SELECT iteration, seconds, policy_path FROM "
+    t = table(Paths(root).db, run_id).to_dicts()
+    its = db.query(Paths(root).db, "SELECT iteration, seconds, policy_path FROM "
                    f"iterations WHERE run_id = '{run_id}'").to_dicts()
     by_it = {r["iteration"]: r for r in its}
     cum = 0.0
@@ -87,7 +89,8 @@ def grpo_speed(config: str, sets: list[str], policy: str, steps: int) -> dict:
     """GRPO alone on a finished policy: seconds per step and sampling tokens/s."""
     import torch
 
-    from reasonloop import compute, stages
+    from reasonloop import compute
+    from reasonloop import workspace as stages
     from reasonloop.config import load_config
     from reasonloop.learn.grpo import train_grpo
     from reasonloop.policy.init import TINY_ATTN, load_policy
@@ -142,7 +145,7 @@ def main() -> None:
     a, b = at_budget(bc, budget), at_budget(sc, budget)
     pngs = {}
     for name, r, i in (("bc", base_root, base_id), ("schedule", sched_root, sched_id)):
-        rep = scaling.report(r / "reasonloop.duckdb", i, out / f"{args.name}_scaling_{name}")
+        rep = scaling.report(Paths(r).db, i, out / f"{args.name}_scaling_{name}")
         pngs[name] = rep
     last_policy = sc[-1]["train"].get("path") or str(sched_root / "models" / sched_id /
                                                      f"iter{args.iterations:02d}")

@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from reasonloop.paths import Paths  # noqa: E402
 from reasonloop.servers import free_port, healthy, port_free  # noqa: E402
 from reasonloop.store import db  # noqa: E402
 
@@ -54,13 +55,13 @@ def time_ui(ws: Path, home: Path) -> dict:
 
 
 def time_report(ws: Path, run_id: str) -> dict:
-    from reasonloop.register import report
-    from reasonloop.stages import stored_config
-    cfg = stored_config(ws / "reasonloop.duckdb", run_id, root=ws)
+    from reasonloop.stages.register import report
+    from reasonloop.workspace import stored_config
+    cfg = stored_config(Paths(ws).db, run_id, root=ws)
     t0 = time.perf_counter()
     rep = report(cfg, run_id)
     total = time.perf_counter() - t0
-    n = db.query(ws / "reasonloop.duckdb", "SELECT count(*) AS n FROM trajectories WHERE "
+    n = db.query(Paths(ws).db, "SELECT count(*) AS n FROM trajectories WHERE "
                  "run_id = $r", {"r": run_id})["n"][0]
     return {"build_s": rep["seconds"], "with_mlflow_s": total, "iterations":
             rep["iterations"].height - 1, "trajectories": n, "plots": len(rep["pngs"]),
@@ -83,8 +84,8 @@ def main() -> None:
                         str(ROOT / "configs" / "smoke.yaml"), "--root", str(ws), "-n", "5"],
                        cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     ws = ws.resolve()
-    from reasonloop.stages import latest_run
-    run_id = a.run or latest_run(ws / "reasonloop.duckdb")
+    from reasonloop.workspace import latest_run
+    run_id = a.run or latest_run(Paths(ws).db)
     uis = [time_ui(ws, tmp / f"prefect-{i}") for i in range(a.repeats)]
     reps = [time_report(ws, run_id) for _ in range(a.repeats)]
     med = lambda rows, k: statistics.median(r[k] for r in rows)    # noqa: E731

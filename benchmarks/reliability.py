@@ -22,8 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from reasonloop.store import db  # noqa: E402
 from tests.test_resume import TRANSIENT, _cli, _read_loop  # noqa: E402
+
+from reasonloop.paths import Paths  # noqa: E402
+from reasonloop.store import db  # noqa: E402
 
 SAVE = 20
 KILLS = ["generate:1", "verify:1", "filter:1", f"train-step:{SAVE}", "evaluate:1",
@@ -42,7 +44,7 @@ def run_args(ws: Path, problems: int) -> list[str]:
 def compare(ref: Path, got: Path) -> dict:
     q = ("SELECT traj_id, iteration, method, text, correct FROM trajectories "
          "ORDER BY traj_id")
-    a, b = db.query(ref / "reasonloop.duckdb", q), db.query(got / "reasonloop.duckdb", q)
+    a, b = db.query(Paths(ref).db, q), db.query(Paths(got).db, q)
     key = "SELECT count(*) - count(DISTINCT (run_id, iteration, problem_id, method, " \
           "sample_idx)) AS d FROM trajectories"
     joined = a.join(b, on="traj_id", how="inner", suffix="_k")
@@ -51,11 +53,11 @@ def compare(ref: Path, got: Path) -> dict:
     return {"trajectories (reference)": a.height, "trajectories (killed)": b.height,
             "same ids": set(a["traj_id"]) == set(b["traj_id"]),
             "same texts": int((joined["text"] == joined["text_k"]).sum()),
-            "duplicates": int(db.query(got / "reasonloop.duckdb", key)["d"][0]),
-            "same D_expert sizes": db.query(ref / "reasonloop.duckdb", it).equals(
-                db.query(got / "reasonloop.duckdb", it)),
-            "same metrics": db.query(ref / "reasonloop.duckdb", m).equals(
-                db.query(got / "reasonloop.duckdb", m))}
+            "duplicates": int(db.query(Paths(got).db, key)["d"][0]),
+            "same D_expert sizes": db.query(Paths(ref).db, it).equals(
+                db.query(Paths(got).db, it)),
+            "same metrics": db.query(Paths(ref).db, m).equals(
+                db.query(Paths(got).db, m))}
 
 
 def main() -> None:

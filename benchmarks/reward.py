@@ -24,13 +24,15 @@ import sys
 import time
 from pathlib import Path
 
+from reasonloop.paths import Paths
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def mc_agreement(cfg, engine, n_problems: int, ms: list[int]) -> list[str]:
-    from reasonloop import stages
+    from reasonloop import workspace as stages
     from reasonloop.policy.engines import SamplingParams
     from reasonloop.reward.mc import agreement, mc_labels
     env = stages.env_and_problems(cfg)[0]
@@ -59,10 +61,10 @@ def mc_agreement(cfg, engine, n_problems: int, ms: list[int]) -> list[str]:
 def split_auc(cfg, engine, fitted: dict, split: str, n_problems: int = 200, k: int = 8):
     """AUCs on the champion's own samples (T=1, k per problem) on a split: the PRM's step
     scores vs the oracle's labels, the ORM's score vs correctness."""
-    from reasonloop import stages
+    from reasonloop import workspace as stages
     from reasonloop.eval.metrics import auc
     from reasonloop.policy.engines import SamplingParams
-    from reasonloop.reward.fit import learned_verifier
+    from reasonloop.reward.prm import learned_verifier
     env = stages.env_and_problems(cfg)[0]
     problems = stages.split(cfg, split)[:n_problems]
     outs = engine.sample([p.prompt for p in problems], k,
@@ -82,11 +84,12 @@ def split_auc(cfg, engine, fitted: dict, split: str, n_problems: int = 200, k: i
 
 
 def fit(cfg, run_id: str, iteration: int, engine) -> tuple[list[str], dict]:
-    from reasonloop import stages
-    from reasonloop.reward.fit import fit_reward_models
+    from reasonloop import workspace as stages
+    from reasonloop.stages.fit_verifiers import fit_verifiers
+    from reasonloop.workspace import Iteration
     policy = stages.paths(cfg).policy(run_id, iteration - 1) if iteration > 1 else \
         stages.paths(cfg).init_policy(run_id)
-    stats = fit_reward_models(cfg, run_id, iteration, str(policy))
+    stats = fit_verifiers(Iteration(cfg, run_id, iteration), str(policy))
     r = cfg.reward
     md = ["## 2. Learned verifiers (the flywheel's fit-verifiers stage)", "",
           f"Run `{run_id}`, D_search of iterations 1–{iteration} (distinct texts), initialised "
@@ -115,16 +118,17 @@ NAMES = {"beam": "beam (learned PRM)", "weighted_bon": "weighted_bon (learned PR
 
 def test_time(cfg, engine, fitted: dict, split: str, limit: int, budgets: list[int],
               out: Path) -> list[str]:
-    from reasonloop import stages
+    from reasonloop import workspace as stages
     from reasonloop.eval.plots import plot_test_time
     from reasonloop.eval.test_time import results_table
+    from reasonloop.stages.evaluate import test_time_search
     problems = stages.split(cfg, split)[:limit]
-    oracle, _ = stages.test_time_search(cfg, engine, problems, ["majority", "beam"], budgets)
+    oracle, _ = test_time_search(cfg, engine, problems, ["majority", "beam"], budgets)
     learned_cfg = cfg.model_copy(update={"reward": cfg.reward.model_copy(update={
         "prm": "learned", "prm_model": fitted["prm"], "orm_model": fitted.get("orm")})})
     methods = ["beam", "weighted_bon", "best_of_n"] + (
         ["beam_orm", "orm_bon", "orm_weighted"] if "orm" in fitted else [])
-    learned, _ = stages.test_time_search(learned_cfg, engine, problems, methods, budgets)
+    learned, _ = test_time_search(learned_cfg, engine, problems, methods, budgets)
     for r in oracle:
         r["method"] = {"beam": "beam (oracle PRM)"}.get(r["method"], r["method"])
     for r in learned:
@@ -163,14 +167,14 @@ def main() -> None:
     from rich.console import Console
     from rich.markdown import Markdown
 
-    from reasonloop import stages
+    from reasonloop import workspace as stages
     from reasonloop.config import load_config
     from reasonloop.policy.engines import load_engine
     from reasonloop.store import db, registry
     root = Path(args.root).resolve()
     cfg = load_config(args.config, args.set + [f"run.root={root}",
                                                "reward.train=[prm, orm]"])
-    registry.setup(root / "mlflow.db", root / "mlartifacts")
+    registry.setup(Paths(root).mlflow_db, Paths(root).mlartifacts)
     engine = load_engine(cfg.policy.engine, registry.resolve(args.model), seed=0)
     stages.set_threads(cfg)
     run_id = args.run or db.query(stages.paths(cfg).db, "SELECT max(run_id) AS r FROM runs "

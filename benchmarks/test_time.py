@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from reasonloop.paths import Paths
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -45,17 +47,19 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from reasonloop import stages
+    from reasonloop import workspace as stages
     from reasonloop.config import load_config
     from reasonloop.eval.plots import plot_test_time
     from reasonloop.eval.test_time import results_table
     from reasonloop.policy.engines import SamplingParams, load_engine
     from reasonloop.search.methods import SEARCH
+    from reasonloop.search.spec import search_spec
+    from reasonloop.stages.evaluate import test_time_search
     from reasonloop.store import registry
     con = Console()
     root = Path(args.root).resolve()
     cfg = load_config(args.config, args.set + [f"run.root={root}"])
-    registry.setup(root / "mlflow.db", root / "mlartifacts")
+    registry.setup(Paths(root).mlflow_db, Paths(root).mlartifacts)
     path = registry.resolve(args.model)
     stages.set_threads(cfg)
     engine = load_engine(cfg.policy.engine, path, seed=cfg.run.seed,
@@ -63,7 +67,7 @@ def main() -> None:
     test = stages.split(cfg, "test")[: args.limit]
     methods, budgets = args.methods.split(","), [int(b) for b in args.budgets.split(",")]
     con.rule(f"test-time search: {args.model} on {len(test)} test problems")
-    results, _ = stages.test_time_search(cfg, engine, test, methods, budgets)
+    results, _ = test_time_search(cfg, engine, test, methods, budgets)
     t = Table(title="accuracy vs tokens (test split)")
     for c in ["method", "budget", "accuracy", "tokens/problem", "seconds"]:
         t.add_column(c)
@@ -98,7 +102,7 @@ def main() -> None:
                "|---|---|---|---|---|"]
         for m in args.train_methods.split(","):
             t0 = time.perf_counter()
-            rows = SEARCH[m](train, engine, params, n, stages.search_spec(cfg, engine))
+            rows = SEARCH[m](train, engine, params, n, search_spec(cfg, engine))
             sec = time.perf_counter() - t0
             by_id = {p.problem_id: p for p in train}
             solved = len({r["problem_id"] for r in rows

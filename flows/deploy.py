@@ -10,21 +10,25 @@ PREFECT_API_URL is unset. `prefect.yaml` declares the same deployment for
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from prefect import flow
+from prefect.client.schemas.schedules import CronSchedule
+from prefect.deployments.runner import EntrypointType
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from pydantic import ValidationError
 
+from flows.flywheel import run
 from reasonloop.config import load_config
+from reasonloop.errors import ReasonloopError
+from reasonloop.workspace import continuation
 
 
 @flow(name="nightly-flywheel")
 def nightly(config_path: str = "configs/default.yaml", iterations: int | None = None,
             overrides: list[str] | None = None, root: str | None = None) -> list[dict]:
     """One turn: continue this config's flywheel by `iterations` (or start it)."""
-    import time
-
-    from flows.flywheel import run
-    from reasonloop.register import continuation
     cfg = load_config(config_path, list(overrides or []) + ([f"run.root={root}"] if root
                                                           else []))
     run_id, total, first = continuation(cfg, iterations or cfg.serve.iterations)
@@ -42,10 +46,6 @@ def deployment_parameters(config_path: str, iterations: int | None, root: str | 
 
 
 def check_cron(cron: str) -> None:
-    from prefect.client.schemas.schedules import CronSchedule
-    from pydantic import ValidationError
-
-    from reasonloop.errors import ReasonloopError
     try:
         CronSchedule(cron=cron)
     except ValidationError:
@@ -57,8 +57,6 @@ def serve_flywheel(api_url: str, parameters: dict, cron: str | None = None,
                    interval: float | None = None) -> None:
     """Serve `nightly` against the server at api_url until Ctrl-C / SIGTERM; one run at a
     time (a turn still running makes the next one wait, never overlap)."""
-    from prefect.deployments.runner import EntrypointType
-    from prefect.settings import PREFECT_API_URL, temporary_settings
     with temporary_settings({PREFECT_API_URL: api_url}):
         nightly.serve(name="nightly", cron=cron,
                       interval=timedelta(seconds=interval) if interval else None,
@@ -66,7 +64,3 @@ def serve_flywheel(api_url: str, parameters: dict, cron: str | None = None,
                       entrypoint_type=EntrypointType.MODULE_PATH,
                       print_starting_message=False)
 
-
-if __name__ == "__main__":
-    from reasonloop.cli import app
-    app(["serve"])

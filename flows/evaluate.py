@@ -9,8 +9,8 @@ from prefect import flow
 
 from reasonloop import stopping
 from reasonloop.config import Config
-from tasks.evaluate import search_eval
 from tasks.runner import prefect_api
+from tasks.stages import search_eval
 
 
 def run(cfg: Config, model: str, methods: list[str], budgets: list[int],

@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from reasonloop import preflight, stopping
 from reasonloop.cli_models import models_app, promote
 from reasonloop.cli_ops import report, serve, ui
 from reasonloop.cliutil import (
@@ -27,7 +28,10 @@ from reasonloop.cliutil import (
     out,
     quiet_loggers,
 )
+from reasonloop.config import load_config
+from reasonloop.envs.countdown import load_problems
 from reasonloop.errors import ReasonloopError
+from reasonloop.paths import Paths
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -43,10 +47,8 @@ def run(config: Path | None = typer.Option(None, "--config", "-c",
     """Run the flywheel: policy init, then N × (search → verify → filter → learn → evaluate).
     Ctrl-C / SIGTERM stop it within seconds; `--resume` continues it."""
     _quiet_env(verbose)
-    from reasonloop import stopping
     stopping.install()
     try:
-        from reasonloop.config import load_config
         overrides = list(set_) + [f"run.root={_root(root)}"]
         if iterations is not None:
             overrides.append(f"run.iterations={iterations}")
@@ -55,14 +57,13 @@ def run(config: Path | None = typer.Option(None, "--config", "-c",
             config = Path("configs/default.yaml")
         cfg = load_config(config, overrides)
         # fail before anything is written: workspace and stores, model dir, problems
-        from reasonloop import preflight
         preflight.workspace(cfg.run.root, cfg.run.min_free_mb)
         if cfg.policy.path is not None:
             from reasonloop.policy.init import load_policy
             load_policy(cfg.policy.path)
-        from reasonloop.stages import env_and_problems, latest_run, stored_config
+        from reasonloop.workspace import env_and_problems, latest_run, stored_config
         env_and_problems(cfg)
-        store = Path(cfg.run.root) / "reasonloop.duckdb"
+        store = Paths(Path(cfg.run.root)).db
         if resume and run_id is None:
             run_id = latest_run(store)
             if run_id is None:
@@ -93,7 +94,6 @@ def run(config: Path | None = typer.Option(None, "--config", "-c",
 
 def _stopped(then: str) -> None:
     """One line, then exit 130/143 without waiting for worker threads (reasonloop/stopping)."""
-    from reasonloop import stopping
     typer.echo(f"\nstopped{': ' + then if then else ''}", err=True)
     stopping.finish(stopping.exit_code())
 
@@ -125,7 +125,7 @@ def sql(query: str, fmt: str = typer.Option("table", "--format", "-f",
         _fail(ReasonloopError("--format parquet needs --out FILE"))
     try:
         db.check_read_only(query)
-        df = db.query(_root(root) / "reasonloop.duckdb", query)
+        df = db.query(Paths(_root(root)).db, query)
     except ReasonloopError as e:
         _fail(e)
     if output is not None:
@@ -159,22 +159,17 @@ def eval_(model: str = typer.Option(..., "--model", "-m",
           set_: list[str] = SET, verbose: bool = VERBOSE):
     """Evaluate a model: greedy pass@1/pass@k/maj@k, or accuracy vs tokens per search method."""
     _quiet_env(verbose)
-    from reasonloop import stopping
     stopping.install()
     import polars as pl
     try:
-        from reasonloop import stages
-        from reasonloop.config import load_config
         from reasonloop.store import registry
         cfg = load_config(config, list(set_) + [f"run.root={_root(root)}"])
-        from reasonloop import preflight
         preflight.workspace(cfg.run.root, cfg.run.min_free_mb)
         if methods is not None:
             ms, bs = _search_args(methods, budgets, split, limit)
             if problems is not None:           # fail before the flow starts, in one line
-                from reasonloop.envs.countdown import load_problems
                 load_problems(problems)
-            registry.setup(_root(root) / "mlflow.db", _root(root) / "mlartifacts")
+            registry.setup(Paths(_root(root)).mlflow_db, Paths(_root(root)).mlartifacts)
             registry.resolve(model)
             _check_verifiers(cfg, ms)
             from flows.evaluate import run as run_eval
@@ -182,8 +177,9 @@ def eval_(model: str = typer.Option(..., "--model", "-m",
             res = run_eval(cfg, model, ms, bs, problems, split, limit)
             _print_search(res, model)
             return
-        registry.setup(_root(root) / "mlflow.db", _root(root) / "mlartifacts")
-        metrics, _ = stages.evaluate_model(cfg, registry.resolve(model))
+        registry.setup(Paths(_root(root)).mlflow_db, Paths(_root(root)).mlartifacts)
+        from reasonloop.stages.evaluate import evaluate_model
+        metrics = evaluate_model(cfg, registry.resolve(model))[0].metrics
     except ReasonloopError as ex:
         _fail(ex)
     except KeyboardInterrupt:
@@ -215,7 +211,7 @@ def _search_args(methods: str, budgets: str, split: str, limit: int | None):
 
 def _check_verifiers(cfg, methods: list[str]) -> None:
     """Learned verifiers the methods need must exist before the flow starts."""
-    from reasonloop.reward.fit import fitted_path
+    from reasonloop.reward.prm import fitted_path
     from reasonloop.search.methods import needs_orm
     need = {"orm"} if needs_orm(methods) or cfg.reward.orm_model else set()
     if cfg.reward.prm == "learned" or cfg.reward.prm_model:

@@ -9,6 +9,7 @@ import typer
 
 from reasonloop.cliutil import ROOT, _fail, _root, _table, out
 from reasonloop.errors import ReasonloopError
+from reasonloop.paths import Paths
 
 models_app = typer.Typer(help="Registered model versions: list, show lineage, restore data.",
                          no_args_is_help=False)
@@ -18,9 +19,9 @@ def _registry(root: Path | None, create: bool = False):
     """MLflow set up on the workspace's store; a reader never creates one."""
     from reasonloop.store import registry
     r = _root(root)
-    if not create and not registry.USER_TRACKING_URI and not (r / "mlflow.db").exists():
+    if not create and not registry.USER_TRACKING_URI and not (Paths(r).mlflow_db).exists():
         return None
-    registry.setup(r / "mlflow.db", r / "mlartifacts")
+    registry.setup(Paths(r).mlflow_db, Paths(r).mlartifacts)
     return registry
 
 
@@ -112,16 +113,16 @@ def promote(name: str, version: str,
 
     from reasonloop.store import db, registry
     r = _root(root)
-    registry.setup(r / "mlflow.db", r / "mlartifacts")
+    registry.setup(Paths(r).mlflow_db, Paths(r).mlartifacts)
     who = getpass.getuser()
     try:
         before = registry.version_by_alias(name, alias)
         registry.promote(name, version, alias)
         registry.tag_version(name, version, {"promotion": "manual", "promoted_by": who,
                                              "promote_reason": reason})
-        if (r / "reasonloop.duckdb").exists():
-            db.init_db(r / "reasonloop.duckdb")   # a store from before the gate: add the table
-            db.record_promotion(r / "reasonloop.duckdb", model=name, version=str(version),
+        if (Paths(r).db).exists():
+            db.init_db(Paths(r).db)   # a store from before the gate: add the table
+            db.record_promotion(Paths(r).db, model=name, version=str(version),
                                 champion_version=before.version if before else None,
                                 decision="manual", who=who, reason=reason)
     except ReasonloopError as e:

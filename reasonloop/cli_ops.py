@@ -10,13 +10,14 @@ from pathlib import Path
 
 import typer
 
+from reasonloop import preflight, servers, stopping
 from reasonloop.cliutil import CONFIG, ROOT, SET, VERBOSE, _fail, _quiet_env, _root, _table, out
+from reasonloop.config import load_config
 from reasonloop.errors import ReasonloopError
+from reasonloop.paths import Paths
 
 
 def _config(config: Path, root: Path | None, set_: list[str]):
-    from reasonloop import preflight
-    from reasonloop.config import load_config
     cfg = load_config(config, list(set_) + [f"run.root={_root(root)}"])
     preflight.workspace(cfg.run.root, cfg.run.min_free_mb)
     return cfg
@@ -27,7 +28,6 @@ def prefect_api(cfg):
     """PREFECT_API_URL when set; else a Prefect server already answering on serve.host:
     serve.prefect_port (say, from `reasonloop ui`); else one started here, and stopped
     when we stop."""
-    from reasonloop import servers
     if os.environ.get("PREFECT_API_URL"):
         yield os.environ["PREFECT_API_URL"]
         return
@@ -58,7 +58,6 @@ def serve(config: Path = CONFIG,
           root: Path | None = ROOT, set_: list[str] = SET, verbose: bool = VERBOSE):
     """Run the flywheel on a schedule; each run continues it from the champion."""
     _quiet_env(verbose)
-    from reasonloop import stopping
     stopping.install(grace_s=60, event_loop=True)   # a running turn gets time to stop
     try:
         if cron and interval:
@@ -72,7 +71,7 @@ def serve(config: Path = CONFIG,
         from flows.deploy import check_cron, deployment_parameters, serve_flywheel
         if cron:
             check_cron(cron)
-        from reasonloop.stages import env_and_problems
+        from reasonloop.workspace import env_and_problems
         env_and_problems(cfg)
         params = deployment_parameters(str(config.resolve()), iterations,
                                        str(cfg.run.root), list(set_))
@@ -93,7 +92,6 @@ def serve(config: Path = CONFIG,
 def ui(config: Path = CONFIG, root: Path | None = ROOT, set_: list[str] = SET):
     """Start the Prefect and MLflow UIs on 127.0.0.1; Ctrl-C stops both."""
     _quiet_env()
-    from reasonloop import servers, stopping
     stopping.install(grace_s=30)
     try:
         cfg = _config(config, root, set_)
@@ -129,16 +127,16 @@ def report(run_id: str | None = typer.Option(None, "--run", "-r",
            root: Path | None = ROOT):
     """Write a run's HTML report (plots, tables, example trajectories), log it to MLflow."""
     _quiet_env()
-    p = _root(root) / "reasonloop.duckdb"
+    p = Paths(_root(root)).db
     try:
         if not p.exists():
             raise ReasonloopError(f"no store at {p}: run the flywheel first")
-        from reasonloop.stages import latest_run, stored_config
+        from reasonloop.workspace import latest_run, stored_config
         run_id = run_id or latest_run(p)
         cfg = stored_config(p, run_id, root=_root(root)) if run_id else None
         if cfg is None:
             raise ReasonloopError(f"no run {run_id!r} in {p}" if run_id else "no runs yet")
-        from reasonloop.register import report as build
+        from reasonloop.stages.register import report as build
         with out.status(f"building the report of {run_id}"):
             rep = build(cfg, run_id)
     except ReasonloopError as e:

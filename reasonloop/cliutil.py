@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from reasonloop import stopping
+
 out = Console()
 
 # Options every command spells the same way.
@@ -70,7 +72,6 @@ def quiet_loggers(verbose: bool = False) -> None:
 
 def _after_stop(record) -> bool:
     """Drop Prefect's "Crash detected!" reports once the user asked us to stop: expected."""
-    from reasonloop import stopping
     return not stopping.stopped()
 
 

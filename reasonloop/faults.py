@@ -21,6 +21,7 @@ import signal
 import sys
 from collections import Counter
 
+from reasonloop import stopping
 from reasonloop.errors import ReasonloopError
 
 CRASH_ENV, TRANSIENT_ENV, PAUSE_ENV = ("REASONLOOP_CRASH_AT", "REASONLOOP_TRANSIENT",
@@ -45,7 +46,6 @@ def pause(where: str, limit_s: float = 600) -> None:
     engines do between decoding steps."""
     import time
 
-    from reasonloop import stopping
     print(f"fault injection: paused at {where}", file=sys.stderr, flush=True)
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from reasonloop.envs.base import step_prefixes
+from reasonloop.search.revise import revision_prompt
+
 
 def d_expert(d_search: pl.DataFrame, prompts: dict[str, str], max_per_problem: int,
              seed: int = 0) -> pl.DataFrame:
@@ -56,7 +59,6 @@ def revision_examples(env, d_search: pl.DataFrame, problems: dict, max_n: int,
     """Sequential revision, learned from the flywheel's own failures: the prompt is a failed
     attempt plus the verifier's feedback, the completion a correct solution of the same
     problem (one per problem, at most `max_n`)."""
-    from reasonloop.search.revise import revision_prompt
     if max_n == 0 or d_search.is_empty() or not hasattr(env, "feedback"):
         return _empty()
     pairs = (_pairs(d_search, 1, seed).rename({"chosen": "completion", "rejected": "failed"})
@@ -96,7 +98,6 @@ def dpo_pairs(d_search: pl.DataFrame, prompts: dict[str, str], max_per_problem: 
 
 def _step_pairs(d_search: pl.DataFrame, prompts: dict[str, str], per_problem: int,
                 seed: int, step_sep: str) -> pl.DataFrame:
-    from reasonloop.envs.base import step_prefixes
     good, bad = [], []
     for pid, text, ok, rewards in d_search.select(
             "problem_id", "text", "correct", "step_rewards").iter_rows():

@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 
 from reasonloop.errors import ReasonloopError
+from reasonloop.paths import Paths
+from reasonloop.store import db
 
 PROBE_BYTES = 1 << 20     # a 1 MiB probe: a disk (or quota) that cannot take it cannot run
 
@@ -40,13 +42,12 @@ def workspace(root: Path, min_free_mb: int) -> None:
 def stores(root: Path) -> None:
     """reasonloop.duckdb must be a DuckDB file with our tables (or none yet); mlflow.db a
     SQLite file. Anything else belongs to another program: refuse to touch it."""
-    duck, ml = Path(root) / "reasonloop.duckdb", Path(root) / "mlflow.db"
+    duck, ml = Paths(root).db, Paths(root).mlflow_db
     if duck.exists():
         head = duck.read_bytes()[:16] if duck.stat().st_size else b""
         if head[8:12] != b"DUCK":
             raise ReasonloopError(f"{duck} is not a DuckDB database (written by another "
                                   f"program?): move it or choose another --root")
-        from reasonloop.store import db
         tables = set(db.query(duck, "SELECT table_name FROM information_schema.tables")
                      ["table_name"].to_list())
         if tables and "runs" not in tables:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reasonloop.errors import ReasonloopError
+from reasonloop.paths import Paths
 
 
 @dataclass
@@ -128,7 +129,7 @@ def start_mlflow(host: str, port: int, root: Path, log: Path) -> Server:
     """The registry of this workspace (mlflow.db, mlartifacts/) behind the MLflow UI."""
     root = Path(root).resolve()
     cmd = [_bin("mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-           "--artifacts-destination", str(root / "mlartifacts"), "--host", host, "--port",
+           "--artifacts-destination", str(Paths(root).mlartifacts), "--host", host, "--port",
            str(port), "--workers", "1"]
     return _start("MLflow", cmd, f"http://{host}:{port}", "/health", log,
                   {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})

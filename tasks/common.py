@@ -14,10 +14,14 @@ from reasonloop.faults import is_transient
 
 
 def stage_key(stage: str):
+    """Stages of an iteration take a `workspace.Iteration` (`it`); run-level ones
+    (`cfg`, `run_id`)."""
     def key(context, parameters) -> str:
-        cfg = parameters["cfg"]
-        parts = [stage, str(cfg.run.root.resolve()), cfg.hash(), parameters["run_id"],
-                 str(parameters.get("iteration", "")), str(parameters.get("shard", ""))]
+        it = parameters.get("it")
+        cfg, run_id, iteration = (it.cfg, it.run_id, it.iteration) if it is not None else \
+            (parameters["cfg"], parameters["run_id"], "")
+        parts = [stage, str(cfg.run.root.resolve()), cfg.hash(), run_id, str(iteration),
+                 str(parameters.get("shard", ""))]
         return "|".join(parts)
     return key
 

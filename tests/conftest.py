@@ -1,7 +1,10 @@
 """Isolation for every test: Prefect, DVC and MLflow state under a per-session temp dir;
 nothing touches the user's home or the repo's own workspace. One Prefect API server per test
-process (the product's own temporary server), and a check at the end of the run that no
-process the tests started outlives them."""
+process (the product's own temporary server; none when only tests/unit runs), and a check at
+the end of the run that no process the tests started outlives them.
+
+tests/unit: one module or stage at a time, tiny locally-built models, no servers, a few
+training steps at most. tests/e2e: the real Prefect/DuckDB/DVC/MLflow/vLLM/browser runs."""
 
 import os
 import sys
@@ -44,10 +47,17 @@ def _controller(config) -> bool:
     return not hasattr(config, "workerinput") and bool(config.getoption("numprocesses", 0))
 
 
+def _unit_only(config) -> bool:
+    """Only tests/unit asked for (`make test-fast`): no flow runs, so no Prefect server."""
+    unit = Path(__file__).resolve().parent / "unit"
+    args = [Path(a.split("::")[0]).resolve() for a in config.args]
+    return bool(args) and all(a == unit or unit in a.parents for a in args)
+
+
 def pytest_configure(config):
     """A Prefect API for this test process's flows and the CLI runs it starts — started
     before any test imports Prefect (its root settings read PREFECT_API_URL then)."""
-    if _controller(config) or _SERVER:
+    if _controller(config) or _SERVER or _unit_only(config):
         return
     from reasonloop import servers
     srv = servers.start_temporary_prefect(_SESSION / f"prefect-{os.getpid()}.log")

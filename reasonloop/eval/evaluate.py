@@ -4,6 +4,7 @@ and on a sampled subset unbiased pass@k and maj@k (how much search could still a
 from __future__ import annotations
 
 from reasonloop.envs.base import Env, Problem
+from reasonloop.eval import test_time
 from reasonloop.eval.metrics import maj_at_k, mean, pass_at_k
 from reasonloop.policy.engines.base import Engine, SamplingParams
 from reasonloop.reward.outcome import score
@@ -48,17 +49,15 @@ def _row(p, method, i, sample, s) -> dict:
             "n_tokens": sample.n_tokens, **s}
 
 
-def eval_rows(metrics: dict[str, float], run_id: str, iteration: int, version: str | None,
-              k: int, sizes: dict[str, int], n_sampled: int, n_search: int = 0) -> list[dict]:
-    """Metrics → rows of the `evals` table."""
-    from reasonloop.eval import test_time
+def eval_rows(metrics: dict[str, float], search: dict[str, list[dict]], run_id: str,
+              iteration: int, version: str | None, k: int, sizes: dict[str, int],
+              n_sampled: int, n_search: int = 0) -> list[dict]:
+    """Metrics (`<split>_<metric>`) and test-time search results → rows of `evals`."""
     out = []
-    for split, results in test_time.from_metrics(metrics).items():
+    for split, results in search.items():
         out += test_time.eval_rows(results, split, run_id, iteration, version,
                                    min(n_search, sizes[split]))
     for key, value in metrics.items():
-        if "/" in key:      # test-time search, above
-            continue
         split, metric = key.split("_", 1)
         kk = k if metric.endswith("@k") else 1
         method = "greedy" if metric in ("pass@1", "legal") else "sample"

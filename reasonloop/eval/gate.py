@@ -10,6 +10,8 @@ from __future__ import annotations
 from math import comb
 from pathlib import Path
 
+from reasonloop.store import db
+
 
 def mcnemar_p(b: int, c: int) -> float:
     """One-sided exact p-value that the challenger (c wins) beats the champion (b wins)."""
@@ -39,7 +41,6 @@ def promotion(db_path: Path, champion_tags: dict | None, run_id: str, iteration:
     """The gate for one registered iteration: McNemar on the val problems both models answered
     greedily when the champion's outcomes are in this store; else (or with alpha None) the
     plain metric comparison. → (promote?, the decision's record)."""
-    from reasonloop.store import db
     if champion_tags is None:
         return True, {"decision": "promoted", "reason": "first champion"}
     mine = dict(db.query(db_path, VAL_OUTCOMES, {"r": run_id, "i": iteration}).iter_rows())

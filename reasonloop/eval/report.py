@@ -12,11 +12,12 @@ from pathlib import Path
 
 import polars as pl
 
+from reasonloop.errors import ReasonloopError
 from reasonloop.eval import report_plots, scaling
 from reasonloop.eval.plots import plot_test_time
 from reasonloop.store import db
 
-TRAINING = "method NOT LIKE 'eval:%'"      # D_search (and GRPO's samples), not evaluation
+TRAINING = db.SEARCH_ROWS      # D_search (and GRPO's samples), not evaluation
 
 
 def iterations(db_path: Path, run_id: str) -> pl.DataFrame:
@@ -91,7 +92,6 @@ def build(db_path: Path, run_id: str, out_dir: Path, model: str | None = None) -
     """Write out_dir/report.html (+ PNGs) for one run → {'html', 'pngs', 'seconds', ...}."""
     t0 = time.perf_counter()
     if not db.query(db_path, "SELECT 1 FROM runs WHERE run_id = $run", {"run": run_id}).height:
-        from reasonloop.errors import ReasonloopError
         raise ReasonloopError(f"no run {run_id!r} in {db_path}")
     its = iterations(db_path, run_id)
     proms = db.query(db_path, """SELECT decided_at, version, champion_version, decision,

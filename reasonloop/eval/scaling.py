@@ -30,7 +30,7 @@ def table(db_path: Path, run_id: str) -> pl.DataFrame:
     tokens = "i.train_tokens" if has else "NULL"     # a store from before the learning phases
     return db.query(db_path, f"""
         WITH gen AS (SELECT iteration, sum(n_tokens) AS gen_tokens FROM trajectories
-                     WHERE run_id = $run AND method NOT LIKE 'eval:%' GROUP BY 1)
+                     WHERE run_id = $run AND {db.SEARCH_ROWS} GROUP BY 1)
         SELECT i.iteration, i.phase, p.val_pass1, p.test_pass1,
                coalesce({tokens}, 0) AS train_tokens,
                coalesce(g.gen_tokens, 0) AS gen_tokens,

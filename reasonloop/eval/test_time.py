@@ -82,21 +82,6 @@ def to_metrics(results: list[dict], split: str) -> dict[str, float]:
     return out
 
 
-def from_metrics(metrics: dict[str, float]) -> dict[str, list[dict]]:
-    """The inverse of `to_metrics`, per split: {split: [{method, budget, accuracy, tokens}]}."""
-    out: dict[str, dict[tuple, dict]] = {}
-    for key, value in metrics.items():
-        split, _, rest = key.partition("_")
-        kind, _, mb = rest.partition("/")
-        if kind not in ("search", "tokens") or "@" not in mb:
-            continue
-        method, budget = mb.rsplit("@", 1)
-        row = out.setdefault(split, {}).setdefault((method, int(budget)),
-                                                   {"method": method, "budget": int(budget)})
-        row["accuracy" if kind == "search" else "tokens"] = value
-    return {s: list(rows.values()) for s, rows in out.items()}
-
-
 def results_table(results: list[dict]) -> str:
     """Markdown: one row per method, accuracy (tokens/problem) per budget."""
     budgets = sorted({r["budget"] for r in results})

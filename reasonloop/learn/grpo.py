@@ -18,6 +18,7 @@ from datasets import Dataset
 from transformers import TrainerCallback
 
 from reasonloop.learn import common
+from reasonloop.learn.vllm_sync import patch_cpu_sync
 from reasonloop.policy.engines.base import own_environ
 from reasonloop.reward.outcome import score_rows
 from reasonloop.store.db import SHAPING_COLS
@@ -122,7 +123,6 @@ def train_grpo(model, tokenizer, env, problems: list, out_dir: Path, *, gcfg, st
         trainer = Trainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer,
                           reward_funcs=[reward], callbacks=[progress, _Flush(reward, rows_dir)])
         if use_vllm:
-            from reasonloop.learn.vllm_sync import patch_cpu_sync
             patch_cpu_sync(trainer)
         resumed = common.run(trainer, out_dir, progress)
     wall = time.perf_counter() - t0

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import types
 
+from reasonloop.errors import InputError
+
 
 def patch_cpu_sync(trainer) -> bool:
     """Replace the colocated vLLM weight sync when vLLM runs on CPU; True if patched."""
@@ -16,7 +18,6 @@ def patch_cpu_sync(trainer) -> bool:
     if gen is None or gen.mode != "colocate" or torch.cuda.is_available():
         return False
     if getattr(trainer.model.config, "tie_word_embeddings", False):
-        from reasonloop.errors import InputError
         raise InputError("GRPO with vLLM on CPU needs untied embeddings "
                          "(tie_word_embeddings=False), as reasonloop's tiny policies have")
 

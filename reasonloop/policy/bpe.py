@@ -14,6 +14,11 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from reasonloop.envs.math import PROMPT
+from reasonloop.envs.word_problems import generate
+from reasonloop.learn.sft import train_sft
+from reasonloop.policy.init import save_policy
+
 SPECIAL = ["<pad>", "<s>", "</s>", "<unk>"]
 
 
@@ -48,10 +53,6 @@ def build(out: Path, n_problems: int = 4000, warmup_steps: int = 200, batch_size
           seed: int = 0, **model_kw) -> Path:
     """Tokenizer + model, BC-warmed on worked solutions (format and arithmetic, not the
     sample file's problems: a different seed), saved as an HF directory."""
-    from reasonloop.envs.math import PROMPT
-    from reasonloop.envs.word_problems import generate
-    from reasonloop.learn.sft import train_sft
-    from reasonloop.policy.init import save_policy
     rows = generate(n_problems, seed=seed + 1000)
     examples = [{"prompt": PROMPT.format(question=r["question"]), "completion": r["solution"]}
                 for r in rows]

@@ -11,6 +11,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from reasonloop.errors import InputError
+from reasonloop.learn.common import cleanup
+from reasonloop.learn.sft import train_sft
 from reasonloop.policy.tokenizer import build_char_tokenizer
 
 
@@ -67,7 +69,6 @@ def save_policy(model, tokenizer, path: Path, meta: dict | None = None) -> Path:
 
 def init_policy(cfg, env, out_dir: Path) -> Path:
     """Build + BC warm-up, or hand back a given model dir untouched."""
-    from reasonloop.learn.sft import train_sft
 
     if cfg.policy.path is not None:
         load_policy(cfg.policy.path)  # validates early, with one clear line
@@ -82,6 +83,5 @@ def init_policy(cfg, env, out_dir: Path) -> Path:
     n_params = sum(p.numel() for p in model.parameters())
     save_policy(model, tok, out_dir, {"stage": "init", "params": n_params,
                                       "config": cfg.model_dump(mode="json")})
-    from reasonloop.learn.common import cleanup
     cleanup(out_dir)
     return out_dir

@@ -24,6 +24,8 @@ import torch
 from datasets import Dataset
 
 from reasonloop.envs.base import Problem, step_prefixes, step_spans
+from reasonloop.learn import common
+from reasonloop.policy.init import TINY_ATTN
 
 MAX_LENGTH = 512
 BATCH = 256
@@ -48,7 +50,6 @@ def step_ends(tok, prompt: str, text: str, sep: str = "\n") -> tuple[list[int], 
 def _args(cls, out_dir: Path, steps: int, batch_size: int, lr: float, seed: int,
           bf16: bool | str = "auto", **extra):
     """CPU settings as for BC (learn/sft.py): bf16 where native, no gradient checkpointing."""
-    from reasonloop.learn import common
     return cls(**common.base_args(bf16, seed, steps), output_dir=str(common.trainer_dir(out_dir)),
                per_device_train_batch_size=batch_size, learning_rate=lr,
                lr_scheduler_type="cosine", warmup_steps=max(1, steps // 20),
@@ -56,7 +57,6 @@ def _args(cls, out_dir: Path, steps: int, batch_size: int, lr: float, seed: int,
 
 
 def _train(trainer, steps: int, desc: str) -> list[float]:
-    from reasonloop.learn import common
     progress = common.Progress(steps, desc)
     trainer.add_callback(progress)
     common.run(trainer, None, progress)
@@ -65,7 +65,6 @@ def _train(trainer, steps: int, desc: str) -> list[float]:
 
 def _attn(policy: str | Path) -> dict:
     """Tiny from-scratch policies train faster with eager attention (policy/init.py)."""
-    from reasonloop.policy.init import TINY_ATTN
     cfg = json.loads((Path(policy) / "config.json").read_text())
     return {"attn_implementation": TINY_ATTN} if cfg.get("hidden_size", 1e9) <= 256 else {}
 

@@ -4,6 +4,7 @@ does not parse is simply a wrong answer (reward 0)."""
 from __future__ import annotations
 
 from reasonloop.envs.base import Env, Problem
+from reasonloop.reward.shaping import shaped, terms
 
 
 def score(env: Env, problem: Problem, text: str) -> dict:
@@ -19,7 +20,6 @@ def score_rows(env: Env, problems: dict[str, Problem], rows: list[dict],
                max_new_tokens: int = 48) -> list[dict]:
     """Verdict columns, plus the shaping terms and the shaped reward when `shaping` (the
     term weights) is given — each term is stored on its own."""
-    from reasonloop.reward.shaping import shaped, terms
     out = []
     for r in rows:
         s = {**r, **score(env, problems[r["problem_id"]], r["text"])}

@@ -60,13 +60,16 @@ CREATE TABLE IF NOT EXISTS {PROMOTIONS} (
   p_value DOUBLE, alpha DOUBLE, who VARCHAR, reason VARCHAR);
 """
 
+# Training-time search only: evaluation rows are stored with methods `eval:<how>`.
+SEARCH_ROWS = "method NOT LIKE 'eval:%'"
+
 # Views are a user interface: each answers a question people ask of a flywheel.
 VIEWS = f"""
 CREATE OR REPLACE VIEW d_expert AS            -- correct training-search trajectories, deduped
 SELECT * FROM (
   SELECT t.*, row_number() OVER (PARTITION BY t.run_id, t.iteration, t.problem_id, t.text
                                  ORDER BY t.sample_idx) AS dup
-  FROM {TRAJECTORIES} t WHERE t.correct AND t.method NOT LIKE 'eval:%') WHERE dup = 1;
+  FROM {TRAJECTORIES} t WHERE t.correct AND t.{SEARCH_ROWS}) WHERE dup = 1;
 CREATE OR REPLACE VIEW pass_by_iteration AS   -- the flywheel's curve
 SELECT run_id, iteration,
   max(value) FILTER (WHERE split = 'val'  AND metric = 'pass@1') AS val_pass1,
@@ -77,14 +80,14 @@ FROM {EVALS} GROUP BY ALL ORDER BY run_id, iteration;
 CREATE OR REPLACE VIEW unsolved_problems AS   -- train problems searched but never solved
 SELECT p.problem_id, p.prompt, t.run_id, count(*) AS attempts
 FROM {TRAJECTORIES} t JOIN {PROBLEMS} p USING (problem_id)
-WHERE p.split = 'train' AND t.method NOT LIKE 'eval:%'
+WHERE p.split = 'train' AND t.{SEARCH_ROWS}
 GROUP BY ALL HAVING NOT bool_or(t.correct) ORDER BY attempts DESC;
 CREATE OR REPLACE VIEW search_efficiency AS  -- training-time search: solved per 1k tokens
 SELECT run_id, iteration, method, count(DISTINCT problem_id) AS problems,
   count(DISTINCT problem_id) FILTER (WHERE correct) AS solved, sum(n_tokens) AS tokens,
   round(1000.0 * count(DISTINCT problem_id) FILTER (WHERE correct) / sum(n_tokens), 3)
     AS solved_per_1k_tokens
-FROM {TRAJECTORIES} WHERE method NOT LIKE 'eval:%'
+FROM {TRAJECTORIES} WHERE {SEARCH_ROWS}
 GROUP BY ALL ORDER BY run_id, iteration, method;
 CREATE OR REPLACE VIEW reward_hacking AS     -- shaped reward as high as a solve's, but wrong
 SELECT run_id, iteration, method, count(*) AS n_wrong,
@@ -97,7 +100,7 @@ SELECT run_id, iteration, step, count(*) AS n,
   avg(CASE WHEN r < 0.5 THEN 1 ELSE 0 END) AS error_rate
 FROM (SELECT run_id, iteration, unnest(step_rewards) AS r,
              generate_subscripts(step_rewards, 1) AS step
-      FROM {TRAJECTORIES} WHERE method NOT LIKE 'eval:%')
+      FROM {TRAJECTORIES} WHERE {SEARCH_ROWS})
 GROUP BY ALL ORDER BY run_id, iteration, step;
 """
 
@@ -311,3 +314,11 @@ def query(path: Path, sql: str, params: dict | None = None,
         except duckdb.Error as e:
             raise ReasonloopError(f"SQL error: {str(e).splitlines()[0]}") from None
         return rel.pl() if rel is not None else pl.DataFrame()
+
+
+def solved_before(path: Path, run_id: str, iteration: int) -> dict[str, bool]:
+    """{problem_id: solved at least once} over a run's training search before `iteration`."""
+    df = query(path, f"""SELECT problem_id, bool_or(correct) AS solved FROM {TRAJECTORIES}
+                         WHERE run_id = $run AND iteration < $it AND {SEARCH_ROWS}
+                         GROUP BY 1""", {"run": run_id, "it": iteration})
+    return dict(zip(df["problem_id"], df["solved"])) if df.height else {}

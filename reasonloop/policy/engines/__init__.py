@@ -5,7 +5,11 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from reasonloop.compute import sample_dtype
 from reasonloop.policy.engines.base import Engine, Sample, SamplingParams
+from reasonloop.policy.engines.hf import HFEngine
+from reasonloop.policy.engines.lean import LeanEngine
+from reasonloop.policy.init import load_policy
 
 ENGINE_NAMES = ("lean", "hf", "vllm")
 
@@ -27,13 +31,9 @@ def load_engine(name: str, model_path: str | Path, seed: int = 0, dtype: str = "
                 _close()
                 _VLLM[key] = VLLMEngine(key[0], seed=seed)
             return _VLLM[key]
-    from reasonloop.policy.init import load_policy
     model, tok = load_policy(model_path)
     if name == "lean" and model.config.model_type == "llama":
-        from reasonloop.compute import sample_dtype
-        from reasonloop.policy.engines.lean import LeanEngine
         return LeanEngine(model, tok, dtype=sample_dtype(dtype))
-    from reasonloop.policy.engines.hf import HFEngine
     return HFEngine(model, tok)
 
 

@@ -1,0 +1,51 @@
+"""Step 3 — filter: D_search → D_expert (correct, deduplicated, capped per problem; plus
+hindsight relabels and revision examples) and, when a DPO phase is scheduled, preference
+pairs; exported as Parquet and versioned by DVC (`dvc add` + `dvc push`)."""
+
+from __future__ import annotations
+
+import time
+
+import polars as pl
+
+from reasonloop import faults
+from reasonloop import filter as filt
+from reasonloop.config import Config
+from reasonloop.store import data, db
+from reasonloop.workspace import Iteration, env_and_problems
+
+
+def filter_expert(it: Iteration) -> dict:
+    cfg, P, seed = it.cfg, it.paths, it.seed
+    env, _, by_id = env_and_problems(cfg)
+    t0 = time.perf_counter()
+    d_search = pl.read_parquet(it.d_search)
+    prompts = {pid: by_id[pid].prompt for pid in d_search["problem_id"].unique()}
+    expert = filt.d_expert(d_search, prompts, cfg.filter.max_per_problem, cfg.run.seed)
+    if cfg.filter.revision_examples:
+        expert = pl.concat([expert, filt.revision_examples(
+            env, d_search, by_id, cfg.filter.revision_examples, seed)])
+    if cfg.filter.hindsight:
+        hs = filt.hindsight(env, d_search, by_id, cfg.filter.max_hindsight,
+                            cfg.filter.max_per_problem, seed)
+        expert = pl.concat([expert, hs])
+    expert.write_parquet(it.d_expert)
+    pairs = {}
+    if uses_dpo(cfg):
+        d = cfg.learn.dpo
+        dp = filt.dpo_pairs(d_search, prompts, d.pairs_per_problem, seed,
+                            d.step_pairs_per_problem, env.step_sep)
+        dp.write_parquet(it.d_pairs)
+        pairs = {"n_pairs": dp.height, "n_step_pairs": int((dp["kind"] == "step").sum())}
+    seconds = time.perf_counter() - t0
+    faults.point("filter", it.iteration)         # D_expert written, not yet versioned by DVC
+    md5 = data.snapshot(P.root, P.data, push=cfg.run.dvc_push)
+    db.update_iteration(P.db, it.run_id, it.iteration, data_md5=md5, n_expert=expert.height,
+                        n_search=d_search.height, **pairs)
+    return {"n_expert": expert.height, "n_hindsight": int((expert["source"] == "hindsight").sum()),
+            "n_revision": int((expert["source"] == "revision").sum()), "data_md5": md5,
+            "seconds": seconds, **pairs}
+
+
+def uses_dpo(cfg: Config) -> bool:
+    return "dpo" in (cfg.learn.phases or cfg.learn.schedule)
