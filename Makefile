@@ -8,7 +8,7 @@ SCALE   := $(VENV)/.scale
 BROWSER := /usr/bin/chromedriver
 ARGS    ?=
 
-.PHONY: run test install vllm scale browser bench clean lint
+.PHONY: run test test-fast install vllm scale browser bench clean lint
 run: $(STAMP)
 	$(BIN)/reasonloop run --config configs/default.yaml $(ARGS)
 
@@ -17,6 +17,10 @@ run: $(STAMP)
 JOBS    ?= 2
 test: $(STAMP) $(VLLM) $(SCALE) $(BROWSER)
 	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile $(ARGS)
+
+# The unit tests alone (tests/unit: no servers, no vLLM/Ray/browser extras needed).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile tests/unit $(ARGS)
 
 install: $(STAMP)
 

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reasonloop.paths import Paths
+from reasonloop.paths import Paths, shown
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -66,8 +66,8 @@ def main() -> None:
     history = flywheel(cfg, run_id)
     wall = time.perf_counter() - t0
 
-    its = db.query(Paths(root).db, f"SELECT iteration, seconds FROM iterations "
-                                               f"WHERE run_id = '{run_id}' ORDER BY iteration")
+    its = db.query(Paths(root).db, "SELECT iteration, seconds FROM iterations "
+                   "WHERE run_id = $run ORDER BY iteration", {"run": run_id})
     secs = {r["iteration"]: json.loads(r["seconds"]) for r in its.to_dicts() if r["seconds"]}
     head = ("| it | val pass@1 | test pass@1 | test pass@k | test maj@k | legal | |D_search| | "
             "|D_expert| (hindsight, revision) | solved/1k tok | gen s | verify s | filter s | "
@@ -101,7 +101,7 @@ def main() -> None:
     report = "\n".join([
         f"# flywheel benchmark — {run_id}", "",
         f"machine: {compute.resolve(cfg).describe()}", "",
-        f"config: `{args.config}` {' '.join(args.set)} (hash {cfg.hash()}), "
+        f"config: `{shown(args.config)}` {' '.join(args.set)} (hash {cfg.hash()}), "
         f"search: {cfg.search.method} n={cfg.search.n} on {cfg.search.problems_per_iteration} "
         f"problems/iteration, "
         f"wall {wall / 60:.1f} min", "",

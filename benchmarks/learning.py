@@ -44,7 +44,7 @@ def curve(root: Path, run_id: str) -> list[dict]:
     from reasonloop.store import db
     t = table(Paths(root).db, run_id).to_dicts()
     its = db.query(Paths(root).db, "SELECT iteration, seconds, policy_path FROM "
-                   f"iterations WHERE run_id = '{run_id}'").to_dicts()
+                   "iterations WHERE run_id = $run", {"run": run_id}).to_dicts()
     by_it = {r["iteration"]: r for r in its}
     cum = 0.0
     for r in t:

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from reasonloop.paths import Paths
+from reasonloop.paths import Paths, shown
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -179,7 +179,7 @@ def main() -> None:
     stages.set_threads(cfg)
     run_id = args.run or db.query(stages.paths(cfg).db, "SELECT max(run_id) AS r FROM runs "
                                   "WHERE run_id NOT LIKE 'eval-%'")["r"][0]
-    md = [f"# Reward design — {args.model} ({root})", "", header(), ""]
+    md = [f"# Reward design — {args.model} ({shown(root)})", "", header(), ""]
     if not args.skip_mc:
         md += mc_agreement(cfg, engine, args.problems, [int(m) for m in args.ms.split(",")])
         md.append("")

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from reasonloop.paths import Paths
+from reasonloop.paths import Paths, shown
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -79,7 +79,8 @@ def main() -> None:
     png = plot_test_time(results, out / "test_time.png",
                          title=f"{args.model}: {len(test)} test problems")
     version = registry.version_of(args.model)
-    md = [f"# Test-time search — {args.model} (v{version}, {root}), {len(test)} test problems",
+    md = [f"# Test-time search — {args.model} (v{version}, {shown(root)}), "
+          f"{len(test)} test problems",
           "", header(),
           "", "accuracy (mean generated tokens per problem); seconds per search on this 2-core "
           "CPU, 1 thread. The PRM is Countdown's oracle, so best_of_n and weighted_bon pick "
@@ -114,7 +115,7 @@ def main() -> None:
             md.append("| " + " | ".join(cells) + " |")
         con.print(t)
     (out / "test_time.md").write_text("\n".join(md) + "\n")
-    con.print(f"wrote {out / 'test_time.md'} and {png}")
+    con.print(f"wrote {shown(out / 'test_time.md')} and {shown(png)}")
 
 
 if __name__ == "__main__":

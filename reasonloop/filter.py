@@ -12,7 +12,14 @@ from __future__ import annotations
 import polars as pl
 
 from reasonloop.envs.base import step_prefixes
+from reasonloop.reward.process import good_step
 from reasonloop.search.revise import revision_prompt
+
+
+def cap_per_problem(df: pl.DataFrame, k: int, seed: int) -> pl.DataFrame:
+    """At most k rows per problem, a seeded random k of each problem's rows (order kept)."""
+    rank = pl.int_range(pl.len()).shuffle(seed).over("problem_id")
+    return df.with_columns(rank.alias("_r")).filter(pl.col("_r") < k).drop("_r")
 
 
 def d_expert(d_search: pl.DataFrame, prompts: dict[str, str], max_per_problem: int,
@@ -22,8 +29,7 @@ def d_expert(d_search: pl.DataFrame, prompts: dict[str, str], max_per_problem: i
         return _empty()
     good = (d_search.filter(pl.col("correct"))
             .unique(subset=["problem_id", "text"], keep="first", maintain_order=True)
-            .with_columns(pl.int_range(pl.len()).shuffle(seed).over("problem_id").alias("_r"))
-            .filter(pl.col("_r") < max_per_problem))
+            .pipe(cap_per_problem, max_per_problem, seed))
     return pl.DataFrame({
         "problem_id": good["problem_id"],
         "prompt": [prompts[p] for p in good["problem_id"]],
@@ -48,8 +54,7 @@ def hindsight(env, d_search: pl.DataFrame, problems: dict, max_n: int,
         return _empty()
     df = (pl.DataFrame(rows, schema=["problem_id", "prompt", "completion"], orient="row")
           .unique(subset=["problem_id", "completion"], keep="first", maintain_order=True)
-          .with_columns(pl.int_range(pl.len()).shuffle(seed).over("problem_id").alias("_r"))
-          .filter(pl.col("_r") < max_per_problem).drop("_r")
+          .pipe(cap_per_problem, max_per_problem, seed)
           .sample(fraction=1.0, shuffle=True, seed=seed).head(max_n))
     return df.with_columns(pl.lit("hindsight").alias("source")).select(_SCHEMA.keys())
 
@@ -105,7 +110,7 @@ def _step_pairs(d_search: pl.DataFrame, prompts: dict[str, str], per_problem: in
         if ok:
             good += [(pid, q, text[len(q):]) for q in prefixes[:-1]]
             continue
-        first_bad = next((i for i, r in enumerate(rewards or []) if r < 0.5), None)
+        first_bad = next((i for i, r in enumerate(rewards or []) if not good_step(r)), None)
         if first_bad and first_bad <= len(prefixes):      # a shared prefix of ≥ 1 good step
             q = prefixes[first_bad - 1]
             bad.append((pid, q, text[len(q):]))
@@ -115,8 +120,7 @@ def _step_pairs(d_search: pl.DataFrame, prompts: dict[str, str], per_problem: in
     pos = pl.DataFrame(good, schema=[*cols, "chosen"], orient="row").unique()
     neg = pl.DataFrame(bad, schema=[*cols, "rejected"], orient="row").unique()
     return (pos.join(neg, on=cols).sort(*cols, "chosen", "rejected")
-            .with_columns(pl.int_range(pl.len()).shuffle(seed).over("problem_id").alias("_r"))
-            .filter(pl.col("_r") < per_problem)
+            .pipe(cap_per_problem, per_problem, seed)
             .with_columns((pl.col("problem_id").replace_strict(prompts) + pl.col("prefix"))
                           .alias("prompt"), pl.lit("step").alias("kind"))
             .select(PAIR_SCHEMA.keys()))
@@ -130,8 +134,7 @@ def _pairs(d_search: pl.DataFrame, per_problem: int, seed: int) -> pl.DataFrame:
     neg = d_search.filter(~pl.col("correct")).unique(["problem_id", "text"]).select(
         "problem_id", pl.col("text").alias("rejected"))
     return (pos.join(neg, on="problem_id").sort("problem_id", "chosen", "rejected")
-            .with_columns(pl.int_range(pl.len()).shuffle(seed).over("problem_id").alias("_r"))
-            .filter(pl.col("_r") < per_problem).drop("_r"))
+            .pipe(cap_per_problem, per_problem, seed))
 
 
 _SCHEMA = {"problem_id": pl.String, "prompt": pl.String, "completion": pl.String,

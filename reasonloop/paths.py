@@ -1,7 +1,8 @@
-"""Every artifact path and table name, defined once (STYLE rule 8).
+"""Every artifact path and table name, defined once: no other module spells a file name of
+the workspace (DEVELOPERS.md, "Conventions").
 
-All paths hang off one workspace root (the repo root by default, `REASONLOOP_HOME` or
-`store.root` to move it), so tests run in a temp dir with the same layout.
+All paths hang off one workspace root (`run.root`: the current directory by default,
+`REASONLOOP_HOME` or `--root` to move it), so tests run in a temp dir with the same layout.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from pathlib import Path
 # DuckDB table and view names — SQL is a user interface, keep them plain.
 RUNS, ITERATIONS, PROBLEMS, TRAJECTORIES, EVALS, REWARD_MODELS, PROMOTIONS = (
     "runs", "iterations", "problems", "trajectories", "evals", "reward_models", "promotions")
-D_EXPERT_VIEW = "d_expert"
 
 
 @dataclass(frozen=True)
@@ -26,10 +26,6 @@ class Paths:
     @property
     def data(self) -> Path:  # tracked by DVC as a whole (→ data.dvc)
         return self.root / "data"
-
-    @property
-    def data_dvc(self) -> Path:
-        return self.root / "data.dvc"
 
     @property
     def dvc_remote(self) -> Path:
@@ -46,10 +42,6 @@ class Paths:
     @property
     def mlartifacts(self) -> Path:
         return self.root / "mlartifacts"
-
-    @property
-    def prefect_results(self) -> Path:
-        return self.root / ".reasonloop" / "prefect-results"
 
     @property
     def reports(self) -> Path:
@@ -80,3 +72,10 @@ class Paths:
 
     def run_reports(self, run_id: str) -> Path:
         return self.reports / run_id
+
+
+def shown(path: Path | str, base: Path | None = None) -> str:
+    """A path as written into results and reports: relative to `base` (the current directory)
+    when inside it, else its last part — never the absolute path of the machine it ran on."""
+    p, base = Path(path).resolve(), (base or Path.cwd()).resolve()
+    return str(p.relative_to(base)) if p.is_relative_to(base) else p.name

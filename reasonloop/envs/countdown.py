@@ -27,7 +27,6 @@ OPS = "+-*/"
 MAX_FILE_NUMBERS = 5       # the oracle's reachable-set search stays fast up to 5 numbers
 ENUMERATE_LIMIT = 50_000   # multisets; above this, problems are drawn at random
 STEP_RE = re.compile(r"^(\d{1,6})([-+*/])(\d{1,6})=(\d{1,7}) \[(\d{1,7}(?: \d{1,7})*)\]$")
-PROMPT_RE = re.compile(r"^(\d{1,6}(?: \d{1,6})*)>(\d{1,7})\n$")
 
 
 def apply(a: int, op: str, b: int) -> int | None:
@@ -93,13 +92,6 @@ def format_prompt(numbers, target: int) -> str:
 
 def format_step(a, op, b, c, remaining) -> str:
     return f"{a}{op}{b}={c} [{' '.join(map(str, remaining))}]"
-
-
-def parse_prompt(prompt: str) -> tuple[tuple[int, ...], int]:
-    m = PROMPT_RE.match(prompt)
-    if not m:
-        raise ValueError(f"not a Countdown prompt: {prompt!r}")
-    return tuple(int(x) for x in m.group(1).split()), int(m.group(2))
 
 
 def take_step(state: Counter, line: str, i: int) -> tuple[Counter, str | None]:

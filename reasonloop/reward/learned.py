@@ -26,6 +26,7 @@ from datasets import Dataset
 from reasonloop.envs.base import Problem, step_prefixes, step_spans
 from reasonloop.learn import common
 from reasonloop.policy.init import TINY_ATTN
+from reasonloop.reward.process import good_step
 
 MAX_LENGTH = 512
 BATCH = 256
@@ -101,7 +102,8 @@ def _save(model, tok, out: Path, meta: dict) -> Path:
 def train_prm(policy: str | Path, items: list[tuple[Problem, str, list[float]]], out: Path,
               *, steps: int, batch_size: int, lr: float, seed: int, meta: dict,
               bf16: bool | str = "auto") -> dict:
-    """items: (problem, completion, label per step; > 0 = good). → {loss_first, loss_last}."""
+    """items: (problem, completion, label per step, good at GOOD_STEP) → {loss_first,
+    loss_last}."""
     from transformers import (
         AutoModelForTokenClassification,
         DataCollatorForTokenClassification,
@@ -114,7 +116,7 @@ def train_prm(policy: str | Path, items: list[tuple[Problem, str, list[float]]],
         ids, ends = step_ends(tok, p.prompt, text, p.step_sep)
         lab = [-100] * len(ids)
         for j, y in zip(ends, labels):
-            lab[j] = int(y > 0)
+            lab[j] = int(good_step(y))
         if ends:
             rows.append({"input_ids": ids, "labels": lab})
     model = AutoModelForTokenClassification.from_pretrained(policy, num_labels=2,

@@ -8,6 +8,14 @@ import math
 
 AGGREGATIONS = ("last", "min", "prod")
 
+# One threshold for "a good step", wherever a step reward is read as good or bad: labels are
+# 0 or 1 (oracle, Monte-Carlo hard labels), learned scores are P(good).
+GOOD_STEP = 0.5
+
+
+def good_step(reward: float) -> bool:
+    return reward >= GOOD_STEP
+
 
 def prm_score(step_rewards: list[float], how: str = "min") -> float:
     if not step_rewards:
@@ -19,11 +27,6 @@ def prm_score(step_rewards: list[float], how: str = "min") -> float:
     if how == "prod":
         return math.prod(step_rewards)
     raise ValueError(f"unknown PRM aggregation {how!r}; one of {AGGREGATIONS}")
-
-
-def first_error(step_rewards: list[float]) -> int | None:
-    """Index of the first step the PRM marks bad (None if all good): where a solution fails."""
-    return next((i for i, r in enumerate(step_rewards) if r <= 0.0), None)
 
 
 def oracle_prm(env):

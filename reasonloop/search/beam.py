@@ -11,7 +11,8 @@ a process reward").
   only its best prefix and sampling `width` next steps; the root's n proposals are split among
   them. Independent trees keep diversity where one beam collapses onto one answer.
 
-The PRM is a parameter (`spec.prm`): the env's oracle labels for now, a learned PRM later.
+The PRM is a parameter (`spec.prm`, from `reward/prm.py`): the env's oracle step labels,
+Monte-Carlo labels, or the PRM fitted on D_search.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The explicit tables of search methods (one shared signature, STYLE rule 7).
+"""The explicit tables of search methods: one shared signature, picked by name from a dict
+(no plugin registry; DEVELOPERS.md, "Conventions").
 
 SEARCH: `method(problems, engine, params, n, spec) -> rows` — what the generate stage runs.
 TEST_TIME: the names `reasonloop eval --methods` takes → (search method, selector, scorer).

@@ -31,6 +31,7 @@ from reasonloop.reward.learned import (
 )
 from reasonloop.reward.mc import mc_labels
 from reasonloop.reward.prm import label_source, mc_params
+from reasonloop.reward.process import good_step
 from reasonloop.stages.register import lineage, open_registry
 from reasonloop.store import db, registry
 from reasonloop.workspace import Iteration, env_and_problems, set_threads
@@ -130,7 +131,7 @@ def _fit_prm(cfg, env, by_id, train, test, policy, path, run_id, iteration) -> d
     scores = LearnedPRM(path).many(held)
     oracle = [env.verify(p, t).step_rewards for p, t in held]
     test_labels = oracle if r.prm_labels == "oracle" else _labels(cfg, env, held, policy)[0]
-    flat = [(y > 0, o > 0, s) for ys, os, ss in zip(test_labels, oracle, scores)
+    flat = [(good_step(y), good_step(o), s) for ys, os, ss in zip(test_labels, oracle, scores)
             for y, o, s in zip(ys, os, ss)]
     return {**stats, "n_train": len(items), "n_heldout": len(held), "mc_tokens": mc_tokens,
             "auc": auc([y for y, _, _ in flat], [s for _, _, s in flat]),

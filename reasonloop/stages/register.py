@@ -11,7 +11,8 @@ from reasonloop.config import Config
 from reasonloop.eval import report as run_report
 from reasonloop.eval.evaluate import eval_rows
 from reasonloop.eval.gate import promotion
-from reasonloop.eval.plots import plot_curve, plot_test_time
+from reasonloop.eval.plots import plot_test_time
+from reasonloop.eval.report_plots import train_time
 from reasonloop.eval.test_time import results_table
 from reasonloop.stages.evaluate import Evaluation
 from reasonloop.store import db, registry
@@ -48,12 +49,11 @@ def register(it: Iteration, policy: str, ev: Evaluation, phase: str,
     champ = registry.version_by_alias(name, registry.CHAMPION)
     parent = registry.version_by_alias(name, registry.CHALLENGER)
     _evals(it, ev, None)
-    history = db.query(P.db, "SELECT * FROM pass_by_iteration WHERE run_id = $run",
-                       {"run": run_id})
-    plot = plot_curve([{"iteration": r["iteration"], "val_pass@1": r["val_pass1"],
-                        "test_pass@1": r["test_pass1"], "test_pass@k": r["test_passk"],
-                        "test_maj@k": r["test_majk"]} for r in history.to_dicts()],
-                      P.run_reports(run_id) / "pass_by_iteration.png", title=f"run {run_id}")
+    curve = db.query(P.db, """SELECT p.*, i.phase FROM pass_by_iteration p LEFT JOIN
+                              iterations i USING (run_id, iteration) WHERE p.run_id = $run
+                              ORDER BY p.iteration""", {"run": run_id})
+    plot = train_time(curve, set(), P.run_reports(run_id) / "pass_by_iteration.png",
+                      title=f"run {run_id}")
     plots = [plot]
     for sp, results in ev.search.items():
         plots.append(plot_test_time(results, P.run_reports(run_id) /

@@ -29,6 +29,7 @@ from reasonloop.paths import (
     RUNS,
     TRAJECTORIES,
 )
+from reasonloop.reward.process import GOOD_STEP
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {RUNS} (
@@ -95,9 +96,9 @@ SELECT run_id, iteration, method, count(*) AS n_wrong,
   round(avg(shaped_reward), 3) AS mean_shaped_wrong, max(shaped_reward) AS max_shaped_wrong
 FROM {TRAJECTORIES} WHERE NOT correct AND shaped_reward IS NOT NULL
 GROUP BY ALL ORDER BY run_id, iteration, method;
-CREATE OR REPLACE VIEW step_error_rates AS    -- where solutions go wrong (PRM step < 0.5)
+CREATE OR REPLACE VIEW step_error_rates AS    -- where solutions go wrong (a step below GOOD_STEP)
 SELECT run_id, iteration, step, count(*) AS n,
-  avg(CASE WHEN r < 0.5 THEN 1 ELSE 0 END) AS error_rate
+  avg(CASE WHEN r < {GOOD_STEP} THEN 1 ELSE 0 END) AS error_rate
 FROM (SELECT run_id, iteration, unnest(step_rewards) AS r,
              generate_subscripts(step_rewards, 1) AS step
       FROM {TRAJECTORIES} WHERE {SEARCH_ROWS})

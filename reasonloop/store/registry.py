@@ -4,7 +4,8 @@ Every iteration's policy becomes a model version tagged with where it came from 
 config hash, DVC md5, run, iteration, parent version, phase) and its eval scores; alias
 `challenger` on the newest, `champion` on the one that won the promotion gate. Local sqlite
 store by default (MLFLOW_TRACKING_URI overrides). A plain HF dir is registered with
-`create_model_version` (register_model on a plain artifact dir fails — STACK_NOTES)."""
+`create_model_version`: `register_model` on a plain artifact dir fails (DEVELOPERS.md,
+"Library quirks")."""
 
 from __future__ import annotations
 
@@ -38,11 +39,22 @@ def experiment(name: str, artifacts: Path) -> str:
     return mlflow.create_experiment(name, artifact_location=Path(artifacts).resolve().as_uri())
 
 
+def _q(value) -> str:
+    """A value as a quoted literal of MLflow's search filter, which takes no parameters: a
+    quote inside could change the filter, so such a value is refused."""
+    value = str(value)
+    if "'" in value or "\\" in value:
+        raise ReasonloopError(f"a quote or backslash in {value!r}: not allowed in MLflow "
+                              "model, run or experiment names")
+    return f"'{value}'"
+
+
 def existing_version(name: str, run_id: str, iteration: int) -> str | None:
     """The version already registered for (run, iteration): a resumed run reuses it."""
     try:
         found = MlflowClient().search_model_versions(
-            f"name = '{name}' AND tags.run_id = '{run_id}' AND tags.iteration = '{iteration}'")
+            f"name = {_q(name)} AND tags.run_id = {_q(run_id)} AND "
+            f"tags.iteration = {_q(iteration)}")
     except MlflowException:
         return None
     return str(found[0].version) if found else None
@@ -87,8 +99,8 @@ def log_iteration(name: str, artifacts: Path, run_name: str, params: dict, metri
 def _drop_unfinished(exp_id: str, run_name: str) -> None:
     """An MLflow run of this name left RUNNING by a killed process holds no model version
     (that is created last); delete it so that the rerun's run is the only one."""
-    for r in mlflow.search_runs([exp_id], filter_string=f"tags.mlflow.runName = '{run_name}' "
-                                "AND attributes.status != 'FINISHED'", output_format="list"):
+    unfinished = f"tags.mlflow.runName = {_q(run_name)} AND attributes.status != 'FINISHED'"
+    for r in mlflow.search_runs([exp_id], filter_string=unfinished, output_format="list"):
         MlflowClient().delete_run(r.info.run_id)
 
 
@@ -97,7 +109,7 @@ def log_report(name: str, artifacts: Path, run_name: str, metrics: dict, files: 
     """A report as an MLflow run (metrics + files), one per `run_name`: a rerun updates the
     same MLflow run instead of adding another."""
     exp_id = experiment(name, artifacts)
-    found = mlflow.search_runs([exp_id], filter_string=f"tags.mlflow.runName = '{run_name}'",
+    found = mlflow.search_runs([exp_id], filter_string=f"tags.mlflow.runName = {_q(run_name)}",
                                output_format="list")
     with mlflow.start_run(run_id=found[0].info.run_id if found else None,
                           experiment_id=exp_id, run_name=None if found else run_name,
@@ -190,7 +202,7 @@ def list_versions(name: str | None = None) -> list[dict]:
                 aliases.setdefault(str(v), []).append(a)
         except MlflowException:
             raise ReasonloopError(f"no registered model named {n!r}") from None
-        for mv in client.search_model_versions(f"name='{n}'"):
+        for mv in client.search_model_versions(f"name={_q(n)}"):
             rows.append({"name": n, "version": str(mv.version),
                          "aliases": ",".join(aliases.get(str(mv.version), [])),
                          "iteration": mv.tags.get("iteration", ""),

@@ -1,4 +1,5 @@
 import random
+import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -8,13 +9,20 @@ from reasonloop.envs.countdown import (
     Countdown,
     check,
     format_prompt,
-    parse_prompt,
     random_trajectory,
     reachable,
     solve,
 )
 
 numbers = st.lists(st.integers(1, 30), min_size=2, max_size=4)
+
+
+def parse_prompt(prompt: str) -> tuple[tuple[int, ...], int]:
+    """A prompt back to (numbers, target): what the tests read a made prompt with."""
+    m = re.match(r"^(\d{1,6}(?: \d{1,6})*)>(\d{1,7})\n$", prompt)
+    if not m:
+        raise ValueError(f"not a Countdown prompt: {prompt!r}")
+    return tuple(int(x) for x in m.group(1).split()), int(m.group(2))
 
 
 def test_generator_is_deterministic_and_only_solvable():

@@ -33,7 +33,7 @@ def test_hindsight_rows_verify_on_their_new_problem():
     rows = [(p.problem_id, t, env.verify(p, t).correct, env.verify(p, t).legal) for t in texts]
     out = filt.hindsight(env, _search(rows), {p.problem_id: p}, 100, 4)
     for r in out.iter_rows(named=True):
-        from reasonloop.envs.countdown import parse_prompt
+        from tests.unit.test_countdown import parse_prompt
         nums, t = parse_prompt(r["prompt"])
         assert t in env.train_targets and env.verify(
             env._problem((nums, t), "train"), r["completion"]).correct

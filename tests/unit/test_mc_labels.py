@@ -6,12 +6,13 @@ import random
 import pytest
 
 from reasonloop.config import EnvConfig
-from reasonloop.envs.countdown import Countdown, parse_prompt, solve
+from reasonloop.envs.countdown import Countdown, solve
 from reasonloop.policy.engines import SamplingParams
 from reasonloop.policy.engines.base import Sample
 from reasonloop.reward.mc import MCPRM, agreement, mc_labels
 from reasonloop.search.base import SearchSpec
 from reasonloop.search.best_of_n import best_of_n
+from tests.unit.test_countdown import parse_prompt
 from tests.unit.test_search import RandomLegalPolicy
 
 ENV = Countdown(EnvConfig(n_train=300))

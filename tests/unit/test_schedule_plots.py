@@ -1,10 +1,13 @@
-from reasonloop.eval.plots import plot_curve
+import polars as pl
+
+from reasonloop.eval.report_plots import train_time
 
 
 def test_plot_writes_png(tmp_path):
-    out = plot_curve([{"iteration": 0, "test_pass@1": 0.1, "val_pass@1": 0.12},
-                      {"iteration": 1, "test_pass@1": 0.3, "val_pass@1": None}],
-                     tmp_path / "c.png")
+    its = pl.DataFrame({"iteration": [0, 1], "phase": ["init", None], "test_pass1": [0.1, 0.3],
+                        "val_pass1": [0.12, None], "test_passk": [None, None],
+                        "test_majk": [None, None]})
+    out = train_time(its, {0}, tmp_path / "c.png", "a run")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -6,12 +6,13 @@ import random
 import torch
 
 from reasonloop.config import EnvConfig
-from reasonloop.envs.countdown import Countdown, format_step, moves, parse_prompt
+from reasonloop.envs.countdown import Countdown, format_step, moves
 from reasonloop.policy.engines import SamplingParams
 from reasonloop.policy.engines.base import Sample
 from reasonloop.reward.process import oracle_prm
 from reasonloop.search.base import SearchSpec
 from reasonloop.search.methods import SEARCH
+from tests.unit.test_countdown import parse_prompt
 
 
 class RandomLegalPolicy:

@@ -69,8 +69,10 @@ def to_sample(tokenizer, ids: list[int], params: SamplingParams) -> Sample:
 
 
 class Engine(Protocol):
-    def sample(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]:
-        """n samples per prompt, in prompt order; deterministic for a given params.seed."""
+    def sample(self, prompts: list[str], n: int, params: SamplingParams,
+               progress: bool = False) -> list[list[Sample]]:
+        """n samples per prompt, in prompt order; deterministic for a given params.seed.
+        `progress`: show a bar (the long training-time search calls)."""
         ...
 
 
