@@ -1,4 +1,4 @@
-"""Reliability at the embedded default's size: the scenario of tests/test_resume.py with real
+"""Reliability at the embedded default's size: the scenario of tests/e2e/test_resume.py with real
 BC data (the smoke policy solves nothing, so there BC trains 0 steps) and a real GRPO phase.
 
 A reference run goes straight through with a transient failure in every stage while

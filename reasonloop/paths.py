@@ -50,6 +50,10 @@ class Paths:
     def run_data(self, run_id: str, iteration: int) -> Path:
         return self.data / run_id / f"iter{iteration:02d}"
 
+    def shard(self, run_id: str, iteration: int, shard: int) -> Path:
+        """One generate shard's raw samples (before verify)."""
+        return self.run_data(run_id, iteration) / "shards" / f"search-{shard:03d}.parquet"
+
     def d_search(self, run_id: str, iteration: int) -> Path:
         return self.run_data(run_id, iteration) / "d_search.parquet"
 

@@ -63,11 +63,7 @@ class Iteration:
         return self.cfg.run.seed + self.iteration
 
     def shard(self, shard: int) -> Path:
-        return self.paths.run_data(self.run_id, self.iteration) / "shards" / \
-            f"search-{shard:03d}.parquet"
-
-    def previous(self) -> Iteration:
-        return Iteration(self.cfg, self.run_id, self.iteration - 1)
+        return self.paths.shard(self.run_id, self.iteration, shard)
 
 
 @lru_cache(maxsize=4)
