@@ -48,7 +48,7 @@ def flywheel(cfg: Config, run_id: str, from_champion: int | None = None) -> list
         phase, lap = next_phase(cfg.learn, history, i), Laps(it)
         if i == from_champion:    # a scheduled turn goes on from the best model so far
             policy = champion(cfg) or policy
-        search, verifiers, expert = {}, {}, {}
+        search, verifiers, expert = None, {}, None
         if phase != "grpo":     # GRPO searches online, inside its trainer (Step 4)
             # Step 1 — search: training-time search with the current policy → D_search.
             shards = generate_shard.map(unmapped(it), unmapped(policy),
@@ -72,7 +72,8 @@ def flywheel(cfg: Config, run_id: str, from_champion: int | None = None) -> list
         lap("train", learned)
         # Step 5 — evaluate, register as challenger, promote to champion if better on val.
         ev = evaluate(it, policy)
-        reg = register(it, policy, ev, phase, expert.get("data_md5") or learned.get("data_md5"))
+        md5 = expert.data_md5 if expert else learned.get("data_md5")   # GRPO versions its own
+        reg = register(it, policy, ev, phase, md5)
         lap("evaluate", ev)
         history.append(lap.finish(phase, ev, reg, search, expert, verifiers, learned))
     # The report: train- and test-time scaling, distributions, D_search/D_expert, promotions.

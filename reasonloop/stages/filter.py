@@ -5,6 +5,7 @@ pairs; exported as Parquet and versioned by DVC (`dvc add` + `dvc push`)."""
 from __future__ import annotations
 
 import time
+from dataclasses import asdict, dataclass
 
 import polars as pl
 
@@ -15,7 +16,22 @@ from reasonloop.store import data, db
 from reasonloop.workspace import Iteration, env_and_problems
 
 
-def filter_expert(it: Iteration) -> dict:
+@dataclass(frozen=True)
+class Filtered:
+    """D_expert (and the DPO pairs) of an iteration, in numbers, and its DVC version."""
+    n_expert: int
+    n_hindsight: int              # of them relabelled in hindsight
+    n_revision: int               # of them revision examples (fix a failed attempt)
+    data_md5: str | None          # `data/` as DVC versioned it
+    n_pairs: int | None = None    # DPO pairs, when a DPO phase is scheduled
+    n_step_pairs: int | None = None
+    seconds: float = 0.0
+
+    def row(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "seconds" and v is not None}
+
+
+def filter_expert(it: Iteration) -> Filtered:
     cfg, P, seed = it.cfg, it.paths, it.seed
     env, _, by_id = env_and_problems(cfg)
     t0 = time.perf_counter()
@@ -42,9 +58,10 @@ def filter_expert(it: Iteration) -> dict:
     md5 = data.snapshot(P.root, P.data, push=cfg.run.dvc_push)
     db.update_iteration(P.db, it.run_id, it.iteration, data_md5=md5, n_expert=expert.height,
                         n_search=d_search.height, **pairs)
-    return {"n_expert": expert.height, "n_hindsight": int((expert["source"] == "hindsight").sum()),
-            "n_revision": int((expert["source"] == "revision").sum()), "data_md5": md5,
-            "seconds": seconds, **pairs}
+    return Filtered(n_expert=expert.height,
+                    n_hindsight=int((expert["source"] == "hindsight").sum()),
+                    n_revision=int((expert["source"] == "revision").sum()), data_md5=md5,
+                    seconds=seconds, **pairs)
 
 
 def uses_dpo(cfg: Config) -> bool:

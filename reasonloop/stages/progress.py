@@ -11,7 +11,9 @@ from __future__ import annotations
 import time
 
 from reasonloop.stages.evaluate import Evaluation
+from reasonloop.stages.filter import Filtered
 from reasonloop.stages.generate import Shard
+from reasonloop.stages.verify import Searched
 from reasonloop.store import db
 from reasonloop.workspace import Iteration
 
@@ -21,7 +23,7 @@ def work_seconds(result) -> float:
     they overlap in time; fitted verifiers add up."""
     if isinstance(result, list):
         return max((work_seconds(r) for r in result), default=0.0)
-    if isinstance(result, Shard | Evaluation):
+    if isinstance(result, Shard | Evaluation | Searched | Filtered):
         return result.seconds
     if isinstance(result, dict):
         if isinstance(result.get("seconds"), int | float):
@@ -47,20 +49,21 @@ class Laps:
         db.update_iteration(self.it.paths.db, self.it.run_id, self.it.iteration,
                             stage_done=stage)
 
-    def finish(self, phase: str, ev: Evaluation, reg: dict, search: dict, expert: dict,
-               verifiers: dict, learned: dict) -> dict:
+    def finish(self, phase: str, ev: Evaluation, reg: dict, search: Searched | None,
+               expert: Filtered | None, verifiers: dict, learned: dict) -> dict:
         """Mark the iteration finished (once: a replay keeps the first times) → its row of
-        the run's history, also printed as one line."""
+        the run's history, also printed as one line. (A GRPO iteration has no search and
+        no D_expert: it searches inside its trainer.)"""
         it = self.it
         seconds = db.finish_iteration(it.paths.db, it.run_id, it.iteration,
                                       {**self.seconds, "compute": self.compute})
-        counts = {k: v for k, v in {**search, **expert}.items() if k != "seconds"}
+        counts = {**(search.row() if search else {}), **(expert.row() if expert else {})}
         row = {"iteration": it.iteration, "phase": phase, **ev.flat(), **counts,
                **{f"{k}_auc": v["auc"] for k, v in verifiers.items() if "auc" in v},
                "test_time": ev.search, "version": reg["version"],
                "promoted": reg["promoted"], "seconds": seconds}
         print(f"iteration {it.iteration} ({phase}): test pass@1 "
               f"{ev.metrics['test_pass@1']:.3f}  val {ev.metrics['val_pass@1']:.3f}  "
-              f"|D_search| {search.get('n_search', learned.get('n_sampled', 0))}  "
-              f"|D_expert| {expert.get('n_expert', 0)}  {seconds['total']:.0f}s")
+              f"|D_search| {search.n_search if search else learned.get('n_sampled', 0)}  "
+              f"|D_expert| {expert.n_expert if expert else 0}  {seconds['total']:.0f}s")
         return row

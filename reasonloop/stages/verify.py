@@ -4,6 +4,7 @@ trajectory → DuckDB `trajectories` + this iteration's D_search (Parquet, writt
 from __future__ import annotations
 
 import time
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,8 +19,25 @@ from reasonloop.store import db
 from reasonloop.workspace import Iteration, env_and_problems
 
 
-def verify(it: Iteration, shard_files: list[str], policy: str | None = None) -> dict:
-    """Score the raw samples → D_search stats (+ `seconds` of scoring). The step rewards come
+@dataclass(frozen=True)
+class Searched:
+    """D_search of an iteration, in numbers."""
+    n_search: int                 # trajectories
+    inserted: int                 # new rows in DuckDB (0 on a rerun)
+    solved: int                   # problems with at least one correct trajectory
+    problems: int
+    sample_acc: float
+    legal: float
+    tokens: int
+    solved_per_1k_tokens: float
+    seconds: float = 0.0          # scoring time
+
+    def row(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "seconds"}
+
+
+def verify(it: Iteration, shard_files: list[str], policy: str | None = None) -> Searched:
+    """Score the raw samples → D_search and its numbers. The step rewards come
     from `reward.prm`: oracle labels; MC labels from rollouts of `policy`; the learned PRM
     fitted before this iteration."""
     cfg, out = it.cfg, it.d_search
@@ -51,11 +69,11 @@ def verify(it: Iteration, shard_files: list[str], policy: str | None = None) -> 
     return search_stats(d_search, added, seconds)
 
 
-def search_stats(d_search: pl.DataFrame, added: int, seconds: float) -> dict:
+def search_stats(d_search: pl.DataFrame, added: int, seconds: float) -> Searched:
     solved = d_search.filter(pl.col("correct"))["problem_id"].n_unique()
     n_tok = int(d_search["n_tokens"].sum())
-    return {"n_search": d_search.height, "inserted": added, "solved": solved,
-            "problems": d_search["problem_id"].n_unique(),
-            "sample_acc": float(d_search["correct"].mean()),
-            "legal": float(d_search["legal"].mean()), "tokens": n_tok,
-            "solved_per_1k_tokens": 1000 * solved / max(1, n_tok), "seconds": seconds}
+    return Searched(n_search=d_search.height, inserted=added, solved=solved,
+                    problems=d_search["problem_id"].n_unique(),
+                    sample_acc=float(d_search["correct"].mean()),
+                    legal=float(d_search["legal"].mean()), tokens=n_tok,
+                    solved_per_1k_tokens=1000 * solved / max(1, n_tok), seconds=seconds)

@@ -44,7 +44,7 @@ def test_rerunning_an_iteration_adds_no_duplicates(finished_run):
     before = db.query(ws / "reasonloop.duckdb", "SELECT count(*) AS n FROM trajectories")["n"][0]
     it = Iteration(cfg, "run-a", 1)
     again = verify(it, [str(it.shard(s)) for s in range(cfg.search.shards)])
-    assert again["inserted"] == 0 and again["n_search"] > 0
+    assert again.inserted == 0 and again.n_search > 0
     after = db.query(ws / "reasonloop.duckdb", "SELECT count(*) AS n FROM trajectories")["n"][0]
     assert after == before
 

@@ -214,7 +214,7 @@ def test_generate_stage_runs_any_method(method, smoke_cfg, tiny_model_dir):
     res = verify(it, [out])
     eff = db.query(P.db, "SELECT * FROM search_efficiency")
     assert eff["method"].to_list() == [method]
-    assert eff["tokens"][0] == df["n_tokens"].sum() == res["tokens"]
+    assert eff["tokens"][0] == df["n_tokens"].sum() == res.tokens
 
 
 def test_revision_examples_from_failures():
