@@ -180,7 +180,6 @@ def _register(it: Iteration, kind: str, policy: str, path, stats: dict) -> str |
 
 
 def _record(it: Iteration, kind: str, path, stats: dict) -> None:
-    db.init_db(it.paths.db)      # stores made before reward_models existed gain it
     db.record_reward_model(it.paths.db, {
         "run_id": it.run_id, "iteration": it.iteration, "kind": kind,
         "labels": label_source(it.cfg, kind), "path": str(path),
