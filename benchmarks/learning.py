@@ -89,15 +89,14 @@ def grpo_speed(config: str, sets: list[str], policy: str, steps: int) -> dict:
     """GRPO alone on a finished policy: seconds per step and sampling tokens/s."""
     import torch
 
-    from reasonloop import compute
-    from reasonloop import workspace as stages
+    from reasonloop import compute, workspace
     from reasonloop.config import load_config
     from reasonloop.learn.grpo import train_grpo
     from reasonloop.policy.init import TINY_ATTN, load_policy
     cfg = load_config(config, sets)
     torch.set_num_threads(compute.resolve(cfg).train_threads)
-    env = stages.env_and_problems(cfg)[0]
-    problems = stages.split(cfg, "train")[: steps * cfg.learn.grpo.prompts_per_step]
+    env = workspace.env_and_problems(cfg)[0]
+    problems = workspace.split(cfg, "train")[: steps * cfg.learn.grpo.prompts_per_step]
     model, tok = load_policy(policy, attn_implementation=TINY_ATTN)
     out = Path(tempfile.mkdtemp(prefix="grpo-speed-"))
     t0 = time.perf_counter()

@@ -32,11 +32,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def mc_agreement(cfg, engine, n_problems: int, ms: list[int]) -> list[str]:
-    from reasonloop import workspace as stages
+    from reasonloop import workspace
     from reasonloop.policy.engines import SamplingParams
     from reasonloop.reward.mc import agreement, mc_labels
-    env = stages.env_and_problems(cfg)[0]
-    train = stages.split(cfg, "train")[:n_problems]
+    env = workspace.env_and_problems(cfg)[0]
+    train = workspace.split(cfg, "train")[:n_problems]
     params = SamplingParams(temperature=1.0, max_new_tokens=cfg.policy.max_new_tokens, seed=0)
     outs = engine.sample([p.prompt for p in train], 1, params)
     items = [(p, o[0].text) for p, o in zip(train, outs)]
@@ -61,12 +61,12 @@ def mc_agreement(cfg, engine, n_problems: int, ms: list[int]) -> list[str]:
 def split_auc(cfg, engine, fitted: dict, split: str, n_problems: int = 200, k: int = 8):
     """AUCs on the champion's own samples (T=1, k per problem) on a split: the PRM's step
     scores vs the oracle's labels, the ORM's score vs correctness."""
-    from reasonloop import workspace as stages
+    from reasonloop import workspace
     from reasonloop.eval.metrics import auc
     from reasonloop.policy.engines import SamplingParams
     from reasonloop.reward.prm import learned_verifier
-    env = stages.env_and_problems(cfg)[0]
-    problems = stages.split(cfg, split)[:n_problems]
+    env = workspace.env_and_problems(cfg)[0]
+    problems = workspace.split(cfg, split)[:n_problems]
     outs = engine.sample([p.prompt for p in problems], k,
                          SamplingParams(seed=1, max_new_tokens=cfg.policy.max_new_tokens))
     items = [(p, s.text) for p, row in zip(problems, outs) for s in row]
@@ -84,11 +84,11 @@ def split_auc(cfg, engine, fitted: dict, split: str, n_problems: int = 200, k: i
 
 
 def fit(cfg, run_id: str, iteration: int, engine) -> tuple[list[str], dict]:
-    from reasonloop import workspace as stages
+    from reasonloop import workspace
     from reasonloop.stages.fit_verifiers import fit_verifiers
     from reasonloop.workspace import Iteration
-    policy = stages.paths(cfg).policy(run_id, iteration - 1) if iteration > 1 else \
-        stages.paths(cfg).init_policy(run_id)
+    policy = workspace.paths(cfg).policy(run_id, iteration - 1) if iteration > 1 else \
+        workspace.paths(cfg).init_policy(run_id)
     stats = fit_verifiers(Iteration(cfg, run_id, iteration), str(policy))
     r = cfg.reward
     md = ["## 2. Learned verifiers (the flywheel's fit-verifiers stage)", "",
@@ -102,7 +102,7 @@ def fit(cfg, run_id: str, iteration: int, engine) -> tuple[list[str], dict]:
           "ORM AUCs against correctness.", "",
           "| verifier | labels, loss | train pairs/examples | held-out AUC | val AUC | "
           "test AUC (unseen targets) | fit seconds |", "|---|---|---|---|---|---|---|"]
-    fitted = {k: str(stages.paths(cfg).reward_model(run_id, k, iteration)) for k in stats}
+    fitted = {k: str(workspace.paths(cfg).reward_model(run_id, k, iteration)) for k in stats}
     by_split = {sp: split_auc(cfg, engine, fitted, sp) for sp in ("val", "test")}
     for kind, s in stats.items():
         labels = f"{r.prm_labels}, {r.prm_loss}" if kind == "prm" else "outcome, pairwise"
@@ -118,11 +118,11 @@ NAMES = {"beam": "beam (learned PRM)", "weighted_bon": "weighted_bon (learned PR
 
 def test_time(cfg, engine, fitted: dict, split: str, limit: int, budgets: list[int],
               out: Path) -> list[str]:
-    from reasonloop import workspace as stages
+    from reasonloop import workspace
     from reasonloop.eval.plots import plot_test_time
     from reasonloop.eval.test_time import results_table
     from reasonloop.stages.evaluate import test_time_search
-    problems = stages.split(cfg, split)[:limit]
+    problems = workspace.split(cfg, split)[:limit]
     oracle, _ = test_time_search(cfg, engine, problems, ["majority", "beam"], budgets)
     learned_cfg = cfg.model_copy(update={"reward": cfg.reward.model_copy(update={
         "prm": "learned", "prm_model": fitted["prm"], "orm_model": fitted.get("orm")})})
@@ -167,7 +167,7 @@ def main() -> None:
     from rich.console import Console
     from rich.markdown import Markdown
 
-    from reasonloop import workspace as stages
+    from reasonloop import workspace
     from reasonloop.config import load_config
     from reasonloop.policy.engines import load_engine
     from reasonloop.store import db, registry
@@ -176,8 +176,8 @@ def main() -> None:
                                                "reward.train=[prm, orm]"])
     registry.setup(Paths(root).mlflow_db, Paths(root).mlartifacts)
     engine = load_engine(cfg.policy.engine, registry.resolve(args.model), seed=0)
-    stages.set_threads(cfg)
-    run_id = args.run or db.query(stages.paths(cfg).db, "SELECT max(run_id) AS r FROM runs "
+    workspace.set_threads(cfg)
+    run_id = args.run or db.query(workspace.paths(cfg).db, "SELECT max(run_id) AS r FROM runs "
                                   "WHERE run_id NOT LIKE 'eval-%'")["r"][0]
     md = [f"# Reward design — {args.model} ({shown(root)})", "", header(), ""]
     if not args.skip_mc:

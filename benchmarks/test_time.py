@@ -47,7 +47,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from reasonloop import workspace as stages
+    from reasonloop import workspace
     from reasonloop.config import load_config
     from reasonloop.eval.plots import plot_test_time
     from reasonloop.eval.test_time import results_table
@@ -61,10 +61,10 @@ def main() -> None:
     cfg = load_config(args.config, args.set + [f"run.root={root}"])
     registry.setup(Paths(root).mlflow_db, Paths(root).mlartifacts)
     path = registry.resolve(args.model)
-    stages.set_threads(cfg)
+    workspace.set_threads(cfg)
     engine = load_engine(cfg.policy.engine, path, seed=cfg.run.seed,
                          dtype=cfg.policy.dtype)
-    test = stages.split(cfg, "test")[: args.limit]
+    test = workspace.split(cfg, "test")[: args.limit]
     methods, budgets = args.methods.split(","), [int(b) for b in args.budgets.split(",")]
     con.rule(f"test-time search: {args.model} on {len(test)} test problems")
     results, _ = test_time_search(cfg, engine, test, methods, budgets)
@@ -91,10 +91,10 @@ def main() -> None:
 
     if not args.skip_train:
         n = cfg.search.n
-        train = stages.split(cfg, "train")[: args.train_problems]
+        train = workspace.split(cfg, "train")[: args.train_problems]
         params = SamplingParams(temperature=cfg.search.temperature,
                                 max_new_tokens=cfg.policy.max_new_tokens, seed=cfg.run.seed)
-        env = stages.env_and_problems(cfg)[0]
+        env = workspace.env_and_problems(cfg)[0]
         t = Table(title=f"training-time search: {len(train)} train problems, budget n={n}")
         for c in ["method", "solved", "tokens", "solved per 1k tokens", "seconds"]:
             t.add_column(c)

@@ -68,7 +68,7 @@ def test_run_report_written_and_logged(scheduled_run):
     runs = mlflow.search_runs(experiment_names=[cfg.run.name],
                               filter_string="tags.report = 'flywheel'", output_format="list")
     assert len(runs) == 1
-    from reasonloop import register
+    from reasonloop.stages import register
     register.report(cfg, "sched")                  # rebuilt (as `reasonloop report` does)
     assert len(mlflow.search_runs(experiment_names=[cfg.run.name], output_format="list",
                                   filter_string="tags.report = 'flywheel'")) == 1
