@@ -18,9 +18,10 @@ JOBS    ?= 2
 test: $(STAMP) $(VLLM) $(SCALE) $(BROWSER)
 	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile $(ARGS)
 
-# The unit tests alone (tests/unit: no servers, no vLLM/Ray/browser extras needed).
+# The unit tests alone (tests/unit: no servers, no vLLM/Ray/browser extras needed), the
+# parser fuzzing on a tenth of its strings.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile tests/unit $(ARGS)
+	REASONLOOP_TEST_FAST=1 $(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile tests/unit $(ARGS)
 
 install: $(STAMP)
 

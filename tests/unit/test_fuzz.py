@@ -5,6 +5,7 @@ source: no `eval`/`exec`/`compile` call anywhere in the product."""
 
 import ast
 import builtins
+import os
 from pathlib import Path
 from unittest import mock
 
@@ -18,6 +19,8 @@ from reasonloop.envs.countdown import check
 ROOT = Path(__file__).resolve().parents[2]
 FUZZ = settings(deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+# `make test-fast` samples a tenth of the strings; `make test` (and CI) all of them.
+SHARE = 10 if os.environ.get("REASONLOOP_TEST_FAST") else 1
 
 
 def _forbidden(*a, **k):
@@ -39,7 +42,7 @@ mixed = st.builds(lambda a, b, i: a[:i] + b + a[i:], near_miss, garbage, st.inte
 
 @given(st.one_of(near_miss, garbage, mixed), st.lists(st.integers(1, 30), min_size=2,
                                                       max_size=4), st.integers(0, 300))
-@settings(FUZZ, max_examples=10_000)
+@settings(FUZZ, max_examples=10_000 // SHARE)
 def test_countdown_parser_and_verifier(text, nums, target):
     with no_eval():
         v = check(nums, target, text)
@@ -56,7 +59,7 @@ latexish = st.one_of(
 
 
 @given(latexish, st.sampled_from(["4", "\\frac{1}{2}", "3\\sqrt{2}", "x+1", "0.5"]))
-@settings(FUZZ, max_examples=3_000)
+@settings(FUZZ, max_examples=3_000 // SHARE)
 def test_math_parser_and_verifier(text, gold):
     pytest.importorskip("math_verify")
     from reasonloop.envs.math import MathEnv
