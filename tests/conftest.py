@@ -7,6 +7,7 @@ tests/unit: one module or stage at a time, tiny locally-built models, no servers
 training steps at most. tests/e2e: the real Prefect/DuckDB/DVC/MLflow/vLLM/browser runs."""
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -74,6 +75,7 @@ def _stop_server() -> None:
 
 def pytest_unconfigure(config):
     _stop_server()
+    shutil.rmtree(_SESSION, ignore_errors=True)     # Prefect's DB, DVC's and MLflow's state
 
 
 def _marked() -> dict[int, str]:
