@@ -13,8 +13,8 @@
     progress       where an iteration stands (stage_done) and what its stages took
 
 Every stage of an iteration takes a `workspace.Iteration` (run-level ones: the config and
-the run id), reads its inputs from the workspace (DuckDB,
-Parquet, model dirs), writes its outputs there, returns what it did with the seconds of real
-work it took, and is idempotent: run it twice and the second run adds nothing. That, plus
+the run id), reads its inputs from the workspace (DuckDB, Parquet, model dirs), writes its
+outputs there, returns what it did with the seconds of real work it took, and is
+idempotent: run it twice and the second run adds nothing. That, plus
 Prefect's per-(run, iteration, stage) cache in `tasks/`, is what makes a crashed run resume.
 """
