@@ -22,7 +22,7 @@ from reasonloop.envs.base import Problem
 from reasonloop.envs.countdown import Countdown
 from reasonloop.envs.math import MathEnv
 from reasonloop.paths import Paths
-from reasonloop.store import db
+from reasonloop.store import db, registry
 
 
 def paths(cfg: Config) -> Paths:
@@ -76,6 +76,13 @@ def _env_and_problems(env_json: str, policy_path: str | None):
         env = MathEnv(ecfg, tok)          # prompts in the model's chat template, if any
     problems = env.problems()
     return env, problems, {p.problem_id: p for p in problems}
+
+
+def open_registry(cfg: Config) -> None:
+    """MLflow tracking + registry for this workspace (its sqlite store, or
+    MLFLOW_TRACKING_URI)."""
+    P = paths(cfg)
+    registry.setup(P.mlflow_db, P.mlartifacts)
 
 
 def env_and_problems(cfg: Config):

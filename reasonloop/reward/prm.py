@@ -20,7 +20,7 @@ from reasonloop.reward.learned import LearnedORM, LearnedPRM
 from reasonloop.reward.mc import MCPRM
 from reasonloop.reward.process import oracle_prm
 from reasonloop.store import registry
-from reasonloop.workspace import env, paths
+from reasonloop.workspace import env, open_registry, paths
 
 
 def mc_params(cfg: Config) -> SamplingParams:
@@ -67,7 +67,7 @@ def fitted_path(cfg: Config, kind: str, run_id: str | None, iteration: int | Non
         return str(fits[-1]) if fits else None
     if not P.mlflow_db.exists() and registry.USER_TRACKING_URI is None:
         return None                   # no registry here (yet): nothing registered
-    registry.setup(P.mlflow_db, P.mlartifacts)
+    open_registry(cfg)
     if registry.version_by_alias(f"{cfg.run.name}-{kind}", registry.CHAMPION) is None:
         return None
     return registry.resolve(f"{cfg.run.name}-{kind}@{registry.CHAMPION}")

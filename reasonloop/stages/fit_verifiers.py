@@ -32,9 +32,9 @@ from reasonloop.reward.learned import (
 from reasonloop.reward.mc import mc_labels
 from reasonloop.reward.prm import label_source, mc_params
 from reasonloop.reward.process import good_step
-from reasonloop.stages.register import lineage, open_registry
+from reasonloop.stages.register import lineage
 from reasonloop.store import db, registry
-from reasonloop.workspace import Iteration, env_and_problems, set_threads
+from reasonloop.workspace import Iteration, env_and_problems, open_registry, set_threads
 
 
 def due(cfg: Config, iteration: int) -> bool:

@@ -16,7 +16,7 @@ from reasonloop.eval.report_plots import train_time
 from reasonloop.eval.test_time import results_table
 from reasonloop.stages.evaluate import Evaluation
 from reasonloop.store import db, registry
-from reasonloop.workspace import Iteration, git_sha, paths, split
+from reasonloop.workspace import Iteration, git_sha, open_registry, paths, split
 
 
 def lineage(cfg: Config, run_id: str, iteration: int) -> dict:
@@ -24,11 +24,6 @@ def lineage(cfg: Config, run_id: str, iteration: int) -> dict:
     from, from which code and config, on which machine and numeric type."""
     return {"run_id": run_id, "iteration": iteration, "git_sha": git_sha(paths(cfg).root),
             "config_hash": cfg.hash(), **compute.resolve(cfg).record()}
-
-
-def open_registry(cfg: Config) -> None:
-    P = paths(cfg)
-    registry.setup(P.mlflow_db, P.mlartifacts)
 
 
 def _evals(it: Iteration, ev: Evaluation, version: str | None) -> None:

@@ -15,7 +15,7 @@ from reasonloop.eval.test_time import eval_rows, results_table, to_metrics
 from reasonloop.policy.engines import load_engine
 from reasonloop.stages.evaluate import test_time_search
 from reasonloop.store import db, registry
-from reasonloop.workspace import env, paths, set_threads
+from reasonloop.workspace import env, open_registry, paths, set_threads
 from reasonloop.workspace import split as split_of
 
 
@@ -24,7 +24,7 @@ def evaluate_search(cfg: Config, model: str, methods: list[str], budgets: list[i
                     limit: int | None = None) -> dict:
     """→ {eval_id, version, results, plot, table}; eval_id names the rows it wrote."""
     P = paths(cfg)
-    registry.setup(P.mlflow_db, P.mlartifacts)
+    open_registry(cfg)
     path, version = registry.resolve(model), registry.version_of(model)
     the_env = env(cfg)
     if problems_file is not None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from reasonloop import compute
 from reasonloop.config import Config
-from reasonloop.store import data, db, registry
-from reasonloop.workspace import env_and_problems, git_sha, paths
+from reasonloop.store import data, db
+from reasonloop.workspace import env_and_problems, git_sha, open_registry, paths
 
 
 def start_run(cfg: Config, run_id: str) -> dict:
@@ -18,5 +18,5 @@ def start_run(cfg: Config, run_id: str) -> dict:
                   compute.resolve(cfg).record())
     P.data.mkdir(parents=True, exist_ok=True)
     data.ensure_remote(P.root, P.dvc_remote)
-    registry.setup(P.mlflow_db, P.mlartifacts)
+    open_registry(cfg)
     return {"problems": len(problems), "new_problems": added}
