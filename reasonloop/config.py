@@ -29,9 +29,9 @@ class EnvConfig(_Section):
     seed: int = 0
     n_numbers: int = Field(3, ge=2, le=6)
     number_min: int = Field(1, ge=1)
-    number_max: int = Field(20, ge=1)
+    number_max: int = Field(20, ge=1, le=10**6)    # the ranges problem files accept too
     target_min: int = Field(10, ge=0)
-    target_max: int = Field(100, ge=1)
+    target_max: int = Field(100, ge=1, le=10**7)
     test_target_fraction: float = Field(0.1, gt=0, lt=1)  # held-out targets → test split
     n_train: int = Field(20000, ge=1)   # the pool; each iteration draws from it
     n_val: int = Field(300, ge=1)

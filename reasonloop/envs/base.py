@@ -46,8 +46,8 @@ def _sep_pattern(sep: str) -> re.Pattern:
     newlines (models are not tidy about it)."""
     if "\n" not in sep:
         return re.compile(re.escape(sep))
-    return re.compile(r"[ \t]*".join(map(re.escape, sep)) + (r"\s*" if sep.count("\n") > 1
-                                                             else ""))
+    parts = [r"\r?\n" if ch == "\n" else re.escape(ch) for ch in sep]   # CRLF is a newline too
+    return re.compile(r"[ \t]*".join(parts) + (r"\s*" if sep.count("\n") > 1 else ""))
 
 
 def step_spans(completion: str, sep: str = "\n") -> list[tuple[int, int]]:
@@ -58,8 +58,8 @@ def step_spans(completion: str, sep: str = "\n") -> list[tuple[int, int]]:
         end = m.start() if m else len(completion)
         piece = completion[pos:end]
         if piece.strip():
-            a = pos + len(piece) - len(piece.lstrip("\n"))
-            spans.append((a, a + len(piece.strip("\n"))))
+            a = pos + len(piece) - len(piece.lstrip("\r\n"))
+            spans.append((a, a + len(piece.strip("\r\n"))))
         pos = m.end() if m else pos
     return spans
 

@@ -26,7 +26,13 @@ from reasonloop.errors import InputError
 OPS = "+-*/"
 MAX_FILE_NUMBERS = 5       # the oracle's reachable-set search stays fast up to 5 numbers
 ENUMERATE_LIMIT = 50_000   # multisets; above this, problems are drawn at random
-STEP_RE = re.compile(r"^(\d{1,6})([-+*/])(\d{1,6})=(\d{1,7}) \[(\d{1,7}(?: \d{1,7})*)\]$")
+MAX_NUMBER = 10**6         # the largest number a problem may start with (file or generator)
+MAX_TARGET = 10**7
+# A number in a step: ASCII digits only (`\d` would take "３" or "٣"), no leading zeros (one
+# spelling per value, so D_expert holds one format), at most 64 digits — above anything the
+# rules can reach from 6 numbers ≤ MAX_NUMBER (10**36), so every solution can be written.
+NUM = r"(?:0|[1-9][0-9]{0,63})"
+STEP_RE = re.compile(rf"^({NUM})([-+*/])({NUM})=({NUM}) \[({NUM}(?: {NUM})*)\]$")
 
 
 def apply(a: int, op: str, b: int) -> int | None:
@@ -189,10 +195,10 @@ def load_problems(path, split: str = "file") -> list[Problem]:
             raise InputError(f"{where}: expected an object with 'numbers' and 'target' only")
         nums, target = row.get("numbers"), row.get("target")
         if (not isinstance(nums, list) or not 2 <= len(nums) <= MAX_FILE_NUMBERS
-                or not all(type(x) is int and 1 <= x <= 10**6 for x in nums)):
+                or not all(type(x) is int and 1 <= x <= MAX_NUMBER for x in nums)):
             raise InputError(f"{where}: 'numbers' must be a list of 2 to {MAX_FILE_NUMBERS} "
                              f"integers in 1..1000000 (got {nums!r})")
-        if type(target) is not int or not 0 <= target <= 10**7:
+        if type(target) is not int or not 0 <= target <= MAX_TARGET:
             raise InputError(f"{where}: 'target' must be an integer in 0..10000000 "
                              f"(got {target!r})")
         if target not in reachable(tuple(sorted(nums))):
@@ -232,11 +238,12 @@ class Countdown:
         c = self.cfg
         span = c.number_max - c.number_min + 1
         want = c.n_train + c.n_val + c.n_test
+        targets = self.train_targets | self.test_targets     # once: it can be 10**7 large
         if comb(span + c.n_numbers - 1, c.n_numbers) <= ENUMERATE_LIMIT:
             out = []
             for ms in combinations_with_replacement(range(c.number_min, c.number_max + 1),
                                                     c.n_numbers):
-                for t in sorted(reachable(ms) & (self.train_targets | self.test_targets)):
+                for t in sorted(reachable(ms) & targets):
                     nums = list(ms)
                     rng.shuffle(nums)
                     out.append((tuple(nums), t))
@@ -244,7 +251,7 @@ class Countdown:
             return out
         out, seen = [], set()
         for _ in range(50 * want):
-            drawn = self._draw(rng, self.train_targets | self.test_targets)
+            drawn = self._draw(rng, targets)
             if drawn and (key := (tuple(sorted(drawn[0])), drawn[1])) not in seen:
                 seen.add(key)
                 out.append(drawn)

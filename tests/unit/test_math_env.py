@@ -23,7 +23,21 @@ def test_math_env_splits_and_verifies(tmp_path):
     assert half.split == "test"
     assert env.verify(half, "It is 0.5, so \\boxed{\\frac{1}{2}}").correct
     assert not env.verify(half, "\\boxed{3}").correct
-    assert not env.verify(half, "__import__('os').system('echo pwned')").correct
+
+
+@pytest.mark.parametrize("shape", ["{code}", "$\\boxed{{{code}}}$", "$${code}$$",
+                                   "\\boxed{{\\text{{{code}}}}}", "The answer is {code}."])
+def test_code_in_model_text_does_not_run(tmp_path, shape):
+    """A payload that would leave a file behind if anything evaluated it."""
+    env = MathEnv(EnvConfig(name="math", problems_file=_write(
+        tmp_path, [{"question": "One?", "answer": "1"}])))
+    mark = tmp_path / "pwned"
+    for code in (f"__import__('os').system('touch {mark}')",
+                 f"__import__('pathlib').Path('{mark}').touch()",
+                 f"open('{mark}', 'w').write('1') or 1"):
+        v = env.verify(env.problems()[0], shape.format(code=code))
+        assert not v.correct
+        assert not mark.exists(), code
 
 
 @pytest.mark.parametrize("line, msg", [
