@@ -187,7 +187,8 @@ def forbidden_uses(source: str) -> list[tuple[int, str]]:
 @pytest.mark.parametrize("code", [
     "eval(x)", "f = eval", "exec(x)", "compile(x, 'f', 'eval')", "__import__('os')",
     "import builtins\nbuiltins.eval(x)", "getattr(builtins, 'eval')(x)",
-    "__builtins__['exec'](x)", "vars(builtins)['eval'](x)", "sympy.sympify(x)", "from sympy import sympify",
+    "__builtins__['exec'](x)", "vars(builtins)['eval'](x)", "sympy.sympify(x)",
+    "from sympy import sympify",
     "from sympy.parsing.sympy_parser import parse_expr", "sp.parse_expr(x)",
     "from sympy.parsing.latex import parse_latex", "ast.compile(x)",
 ])
