@@ -76,6 +76,9 @@ def _stop_server() -> None:
 def pytest_unconfigure(config):
     _stop_server()
     shutil.rmtree(_SESSION, ignore_errors=True)     # Prefect's DB, DVC's and MLflow's state
+    if not hasattr(config, "workerinput"):          # the last process of the run to finish
+        from tests import solver
+        shutil.rmtree(solver.shared_dir(), ignore_errors=True)
 
 
 def _marked() -> dict[int, str]:
@@ -146,6 +149,13 @@ def workspace(tmp_path):
 def smoke_cfg(workspace):
     from reasonloop.config import load_config
     return load_config(SMOKE, [f"run.root={workspace}"])
+
+
+@pytest.fixture(scope="session")
+def solver_overrides() -> list[str]:
+    """Config overrides for the smoke setting whose policy solves problems (tests/solver.py)."""
+    from tests import solver
+    return solver.overrides()
 
 
 @pytest.fixture(scope="session")

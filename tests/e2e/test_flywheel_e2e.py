@@ -1,8 +1,12 @@
-"""The whole loop through the real Prefect flow on configs/smoke.yaml: DuckDB, DVC, MLflow
-and resume, all real, in a temp workspace."""
+"""The whole loop through the real Prefect flow on configs/smoke.yaml with the solver fixture
+(tests/solver.py: a policy that solves some problems): DuckDB, DVC, MLflow and resume, all
+real, in a temp workspace — and the loop's data is real: D_expert holds checked solutions,
+BC trains on them, the gate decides on problems the models disagree on."""
 
 import json
+from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 
@@ -12,14 +16,43 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
+def finished_run(tmp_path_factory, solver_overrides):
     from flows.flywheel import flywheel
     from reasonloop.config import load_config
     from tests.conftest import SMOKE
     ws = tmp_path_factory.mktemp("e2e")
-    cfg = load_config(SMOKE, [f"run.root={ws}"])
+    cfg = load_config(SMOKE, [f"run.root={ws}", *solver_overrides])
     history = flywheel(cfg, "run-a")
     return cfg, ws, history
+
+
+def test_the_loop_runs_on_real_outcomes(finished_run):
+    """Search finds solutions, D_expert holds only real ones (checked by the independent
+    reference checker), BC trains on them, and each gate decision after the first compares
+    models that disagree on some val problems."""
+    from reasonloop.workspace import split
+    from tests.countdown_reference import reference
+    cfg, ws, history = finished_run
+    its = db.query(ws / "reasonloop.duckdb", "SELECT iteration, n_search, n_expert, "
+                   "policy_path FROM iterations WHERE iteration > 0 ORDER BY iteration")
+    for row in its.iter_rows(named=True):
+        assert 0 < row["n_expert"] < row["n_search"]        # some solved, not all
+        expert = pl.read_parquet(ws / "data" / "run-a" / f"iter{row['iteration']:02d}" /
+                                 "d_expert.parquet")
+        assert expert.height == row["n_expert"]
+        assert set(expert["source"]) >= {"search"}
+        for r in expert.iter_rows(named=True):   # the problem line of the prompt (a revision
+            nums, target = r["prompt"].split("\n", 1)[0].split(">")   # example goes on)
+            assert reference([int(x) for x in nums.split()], int(target), r["completion"]), r
+        trained = json.loads((Path(row["policy_path"]) / "reasonloop.json").read_text())
+        assert trained["train"]["steps"] == cfg.learn.steps > 0
+        assert trained["train"]["train_tokens"] > 0
+    gate = db.query(ws / "reasonloop.duckdb", "SELECT iteration, decision, n, b, c "
+                    "FROM promotions WHERE iteration > 0 ORDER BY iteration")
+    assert gate.height == cfg.run.iterations
+    assert all(n == len(split(cfg, "val")) for n in gate["n"])
+    assert any(b + c > 0 for b, c in zip(gate["b"], gate["c"]))     # discordant problems
+    assert any(h["val_pass@1"] > 0 for h in history)
 
 
 def test_trajectories_scored_and_stored(finished_run):
@@ -148,7 +181,11 @@ def test_search_efficiency_view(finished_run):
     tok = db.query(ws / "reasonloop.duckdb", "SELECT sum(n_tokens) AS t FROM trajectories "
                    "WHERE run_id = 'run-a' AND iteration = 1 AND method = 'best_of_n'")["t"][0]
     assert eff["tokens"][0] == tok
-    assert eff["solved_per_1k_tokens"][0] == round(1000 * eff["solved"][0] / tok, 3)
+    solved = db.query(ws / "reasonloop.duckdb", "SELECT count(DISTINCT problem_id) AS n FROM "
+                      "trajectories WHERE run_id = 'run-a' AND iteration = 1 AND "
+                      "method = 'best_of_n' AND correct")["n"][0]
+    assert eff["solved"][0] == solved > 0
+    assert eff["solved_per_1k_tokens"][0] == round(1000 * solved / float(tok), 3)
 
 
 def test_lineage_and_restoring_a_past_d_expert(finished_run, tmp_path):

@@ -1,0 +1,65 @@
+"""A smoke setting in which the tiny policy solves problems from the first iteration, so the
+end-to-end, crash-resume and gate tests run on real outcomes: non-empty D_expert, BC steps,
+correct-vs-wrong pairs, promotion decisions on discordant problems.
+
+Countdown with 2 numbers 1–9 (targets 1–20) and a fixture policy built once per test run
+(shared by the xdist workers through a file lock): the smoke config's tiny Llama, BC'd for a
+few hundred steps on legal plays *and* oracle solutions of the train split, so about a
+quarter of its samples are correct — far from all, so search, filter and learning have work
+to do. Tests add `solver_overrides` to the smoke config (`policy.path` points at it)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+ENV = ["env.n_numbers=2", "env.number_max=9", "env.target_min=1", "env.target_max=20"]
+STEPS, LR, BATCH = 300, 1e-2, 32
+
+
+def shared_dir() -> Path:
+    """One directory per test run (all its processes carry the same session mark)."""
+    return Path(tempfile.gettempdir()) / f"reasonloop-solver-{os.environ['REASONLOOP_TEST_SESSION']}"
+
+
+def build(out: Path) -> Path:
+    import random
+
+    import torch
+
+    from reasonloop.config import load_config
+    from reasonloop.envs.countdown import Countdown, solve
+    from reasonloop.learn.sft import train_sft
+    from reasonloop.policy.init import build_tiny_llama, save_policy
+    from reasonloop.policy.tokenizer import build_char_tokenizer
+    from tests.conftest import SMOKE
+    torch.set_num_threads(1)
+    cfg = load_config(SMOKE, ENV)
+    env = Countdown(cfg.env)
+    tok = build_char_tokenizer()
+    model = build_tiny_llama(tok, cfg.policy.hidden_size, cfg.policy.n_layers,
+                             cfg.policy.n_heads, seed=0)
+    solved = [{"prompt": p.prompt,
+               "completion": "\n".join(solve(tuple(p.meta["numbers"]), p.meta["target"])) + "\n"}
+              for p in env.problems() if p.split == "train"]
+    examples = env.warmup_examples(500, seed=0) + solved * max(1, 500 // len(solved))
+    random.Random(0).shuffle(examples)
+    train_sft(model, tok, examples, out / "ckpt", steps=STEPS, batch_size=BATCH, lr=LR,
+              bf16=False, seed=0, desc="solver fixture")
+    return save_policy(model, tok, out / "policy", {"stage": "test-solver"})
+
+
+def policy_dir() -> Path:
+    """Build once per test run, whichever process asks first; the others wait and reuse."""
+    from filelock import FileLock
+    d = shared_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(d / "build.lock")):
+        if not (d / "policy" / "reasonloop.json").exists():
+            build(d)
+    return d / "policy"
+
+
+def overrides() -> list[str]:
+    return [*ENV, f"policy.path={policy_dir()}"]
