@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from reasonloop import preflight, stopping
+from reasonloop import faults, preflight, stopping
 from reasonloop.cli_models import models_app, promote
 from reasonloop.cli_ops import report, serve, ui
 from reasonloop.cliutil import (
@@ -48,6 +48,7 @@ def run(config: Path | None = typer.Option(None, "--config", "-c",
     Ctrl-C / SIGTERM stop it within seconds; `--resume` continues it."""
     _quiet_env(verbose)
     stopping.install()
+    faults.arm_random_kill()      # only when a reliability test asks for it
     try:
         overrides = list(set_) + [f"run.root={_root(root)}"]
         if iterations is not None:

@@ -8,6 +8,12 @@ reliability tests use to kill or disturb a run at a chosen place (never set in n
                                          point is reached — a server that is briefly away
     REASONLOOP_PAUSE_AT=generate:1       wait there, as a long stage would, until stopped
                                          (a test sends the signal a user would)
+    REASONLOOP_HOLD_AT=verify:1          wait there until the test says go (it fills the
+    REASONLOOP_HOLD_DIR=/some/dir        disk or makes the workspace read-only meanwhile):
+                                         writes `held`, waits for `go` in that directory
+    REASONLOOP_CRASH_AT=random:7         SIGKILL after a delay drawn with seed 7 from
+                                         REASONLOOP_CRASH_WINDOW (seconds, "2-30"), counted
+                                         from the run's start: wherever the run then is
 
 Each point sits in the middle of its stage, after some of the stage's writes and before the
 rest, so a kill there leaves exactly the half-done state a power cut would.
@@ -26,6 +32,8 @@ from reasonloop.errors import ReasonloopError
 
 CRASH_ENV, TRANSIENT_ENV, PAUSE_ENV = ("REASONLOOP_CRASH_AT", "REASONLOOP_TRANSIENT",
                                        "REASONLOOP_PAUSE_AT")
+HOLD_ENV, HOLD_DIR_ENV, WINDOW_ENV = ("REASONLOOP_HOLD_AT", "REASONLOOP_HOLD_DIR",
+                                      "REASONLOOP_CRASH_WINDOW")
 _hits: Counter = Counter()
 
 
@@ -53,6 +61,37 @@ def pause(where: str, limit_s: float = 600) -> None:
         time.sleep(0.05)
 
 
+def hold(where: str, limit_s: float = 600) -> None:
+    """Tell the test we are here (`held`), then wait for its `go`."""
+    import time
+    from pathlib import Path
+
+    d = Path(os.environ[HOLD_DIR_ENV])
+    (d / "held").write_text(where)
+    print(f"fault injection: held at {where}", file=sys.stderr, flush=True)
+    deadline = time.monotonic() + limit_s
+    while not (d / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def arm_random_kill() -> None:
+    """`REASONLOOP_CRASH_AT=random:SEED`: a SIGKILL at a seeded random moment of the run."""
+    spec = os.environ.get(CRASH_ENV, "")
+    if not spec.startswith("random:"):
+        return
+    import random
+    import threading
+    import time
+
+    lo, hi = map(float, os.environ.get(WINDOW_ENV, "2-30").split("-"))
+    delay = random.Random(int(spec.split(":")[1])).uniform(lo, hi)
+
+    def later():
+        time.sleep(delay)
+        kill(f"{spec} after {delay:.1f}s")
+    threading.Thread(target=later, daemon=True, name="fault-random-kill").start()
+
+
 def point(name: str, iteration: int | None = None) -> None:
     """A fault point: dies or raises when the environment asks for it here."""
     here = f"{name}:{iteration}"
@@ -60,6 +99,8 @@ def point(name: str, iteration: int | None = None) -> None:
         kill(here)
     if os.environ.get(PAUSE_ENV) == here:
         pause(here)
+    if os.environ.get(HOLD_ENV) == here:
+        hold(here)
     for spec in filter(None, os.environ.get(TRANSIENT_ENV, "").split(",")):
         target, _, times = spec.partition(":")
         if target == name and _hits[name] < int(times or 1):

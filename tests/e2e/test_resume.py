@@ -1,10 +1,13 @@
 """Crash anywhere → rerun resumes with nothing lost or duplicated; transient failures are
 retried; readers never see a lock. Real CLI, real flow, real stores.
 
+Both run the solver smoke setting (tests/solver.py), so there is real data to lose: correct
+trajectories, a non-empty D_expert, BC steps, gate decisions on discordant problems.
 The reference run goes straight through — with a transient failure injected into each
 stage (retried by the tasks) and `reasonloop sql` / `reasonloop models` reading in a loop.
-The other run is SIGKILLed in the middle of each stage in turn, the same command rerun each
-time; its final state must equal the reference's."""
+One other run is SIGKILLed in the middle of each stage in turn, another at seeded random
+moments; each reruns the same command after every kill, and each final state must equal
+the reference's."""
 
 import os
 import signal
@@ -22,9 +25,12 @@ from tests.conftest import ROOT, SMOKE, _clean_env
 pytestmark = pytest.mark.slow
 
 # Mid-stage fault points (reasonloop/faults.py): all five stages, register on its own, the
-# train stage inside GRPO (the smoke policy solves nothing yet, so BC has no data to learn;
-# GRPO learns online and stores every sample it draws — the hardest stage to resume).
-KILLS = ["generate:1", "verify:1", "filter:1", "evaluate:1", "register:1", "train-step:5"]
+# train stage inside BC (iteration 1) and inside GRPO (iteration 2: it learns online and
+# stores every sample it draws — the hardest stage to resume).
+KILLS = ["generate:1", "verify:1", "filter:1", "train-step:5", "evaluate:1", "register:1",
+         "train-step:5"]
+RANDOM_KILLS = [f"random:{seed}" for seed in (1, 2, 3)]     # within CRASH_WINDOW of a start
+CRASH_WINDOW = "3-40"
 TRANSIENT = "generate:1,verify:1,filter:1,train:1,evaluate:1,register:2"
 GRPO = dict(steps=10, prompts_per_step=2, num_generations=4)
 NAME = "countdown-smoke"
@@ -50,8 +56,9 @@ def _cli(args, cwd, started=None, own_server=False, **env):
     return subprocess.CompletedProcess(args, rc, out.read_text(), err.read_text())
 
 
-def _run_args(ws):
+def _run_args(ws, solver):
     return ["run", "-c", SMOKE, "--root", ws, "--run-id", "r", "--set", "learn.save_every=5",
+            *[a for o in solver for a in ("--set", o)],
             "--set", "learn.phases=[bc,grpo]",
             *[a for k, v in GRPO.items() for a in ("--set", f"learn.grpo.{k}={v}")]]
 
@@ -98,13 +105,14 @@ def _read_loop(ws, stop: threading.Event, reads: list, run: dict, pause: float =
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference(tmp_path_factory, solver_overrides):
     tmp = tmp_path_factory.mktemp("straight")
     ws, stop, reads, run = tmp / "ws", threading.Event(), [], {}
     reader = threading.Thread(target=_read_loop, args=(ws, stop, reads, run))
     reader.start()
     try:
-        done = _cli(_run_args(ws), tmp, run, own_server=True, REASONLOOP_TRANSIENT=TRANSIENT)
+        done = _cli(_run_args(ws, solver_overrides), tmp, run, own_server=True,
+                    REASONLOOP_TRANSIENT=TRANSIENT)
     finally:
         stop.set()
         reader.join()
@@ -113,11 +121,25 @@ def reference(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def killed(tmp_path_factory):
+def killed(tmp_path_factory, solver_overrides):
     tmp = tmp_path_factory.mktemp("killed")
     ws = tmp / "ws"
-    kills = [_cli(_run_args(ws), tmp, REASONLOOP_CRASH_AT=spec) for spec in KILLS]
-    final = _cli(_run_args(ws), tmp)
+    args = _run_args(ws, solver_overrides)
+    kills = [_cli(args, tmp, REASONLOOP_CRASH_AT=spec) for spec in KILLS]
+    final = _cli(args, tmp)
+    assert final.returncode == 0, final.stderr[-3000:]
+    return ws, kills
+
+
+@pytest.fixture(scope="module")
+def killed_at_random(tmp_path_factory, solver_overrides):
+    """Kills at seeded random moments — wherever the run is then, not at a named point."""
+    tmp = tmp_path_factory.mktemp("random")
+    ws = tmp / "ws"
+    args = _run_args(ws, solver_overrides)
+    kills = [_cli(args, tmp, REASONLOOP_CRASH_AT=spec, REASONLOOP_CRASH_WINDOW=CRASH_WINDOW)
+             for spec in RANDOM_KILLS]
+    final = _cli(args, tmp)
     assert final.returncode == 0, final.stderr[-3000:]
     return ws, kills
 
@@ -134,7 +156,38 @@ def _traj(ws) -> pl.DataFrame:
                     "method, sample_idx, text, correct FROM trajectories ORDER BY traj_id")
 
 
-def test_same_trajectories_as_the_uninterrupted_run_and_no_duplicates(reference, killed):
+@pytest.fixture(params=["killed", "killed_at_random"])
+def resumed(request):
+    return request.getfixturevalue(request.param)
+
+
+def test_random_kills_landed_and_the_run_resumed(killed_at_random):
+    _, kills = killed_at_random
+    landed = [k for k in kills if k.returncode == -signal.SIGKILL]
+    assert len(landed) >= 2, [k.stderr[-500:] for k in kills]
+    for k in landed:
+        assert "fault injection: SIGKILL at random:" in k.stderr
+    for k in kills:
+        assert k.returncode in (0, -signal.SIGKILL), k.stderr[-2000:]
+
+
+def test_the_runs_had_real_data_to_lose(reference):
+    """The solver setting at work: correct trajectories, D_expert, BC steps, a gate that
+    compared models differing on some problems."""
+    import json
+    from pathlib import Path
+    ws = reference[0]
+    it1 = db.query(ws / "reasonloop.duckdb", "SELECT n_expert, policy_path FROM iterations "
+                   "WHERE iteration = 1").row(0, named=True)
+    assert it1["n_expert"] > 0
+    train = json.loads((Path(it1["policy_path"]) / "reasonloop.json").read_text())["train"]
+    assert train["phase"] == "bc" and train["steps"] > 0
+    gate = db.query(ws / "reasonloop.duckdb", "SELECT b, c FROM promotions WHERE iteration > 0")
+    assert (gate["b"] + gate["c"]).max() > 0
+
+
+def test_same_trajectories_as_the_uninterrupted_run_and_no_duplicates(reference, resumed):
+    killed = resumed
     ref, got = _traj(reference[0]), _traj(killed[0])
     assert got.height == ref.height > 0
     assert got["traj_id"].to_list() == ref["traj_id"].to_list()
@@ -150,7 +203,8 @@ def test_same_trajectories_as_the_uninterrupted_run_and_no_duplicates(reference,
         "prompts_per_step"] * GRPO["num_generations"]
 
 
-def test_same_d_expert_and_metrics(reference, killed):
+def test_same_d_expert_and_metrics(reference, resumed):
+    killed = resumed
     q = ("SELECT iteration, n_search, n_expert, stage_done FROM iterations ORDER BY iteration")
     assert db.query(killed[0] / "reasonloop.duckdb", q).equals(
         db.query(reference[0] / "reasonloop.duckdb", q))
@@ -161,13 +215,13 @@ def test_same_d_expert_and_metrics(reference, killed):
         db.query(reference[0] / "reasonloop.duckdb", q))
 
 
-def test_dvc_and_mlflow_consistent_after_kills(reference, killed):
+def test_dvc_and_mlflow_consistent_after_kills(reference, resumed):
     import yaml
     from dvc.repo import Repo
     from mlflow import MlflowClient
 
     from reasonloop.store import registry
-    ws = killed[0]
+    ws = resumed[0]
     md5 = db.query(ws / "reasonloop.duckdb", "SELECT data_md5 FROM iterations "
                    "WHERE iteration = 2")["data_md5"][0]
     assert yaml.safe_load((ws / "data.dvc").read_text())["outs"][0]["md5"] == md5
