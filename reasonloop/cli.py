@@ -27,6 +27,7 @@ from reasonloop.cliutil import (
     _table,
     out,
     quiet_loggers,
+    watch_storage,
 )
 from reasonloop.config import load_config
 from reasonloop.envs.countdown import load_problems
@@ -59,6 +60,7 @@ def run(config: Path | None = typer.Option(None, "--config", "-c",
         cfg = load_config(config, overrides)
         # fail before anything is written: workspace and stores, model dir, problems
         preflight.workspace(cfg.run.root, cfg.run.min_free_mb)
+        watch_storage(cfg.run.root, cfg.run.min_free_mb)
         if cfg.policy.path is not None:
             from reasonloop.policy.init import load_policy
             load_policy(cfg.policy.path)
@@ -84,8 +86,12 @@ def run(config: Path | None = typer.Option(None, "--config", "-c",
         _fail(e)
     except KeyboardInterrupt:
         _stopped(f"`reasonloop run --resume` continues run {run_id}" if run_id else "")
-    except OSError as e:   # the disk filled up, a permission changed mid-run: resumable
-        _fail(ReasonloopError(f"{e.strerror or e}: {e.filename or ''} (fix it, then "
+    except Exception as e:   # the disk filled up, turned read-only mid-run: resumable
+        what = faults.storage_error(e, *((cfg.run.root, cfg.run.min_free_mb)
+                                         if "cfg" in locals() else ()))
+        if what is None and not isinstance(e, OSError):
+            raise
+        _fail(ReasonloopError(f"{what or e.strerror or e} (fix it, then "
                               f"`reasonloop run --resume`)"))
     _print_history(history, run_id)
     page = Path(cfg.run.root) / "reports" / run_id / "report.html"

@@ -3,6 +3,7 @@ table printer and the one-line error exit."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from reasonloop import stopping
+from reasonloop import faults, stopping
 
 out = Console()
 
@@ -70,9 +71,25 @@ def quiet_loggers(verbose: bool = False) -> None:
             logger.addFilter(_after_stop)
 
 
+_STORAGE: dict = {}      # the workspace of the run in progress: root, min_free_mb
+
+
+def watch_storage(root: Path, min_free_mb: int) -> None:
+    """A full or read-only workspace is reported by the CLI in one line: Prefect's own
+    tracebacks of the same failure are dropped (see `_after_stop`)."""
+    _STORAGE.update(root=root, min_free_mb=min_free_mb)
+
+
 def _after_stop(record) -> bool:
-    """Drop Prefect's "Crash detected!" reports once the user asked us to stop: expected."""
-    return not stopping.stopped()
+    """Drop Prefect's "Crash detected!" reports once the user asked us to stop (expected),
+    and its reports of a disk that filled up or turned read-only (the CLI says it once)."""
+    if stopping.stopped():
+        return False
+    if record.levelno >= logging.ERROR and _STORAGE:
+        exc = record.exc_info[1] if record.exc_info else None
+        if faults.storage_error(exc, _STORAGE["root"], _STORAGE["min_free_mb"]):
+            return False
+    return True
 
 
 def _root(root: Path | None) -> Path:

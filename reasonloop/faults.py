@@ -142,3 +142,47 @@ def is_transient(exc: BaseException | None) -> bool:
             return True
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return False
+
+
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_FULL_TEXT = ("no space left on device", "database or disk is full", "disk quota exceeded")
+_READONLY_TEXT = ("read-only file system", "readonly database", "read only database")
+
+
+def storage_error(exc: BaseException | None, root=None, min_free_mb: int = 0) -> str | None:
+    """What went wrong with the disk under a run, in words — the disk filled up, the
+    workspace turned read-only, a permission changed — or None for any other failure.
+    DuckDB, SQLite (MLflow) and DVC each wrap the OS error their own way, and some hide it
+    (polars reports a full disk as a parquet "transport error"), so after reading the
+    error this also looks at the workspace's disk itself."""
+    found = _storage_cause(exc)
+    if found is not None or root is None:
+        return found
+    import shutil
+    from pathlib import Path
+
+    probe = next((p for p in (Path(root), *Path(root).parents) if p.exists()), None)
+    if probe is None:
+        return None
+    if os.statvfs(probe).f_flag & os.ST_RDONLY:
+        return f"the workspace is read-only: {probe} ({exc})"
+    free_mb = shutil.disk_usage(probe).free / 2**20
+    if free_mb < max(min_free_mb, 1):
+        return f"disk full: {free_mb:.0f} MB free under {probe} ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _storage_cause(exc: BaseException | None) -> str | None:
+    seen = 0
+    while exc is not None and seen < 8:
+        text = str(exc).lower()
+        code = exc.errno if isinstance(exc, OSError) else None
+        where = getattr(exc, "filename", None) or ""
+        if code in _FULL_ERRNOS or any(t in text for t in _FULL_TEXT):
+            return f"disk full{': ' + str(where) if where else ''}"
+        if code == errno.EROFS or any(t in text for t in _READONLY_TEXT):
+            return f"the workspace is read-only{': ' + str(where) if where else ''}"
+        if code in (errno.EACCES, errno.EPERM):
+            return f"permission denied: {where or exc}"
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None

@@ -20,7 +20,8 @@ STEPS, LR, BATCH = 300, 1e-2, 32
 
 def shared_dir() -> Path:
     """One directory per test run (all its processes carry the same session mark)."""
-    return Path(tempfile.gettempdir()) / f"reasonloop-solver-{os.environ['REASONLOOP_TEST_SESSION']}"
+    mark = os.environ["REASONLOOP_TEST_SESSION"]
+    return Path(tempfile.gettempdir()) / f"reasonloop-solver-{mark}"
 
 
 def build(out: Path) -> Path:
