@@ -83,6 +83,8 @@ def run(config: Path | None = typer.Option(None, "--config", "-c",
         quiet_loggers(verbose)
         history = run_flywheel(cfg, run_id)
     except ReasonloopError as e:
+        if "cfg" in locals() and faults.storage_error(e, cfg.run.root, cfg.run.min_free_mb):
+            e = ReasonloopError(f"{e} (fix it, then `reasonloop run --resume`)")
         _fail(e)
     except KeyboardInterrupt:
         _stopped(f"`reasonloop run --resume` continues run {run_id}" if run_id else "")
