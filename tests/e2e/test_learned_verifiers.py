@@ -1,5 +1,10 @@
 """Learned verifiers: a PRM (token classification at step ends) and an ORM (TRL
-RewardTrainer on Bradley–Terry pairs) fitted on a tiny set beat chance on held-out problems."""
+RewardTrainer on Bradley–Terry pairs) fitted on a tiny set beat chance on held-out problems.
+
+The wrong texts are well formed (a miscalculated step in the right format, a legal play
+that misses), so only the arithmetic and the reachability of the target tell them apart —
+not the format. The base is the solver fixture (tests/solver.py), which has seen the
+small setting's arithmetic; a from-scratch 8-step model does not beat chance on this."""
 
 import random
 
@@ -20,21 +25,49 @@ from reasonloop.reward.learned import (
 )
 from tests.unit.test_search import RandomLegalPolicy
 
-ENV = Countdown(EnvConfig(n_train=400))
+ENV = Countdown(EnvConfig(n_numbers=2, number_max=9, target_min=1, target_max=20,
+                          n_train=400, n_val=5, n_test=5))
 TRAIN = [p for p in ENV.problems() if p.split == "train"]
+FIT, HELD = TRAIN[: len(TRAIN) * 7 // 10], TRAIN[len(TRAIN) * 7 // 10:]
+
+
+@pytest.fixture(scope="module")
+def base(solver_overrides):
+    return solver_overrides[-1].split("=", 1)[1]
+
+
+def blunder(sol: list[str], rng) -> str:
+    """The oracle's solution with one step's result miscalculated — in the right format,
+    the numbers left following the wrong result, so nothing but the arithmetic gives it
+    away (a format detector cannot tell it from a solution)."""
+    j = rng.randrange(len(sol))
+    lhs, rhs = sol[j].split("=")
+    c, rest = rhs.split(" ", 1)
+    wrong = int(c) + rng.choice([d for d in (-2, -1, 1, 2, 3) if int(c) + d >= 0])
+    left = rest[1:-1].split(" ")
+    left[len(left) - 1 - left[::-1].index(c)] = str(wrong)
+    return "\n".join([*sol[:j], f"{lhs}={wrong} [{' '.join(left)}]"]) + "\n"
 
 
 def trajectories(problems, seed):
-    """Per problem: the oracle's solution, a random legal play and a blunder (an illegal
-    step after the solution's first step) — oracle step labels of all three vary."""
+    """Per problem: the oracle's solution, a random legal play and a blunder (a miscalculated
+    step, well-formed) — oracle step labels of all three vary."""
     rng = random.Random(seed)
     out = []
     for p in problems:
         sol = solve(tuple(p.meta["numbers"]), p.meta["target"])
         play = RandomLegalPolicy().sample([p.prompt], 1, SamplingParams(seed=rng.randrange(9999)))
-        out += [(p, "\n".join(sol) + "\n"), (p, play[0][0].text),
-                (p, sol[0] + "\n0+0=1 [1]\n")]
+        out += [(p, "\n".join(sol) + "\n"), (p, play[0][0].text), (p, blunder(sol, rng))]
     return out
+
+
+def test_blunders_are_well_formed_and_wrong():
+    from reasonloop.envs.countdown import STEP_RE
+    rng = random.Random(0)
+    for p in TRAIN:
+        text = blunder(solve(tuple(p.meta["numbers"]), p.meta["target"]), rng)
+        v = ENV.verify(p, text)
+        assert all(STEP_RE.match(s) for s in v.steps) and not v.legal and v.step_rewards[-1] == 0
 
 
 def test_step_ends_mark_the_last_char_of_each_step(tiny_model_dir):
@@ -45,11 +78,11 @@ def test_step_ends_mark_the_last_char_of_each_step(tiny_model_dir):
     assert tok.decode(ids[: ends[1] + 1]).endswith("2*8=16 [16]")
 
 
-def test_pointwise_prm_beats_chance_on_heldout(tiny_model_dir, tmp_path):
-    train = trajectories(TRAIN[:240], 0)
-    held = trajectories(TRAIN[300:360], 1)
-    stats = train_prm(tiny_model_dir, [(p, t, ENV.verify(p, t).step_rewards) for p, t in train],
-                      tmp_path / "prm", steps=80, batch_size=32, lr=3e-3, seed=0, meta={})
+def test_pointwise_prm_beats_chance_on_heldout(base, tmp_path):
+    train = trajectories(FIT, 0)
+    held = trajectories(HELD, 1)
+    stats = train_prm(base, [(p, t, ENV.verify(p, t).step_rewards) for p, t in train],
+                      tmp_path / "prm", steps=200, batch_size=32, lr=3e-3, seed=0, meta={})
     assert stats["loss_last"] < stats["loss_first"]
     prm = LearnedPRM(tmp_path / "prm")
     scores = prm.many(held)
@@ -63,16 +96,16 @@ def test_pointwise_prm_beats_chance_on_heldout(tiny_model_dir, tmp_path):
     assert prm(p, first)[0] == pytest.approx(prm(p, text)[0], abs=1e-5)
 
 
-def test_pairwise_prm_beats_chance_on_heldout(tiny_model_dir, tmp_path):
+def test_pairwise_prm_beats_chance_on_heldout(base, tmp_path):
     """Bradley–Terry on step prefixes of one problem and depth (good step vs bad step)."""
-    train = [(p, t, ENV.verify(p, t).step_rewards) for p, t in trajectories(TRAIN[:240], 0)]
+    train = [(p, t, ENV.verify(p, t).step_rewards) for p, t in trajectories(FIT, 0)]
     pairs = prefix_pairs(train, 2, seed=0)
     assert pairs and all(x["chosen"].count("\n") == x["rejected"].count("\n") for x in pairs)
-    train_pairwise(tiny_model_dir, pairs, {p.problem_id: p.prompt for p in TRAIN[:240]},
-                   tmp_path / "prm", steps=60, batch_size=16, lr=3e-3, seed=0, meta={})
+    train_pairwise(base, pairs, {p.problem_id: p.prompt for p in FIT},
+                   tmp_path / "prm", steps=200, batch_size=16, lr=3e-3, seed=0, meta={})
     prm = LearnedPRM(tmp_path / "prm")
     assert prm.pairwise
-    held = trajectories(TRAIN[300:360], 1)
+    held = trajectories(HELD, 1)
     scores = prm.many(held)
     labels = [ENV.verify(p, t).step_rewards for p, t in held]
     assert all(len(s) == len(y) for s, y in zip(scores, labels))
@@ -82,18 +115,18 @@ def test_pairwise_prm_beats_chance_on_heldout(tiny_model_dir, tmp_path):
     assert prm(p, text.split("\n")[0] + "\n")[0] == pytest.approx(prm(p, text)[0], abs=1e-5)
 
 
-def test_learned_orm_beats_chance_on_heldout(tiny_model_dir, tmp_path):
+def test_learned_orm_beats_chance_on_heldout(base, tmp_path):
     groups: dict[str, list] = {}
-    for p, t in trajectories(TRAIN[:240], 0):
+    for p, t in trajectories(FIT, 0):
         groups.setdefault(p.problem_id, []).append((t, ENV.verify(p, t).correct))
     pairs = orm_pairs(groups, 2, seed=0)
     assert pairs and all(ENV.verify(next(q for q in TRAIN if q.problem_id == x["problem_id"]),
                                      x["chosen"]).correct for x in pairs[:20])
-    stats = train_pairwise(tiny_model_dir, pairs, {p.problem_id: p.prompt for p in TRAIN[:240]},
-                           tmp_path / "orm", steps=60, batch_size=16, lr=3e-3, seed=0,
+    stats = train_pairwise(base, pairs, {p.problem_id: p.prompt for p in FIT},
+                           tmp_path / "orm", steps=200, batch_size=16, lr=3e-3, seed=0,
                            meta={})
     assert stats["n_pairs"] == len(pairs)
-    held = trajectories(TRAIN[300:360], 1)
+    held = trajectories(HELD, 1)
     scores = LearnedORM(tmp_path / "orm").many(held)
     assert all(0.0 <= s <= 1.0 for s in scores)
     assert auc([ENV.verify(p, t).correct for p, t in held], scores) > 0.65
@@ -114,7 +147,7 @@ def test_auc():
     assert auc([True, True, False], [0.8, 0.3, 0.5]) == 0.5
 
 
-def test_fit_stage_registers_and_search_and_eval_use_it(tiny_model_dir, workspace, tmp_path):
+def test_fit_stage_registers_and_search_and_eval_use_it(base, solver_overrides, workspace, tmp_path):
     """The flywheel's fit-verifiers stage on a made D_search: both verifiers fitted from the
     policy, held-out AUC measured, registered (champion) with lineage, recorded in DuckDB;
     then the run's search spec and `reasonloop eval` (via the registry) use them."""
@@ -128,34 +161,35 @@ def test_fit_stage_registers_and_search_and_eval_use_it(tiny_model_dir, workspac
     from reasonloop.store import db, registry
     from tests.conftest import SMOKE
     from tests.e2e.test_cli import _run
-    cfg = load_config(SMOKE, [f"run.root={workspace}", "reward.prm=learned",
-                              "reward.train=[prm, orm]", "reward.steps=40",
+    cfg = load_config(SMOKE, [f"run.root={workspace}", *solver_overrides, "reward.prm=learned",
+                              "reward.train=[prm, orm]", "reward.steps=200",
                               "reward.batch_size=16", "reward.lr=3e-3"])
     start_run(cfg, "run-f")
     env = ws.env(cfg)
-    items = trajectories(ws.split(cfg, "train")[:200], 0)
+    items = trajectories(ws.split(cfg, "train"), 0)
     it = ws.Iteration(cfg, "run-f", 1)
     out = it.d_search
     out.parent.mkdir(parents=True)
     pl.DataFrame({"problem_id": [p.problem_id for p, _ in items], "text": [t for _, t in items],
                   "correct": [env.verify(p, t).correct for p, t in items]}
                  ).write_parquet(out)
-    stats = fit_verifiers(it, str(tiny_model_dir))
+    stats = fit_verifiers(it, str(base))
     assert set(stats) == {"prm", "orm"}
     assert stats["prm"]["auc_oracle"] > 0.6 and stats["orm"]["auc"] > 0.6, stats
-    assert fit_verifiers(it, str(tiny_model_dir))["prm"]["auc"] == \
+    assert fit_verifiers(it, str(base))["prm"]["auc"] == \
         stats["prm"]["auc"]                                     # idempotent: not refitted
     rm = db.query(workspace / "reasonloop.duckdb", "SELECT kind, version FROM reward_models")
     assert sorted(rm["kind"]) == ["orm", "prm"] and all(rm["version"])
     registry.setup(workspace / "mlflow.db", workspace / "mlartifacts")
     for kind in ("prm", "orm"):
         champ = registry.version_by_alias(f"{cfg.run.name}-{kind}", "champion")
-        assert champ.tags["run_id"] == "run-f" and champ.tags["policy"] == str(tiny_model_dir)
+        assert champ.tags["run_id"] == "run-f" and champ.tags["policy"] == str(base)
     spec = search_spec(cfg, None, run_id="run-f", iteration=1)
     assert type(spec.prm).__name__ == "LearnedPRM" and spec.orm_score is not None
-    r = _run(["eval", "--model", str(tiny_model_dir), "--methods", "majority,orm_bon,beam",
+    r = _run(["eval", "--model", str(base), "--methods", "majority,orm_bon,beam",
               "--budgets", "2", "--limit", "4", "-c", str(SMOKE), "--root", str(workspace),
-              "--set", "reward.prm=learned"], tmp_path)
+              "--set", "reward.prm=learned", *[a for o in solver_overrides for a in ("--set", o)]],
+             tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "orm_bon" in r.stdout and "beam" in r.stdout
 

@@ -11,7 +11,7 @@ from reasonloop.envs.base import split_steps, step_prefixes, step_spans
 from reasonloop.policy.engines import SamplingParams
 from tests.conftest import ROOT
 
-pytest.importorskip("math_verify")
+import math_verify  # noqa: E402,F401  (a core dependency: a broken install fails here)
 SAMPLE = ROOT / "configs" / "problems" / "arith50.jsonl"
 SEP = "\n\n"
 

@@ -10,7 +10,7 @@ from reasonloop.config import EnvConfig, load_config
 from reasonloop.envs.base import Problem
 from tests.conftest import ROOT
 
-pytest.importorskip("math_verify")
+import math_verify  # noqa: E402,F401  (a core dependency: a broken install fails here)
 SAMPLE = ROOT / "configs" / "problems" / "arith50.jsonl"
 
 
