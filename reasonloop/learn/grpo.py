@@ -130,7 +130,8 @@ def train_grpo(model, tokenizer, env, problems: list, out_dir: Path, *, gcfg, st
     rows = sampled_rows(rows_dir)
     first, last = progress.first_last("reward")
     gen = int(rows["n_tokens"].sum()) if rows.height else 0
-    return {"steps": steps, "resumed_from": resumed, "reward_first": first, "reward_last": last,
+    return {"steps": steps, "trainer": type(trainer).__name__,   # the class that ran
+            "resumed_from": resumed, "reward_first": first, "reward_last": last,
             "loss_last": progress.first_last("loss")[1], "n_sampled": rows.height,
             "gen_tokens": gen, "n_problems": len(problems),
             "seconds_per_step": wall / max(1, steps - resumed),

@@ -36,6 +36,44 @@ def test_eval_methods_on_a_problems_file(tmp_path, tiny_model_dir):
     assert list((ws / "reports").glob("eval-*/test_time.png"))
 
 
+def test_eval_accuracy_is_what_the_trajectories_say_and_is_in_mlflow(tmp_path,
+                                                                      solver_overrides):
+    """With a policy that solves some of the problems: best-of-N (oracle verifier) accuracy
+    at budget B is the share of problems with a correct sample among the B stored ones;
+    majority voting cannot beat it; the MLflow run named after the eval holds the same
+    numbers and the plot."""
+    import polars as pl
+    from mlflow import MlflowClient
+
+    from reasonloop.store import db, registry
+    rows = [([3, 5], 8), ([6, 3], 2), ([4, 7], 28), ([9, 2], 7), ([8, 8], 16), ([5, 1], 4)]
+    f = _problems(tmp_path, [json.dumps({"numbers": n, "target": t}) for n, t in rows])
+    ws, policy = tmp_path / "ws", solver_overrides[-1].split("=", 1)[1]
+    r = _run(["eval", "--model", policy, "--methods", "best_of_n,majority", "--budgets", "1,4",
+              "--problems", str(f), "-c", str(SMOKE), "--root", str(ws)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    store = ws / "reasonloop.duckdb"
+    acc = db.query(store, "SELECT run_id, method, budget, value FROM evals "
+                   "WHERE metric = 'accuracy' ORDER BY method, budget")
+    traj = db.query(store, "SELECT method, problem_id, correct FROM trajectories")
+    for row in acc.filter(pl.col("method") == "best_of_n").iter_rows(named=True):
+        mine = traj.filter(pl.col("method") == f"eval:best_of_n@{row['budget']}")
+        assert mine.height == len(rows) * row["budget"]
+        solved = mine.group_by("problem_id").agg(pl.col("correct").any())["correct"].sum()
+        assert row["value"] == pytest.approx(solved / len(rows))
+    by = {(m, b): v for _, m, b, v in acc.iter_rows()}
+    assert by[("best_of_n", 4)] > 0 and by[("majority", 4)] <= by[("best_of_n", 4)]
+    registry.setup(ws / "mlflow.db", ws / "mlartifacts")
+    client = MlflowClient()
+    exp = client.get_experiment_by_name("countdown-smoke")
+    [run] = client.search_runs([exp.experiment_id],
+                               f"attributes.run_name = '{acc['run_id'][0]}'")
+    for (method, budget), value in by.items():
+        logged = run.data.metrics[f"file_search/{method}_at_{budget}"]
+        assert logged == pytest.approx(value), (method, budget, run.data.metrics)
+    assert "test_time.png" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
 @pytest.mark.parametrize("line, expect", [
     ("{oops", "not valid JSON"),
     ('{"numbers": [1, 2]}', "'target' must be an integer"),

@@ -147,7 +147,8 @@ def test_auc():
     assert auc([True, True, False], [0.8, 0.3, 0.5]) == 0.5
 
 
-def test_fit_stage_registers_and_search_and_eval_use_it(base, solver_overrides, workspace, tmp_path):
+def test_fit_stage_registers_and_search_and_eval_use_it(base, solver_overrides, workspace,
+                                                        tmp_path):
     """The flywheel's fit-verifiers stage on a made D_search: both verifiers fitted from the
     policy, held-out AUC measured, registered (champion) with lineage, recorded in DuckDB;
     then the run's search spec and `reasonloop eval` (via the registry) use them."""

@@ -91,6 +91,7 @@ def test_grpo_steps_raise_mean_reward_on_a_toy_reward(tiny_model_dir, tmp_path):
     stats = train_grpo(model, tok, env, problems, out, gcfg=g, steps=g.steps,
                        shaping={"length": -1.0}, max_new_tokens=40, bf16=False, seed=0,
                        save_every=100)
+    assert stats["trainer"] == "GRPOTrainer"
     assert not torch.equal(before, _params(model))
     rows = sampled_rows(out / "_trainer" / "rows")
     assert rows.height == 16 * 4 * 8 and rows["sample_idx"].n_unique() == rows.height
@@ -156,8 +157,10 @@ def test_rloo_option_trains_and_keeps_its_samples(tiny_model_dir, tmp_path):
     problems = [p for p in env.problems() if p.split == "train"][:16]
     g = LearnConfig(grpo={"algorithm": "rloo", "steps": 3, "prompts_per_step": 2,
                           "num_generations": 4, "lr": 1e-2}).grpo
-    train_grpo(model, tok, env, problems, tmp_path / "r", gcfg=g, steps=3,
-               shaping={"length": -1.0}, max_new_tokens=24, bf16=False, seed=0, save_every=100)
+    stats = train_grpo(model, tok, env, problems, tmp_path / "r", gcfg=g, steps=3,
+                       shaping={"length": -1.0}, max_new_tokens=24, bf16=False, seed=0,
+                       save_every=100)
+    assert stats["trainer"] == "RLOOTrainer"          # the object that ran, not the label
     assert not torch.equal(before, _params(model))
     rows = sampled_rows(tmp_path / "r" / "_trainer" / "rows")
     assert rows.height == 3 * 2 * 4 and set(rows["method"]) == {"rloo"}

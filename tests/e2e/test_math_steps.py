@@ -4,14 +4,13 @@ it — with a byte-level BPE tokenizer, where "\\n\\n" is not one fixed token.""
 
 from dataclasses import replace
 
-import pytest
+import math_verify  # noqa: E402,F401  (a core dependency: a broken install fails here)
 
 from reasonloop.config import EnvConfig
 from reasonloop.envs.base import split_steps, step_prefixes, step_spans
 from reasonloop.policy.engines import SamplingParams
 from tests.conftest import ROOT
 
-import math_verify  # noqa: E402,F401  (a core dependency: a broken install fails here)
 SAMPLE = ROOT / "configs" / "problems" / "arith50.jsonl"
 SEP = "\n\n"
 

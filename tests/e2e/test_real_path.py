@@ -4,13 +4,13 @@ built ~10M BPE Llama as `policy.path`, one flywheel iteration with the HF engine
 import json
 from pathlib import Path
 
+import math_verify  # noqa: E402,F401  (a core dependency: a broken install fails here)
 import pytest
 
 from reasonloop.config import EnvConfig, load_config
 from reasonloop.envs.base import Problem
 from tests.conftest import ROOT
 
-import math_verify  # noqa: E402,F401  (a core dependency: a broken install fails here)
 SAMPLE = ROOT / "configs" / "problems" / "arith50.jsonl"
 
 
