@@ -1,4 +1,5 @@
-"""BC → DPO → GRPO through the real flow (smoke config): the schedule switches, each
+"""BC → DPO → GRPO through the real flow (the solver smoke setting, so DPO's pairs come from
+real outcomes): the schedule switches, each
 iteration's phase is recorded in DuckDB and on its MLflow version, GRPO's samples are stored
 as trajectories, and the run report (train-time scaling, phases) is written and logged."""
 
@@ -13,12 +14,12 @@ GRPO = {"steps": 3, "prompts_per_step": 4, "num_generations": 4}
 
 
 @pytest.fixture(scope="module")
-def scheduled_run(tmp_path_factory):
+def scheduled_run(tmp_path_factory, solver_overrides):
     from flows.flywheel import flywheel
     from reasonloop.config import load_config
     from tests.conftest import SMOKE
     ws = tmp_path_factory.mktemp("learn")
-    cfg = load_config(SMOKE, [f"run.root={ws}", "run.iterations=3",
+    cfg = load_config(SMOKE, [f"run.root={ws}", *solver_overrides, "run.iterations=3",
                               "learn.schedule=[bc,dpo,grpo]", "learn.plateau=1.0",
                               "learn.dpo.steps=4", "learn.dpo.batch_size=4",
                               "eval.search_methods=[]",
@@ -42,7 +43,15 @@ def test_pairs_counted_and_grpo_samples_stored(scheduled_run):
     it = db.query(ws / "reasonloop.duckdb", "SELECT iteration, n_pairs, n_step_pairs, "
                   "train_tokens FROM iterations WHERE iteration = 2").row(0, named=True)
     pairs = pl.read_parquet(ws / "data" / "sched" / "iter02" / "d_pairs.parquet")
-    assert it["n_pairs"] == pairs.height
+    assert it["n_pairs"] == pairs.height > 0          # built from real outcomes (solver)
+    assert (pairs["kind"] == "outcome").sum() > 0
+    from tests.countdown_reference import reference
+    for r in pairs.iter_rows(named=True):
+        nums, target = r["prompt"].split("\n", 1)[0].split(">")
+        nums = [int(x) for x in nums.split()]
+        if r["kind"] != "step":                       # a correct vs a wrong answer
+            assert reference(nums, int(target), r["chosen"]), r
+            assert not reference(nums, int(target), r["rejected"]), r
     assert it["n_step_pairs"] == pairs.filter(pl.col("kind") == "step").height
     grpo = db.query(ws / "reasonloop.duckdb", """SELECT iteration, count(*) AS n,
         count(DISTINCT traj_id) AS ids, bool_and(shaped_reward IS NOT NULL) AS scored

@@ -3,12 +3,29 @@ import polars as pl
 from reasonloop.eval.report_plots import train_time
 
 
-def test_plot_writes_png(tmp_path):
-    its = pl.DataFrame({"iteration": [0, 1], "phase": ["init", None], "test_pass1": [0.1, 0.3],
-                        "val_pass1": [0.12, None], "test_passk": [None, None],
-                        "test_majk": [None, None]})
-    out = train_time(its, {0}, tmp_path / "c.png", "a run")
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def _its(test_pass1):
+    return pl.DataFrame({"iteration": [0, 1, 2], "phase": ["init", "bc", "bc"],
+                         "test_pass1": test_pass1, "val_pass1": [0.12, None, 0.3],
+                         "test_passk": [None, None, None], "test_majk": [None, None, None]})
+
+
+def test_plot_draws_the_data(tmp_path):
+    """A real image of the numbers: a PNG of a sensible size with ink on it, and other
+    numbers draw a different picture (the curve moves where the data moves)."""
+    from matplotlib.image import imread
+    a = train_time(_its([0.1, 0.3, 0.5]), {0}, tmp_path / "a.png", "a run")
+    assert a.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    img = imread(a)
+    h, w = img.shape[:2]
+    assert 200 <= h <= 4000 and 200 <= w <= 4000
+    ink = (img[..., :3].mean(axis=-1) < 0.9).mean()
+    assert 0.005 < ink < 0.5                           # drawn on, not blank, not a smear
+    colours = {tuple(px) for px in (img[..., :3] * 255).astype(int).reshape(-1, 3)[::7]}
+    assert len(colours) > 10                           # lines and text, not one flat fill
+    b = imread(train_time(_its([0.5, 0.3, 0.1]), {0}, tmp_path / "b.png", "a run"))
+    assert b.shape == img.shape and (abs(b - img).sum(axis=-1) > 0.1).mean() > 0.001
+    same = imread(train_time(_its([0.1, 0.3, 0.5]), {0}, tmp_path / "c.png", "a run"))
+    assert (abs(same - img) > 0).mean() == 0           # the same numbers: the same picture
 
 
 def test_bc_batches_share_a_length_bucket():
