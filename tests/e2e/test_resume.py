@@ -56,7 +56,7 @@ def _cli(args, cwd, started=None, own_server=False, **env):
     return subprocess.CompletedProcess(args, rc, out.read_text(), err.read_text())
 
 
-def _run_args(ws, solver=()):
+def _run_args(ws, solver):
     return ["run", "-c", SMOKE, "--root", ws, "--run-id", "r", "--set", "learn.save_every=5",
             *[a for o in solver for a in ("--set", o)],
             "--set", "learn.phases=[bc,grpo]",
@@ -273,7 +273,8 @@ def test_servers_bind_localhost_only(reference):
     assert all(a.startswith("127.0.0.1:") for a in listen), listen
 
 
-def test_sigterm_stops_within_seconds_leaves_nothing_and_resumes(reference, tmp_path):
+def test_sigterm_stops_within_seconds_leaves_nothing_and_resumes(reference, solver_overrides,
+                                                                  tmp_path):
     """What a service manager (or `make`) does: SIGTERM mid-generate. The run ends within
     seconds with one line and exit 143, its Prefect server and every other child gone, and
     `--resume` finishes with exactly the uninterrupted run's trajectories."""
@@ -282,7 +283,8 @@ def test_sigterm_stops_within_seconds_leaves_nothing_and_resumes(reference, tmp_
     env = {k: v for k, v in _clean_env().items() if k != "PREFECT_API_URL"}
     with open(err, "w") as e:
         proc = subprocess.Popen([sys.executable, "-m", "reasonloop.cli", *map(str, _run_args(
-            ws))], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=e, start_new_session=True,
+            ws, solver_overrides))], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=e,
+            start_new_session=True,
             env={**env, "PYTHONPATH": str(ROOT), "REASONLOOP_PAUSE_AT": "generate:1"})
     try:
         deadline = time.monotonic() + 300
