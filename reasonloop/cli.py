@@ -50,6 +50,7 @@ def run(config: Path | None = typer.Option(None, "--config", "-c",
     _quiet_env(verbose)
     stopping.install()
     faults.arm_random_kill()      # only when a reliability test asks for it
+    cfg = None
     try:
         overrides = list(set_) + [f"run.root={_root(root)}"]
         if iterations is not None:
@@ -83,14 +84,13 @@ def run(config: Path | None = typer.Option(None, "--config", "-c",
         quiet_loggers(verbose)
         history = run_flywheel(cfg, run_id)
     except ReasonloopError as e:
-        if "cfg" in locals() and faults.storage_error(e, cfg.run.root, cfg.run.min_free_mb):
+        if _storage(e, cfg):
             e = ReasonloopError(f"{e} (fix it, then `reasonloop run --resume`)")
         _fail(e)
     except KeyboardInterrupt:
         _stopped(f"`reasonloop run --resume` continues run {run_id}" if run_id else "")
     except Exception as e:   # the disk filled up, turned read-only mid-run: resumable
-        what = faults.storage_error(e, *((cfg.run.root, cfg.run.min_free_mb)
-                                         if "cfg" in locals() else ()))
+        what = _storage(e, cfg)
         if what is None and not isinstance(e, OSError):
             raise
         _fail(ReasonloopError(f"{what or e.strerror or e} (fix it, then "
@@ -99,6 +99,11 @@ def run(config: Path | None = typer.Option(None, "--config", "-c",
     page = Path(cfg.run.root) / "reports" / run_id / "report.html"
     if page.exists():
         out.print(f"report: {page}")
+
+
+def _storage(e: BaseException, cfg) -> str | None:
+    """A full or read-only workspace in words (None: some other failure)."""
+    return faults.storage_error(e, *((cfg.run.root, cfg.run.min_free_mb) if cfg else ()))
 
 
 def _stopped(then: str) -> None:

@@ -129,19 +129,24 @@ def is_transient(exc: BaseException | None) -> bool:
     """Worth retrying: connection/timeouts, locks (DuckDB, SQLite behind MLflow), 5xx from a
     tracking server. Not: bad configs, missing files, full disks, bugs — retrying those only
     delays the one clear error the user needs."""
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, TransientError | ConnectionError | TimeoutError):
+    for e in _chain(exc):
+        if isinstance(e, TransientError | ConnectionError | TimeoutError):
             return True
-        if isinstance(exc, ReasonloopError):
+        if isinstance(e, ReasonloopError):
             return False
-        if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
+        if isinstance(e, OSError) and e.errno in _TRANSIENT_ERRNOS:
             return True
-        text = str(exc).lower()
-        if any(t in text for t in _TRANSIENT_TEXT) and not isinstance(exc, ValueError | TypeError):
+        text = str(e).lower()
+        if any(t in text for t in _TRANSIENT_TEXT) and not isinstance(e, ValueError | TypeError):
             return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return False
+
+
+def _chain(exc: BaseException | None, depth: int = 8):
+    """The exception and what caused it, outermost first (libraries wrap OS errors)."""
+    while exc is not None and depth > 0:
+        yield exc
+        exc, depth = exc.__cause__ or exc.__context__, depth - 1
 
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -173,16 +178,14 @@ def storage_error(exc: BaseException | None, root=None, min_free_mb: int = 0) ->
 
 
 def _storage_cause(exc: BaseException | None) -> str | None:
-    seen = 0
-    while exc is not None and seen < 8:
-        text = str(exc).lower()
-        code = exc.errno if isinstance(exc, OSError) else None
-        where = getattr(exc, "filename", None) or ""
+    for e in _chain(exc):
+        text = str(e).lower()
+        code = e.errno if isinstance(e, OSError) else None
+        where = getattr(e, "filename", None) or ""
         if code in _FULL_ERRNOS or any(t in text for t in _FULL_TEXT):
             return f"disk full{': ' + str(where) if where else ''}"
         if code == errno.EROFS or any(t in text for t in _READONLY_TEXT):
             return f"the workspace is read-only{': ' + str(where) if where else ''}"
         if code in (errno.EACCES, errno.EPERM):
-            return f"permission denied: {where or exc}"
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+            return f"permission denied: {where or e}"
     return None

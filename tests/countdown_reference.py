@@ -2,6 +2,7 @@
 verifier — lines split by hand, numbers scanned character by character (no regex), each step
 replayed in exact rational arithmetic (`Fraction`), multisets compared as sorted lists."""
 
+import re
 from fractions import Fraction
 
 DIGITS = "0123456789"
@@ -66,3 +67,12 @@ def reference(numbers, target: int, text: str) -> bool:
         if sorted(state) != sorted(Fraction(n) for n in left):
             return False
     return len(state) == 1 and state[0] == target
+
+
+def parse_prompt(prompt: str) -> tuple[tuple[int, ...], int]:
+    """A made prompt back to (numbers, target), from its first line (a revision prompt goes
+    on with the failed attempt and the feedback)."""
+    m = re.fullmatch(r"([0-9]+(?: [0-9]+)*)>([0-9]+)", prompt.split("\n", 1)[0])
+    if not m:
+        raise ValueError(f"not a Countdown prompt: {prompt!r}")
+    return tuple(int(x) for x in m.group(1).split()), int(m.group(2))

@@ -31,7 +31,7 @@ def test_the_loop_runs_on_real_outcomes(finished_run):
     reference checker), BC trains on them, and each gate decision after the first compares
     models that disagree on some val problems."""
     from reasonloop.workspace import split
-    from tests.countdown_reference import reference
+    from tests.countdown_reference import parse_prompt, reference
     cfg, ws, history = finished_run
     its = db.query(ws / "reasonloop.duckdb", "SELECT iteration, n_search, n_expert, "
                    "policy_path FROM iterations WHERE iteration > 0 ORDER BY iteration")
@@ -41,9 +41,8 @@ def test_the_loop_runs_on_real_outcomes(finished_run):
                                  "d_expert.parquet")
         assert expert.height == row["n_expert"]
         assert set(expert["source"]) >= {"search"}
-        for r in expert.iter_rows(named=True):   # the problem line of the prompt (a revision
-            nums, target = r["prompt"].split("\n", 1)[0].split(">")   # example goes on)
-            assert reference([int(x) for x in nums.split()], int(target), r["completion"]), r
+        for r in expert.iter_rows(named=True):   # the problem as the policy reads it
+            assert reference(*parse_prompt(r["prompt"]), r["completion"]), r
         trained = json.loads((Path(row["policy_path"]) / "reasonloop.json").read_text())
         assert trained["train"]["steps"] == cfg.learn.steps > 0
         assert trained["train"]["train_tokens"] > 0

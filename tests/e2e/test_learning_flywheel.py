@@ -45,13 +45,11 @@ def test_pairs_counted_and_grpo_samples_stored(scheduled_run):
     pairs = pl.read_parquet(ws / "data" / "sched" / "iter02" / "d_pairs.parquet")
     assert it["n_pairs"] == pairs.height > 0          # built from real outcomes (solver)
     assert (pairs["kind"] == "outcome").sum() > 0
-    from tests.countdown_reference import reference
+    from tests.countdown_reference import parse_prompt, reference
     for r in pairs.iter_rows(named=True):
-        nums, target = r["prompt"].split("\n", 1)[0].split(">")
-        nums = [int(x) for x in nums.split()]
         if r["kind"] != "step":                       # a correct vs a wrong answer
-            assert reference(nums, int(target), r["chosen"]), r
-            assert not reference(nums, int(target), r["rejected"]), r
+            assert reference(*parse_prompt(r["prompt"]), r["chosen"]), r
+            assert not reference(*parse_prompt(r["prompt"]), r["rejected"]), r
     assert it["n_step_pairs"] == pairs.filter(pl.col("kind") == "step").height
     grpo = db.query(ws / "reasonloop.duckdb", """SELECT iteration, count(*) AS n,
         count(DISTINCT traj_id) AS ids, bool_and(shaped_reward IS NOT NULL) AS scored

@@ -1,5 +1,4 @@
 import random
-import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,17 +12,9 @@ from reasonloop.envs.countdown import (
     reachable,
     solve,
 )
-from tests.countdown_reference import reference
+from tests.countdown_reference import parse_prompt, reference
 
 numbers = st.lists(st.integers(1, 30), min_size=2, max_size=4)
-
-
-def parse_prompt(prompt: str) -> tuple[tuple[int, ...], int]:
-    """A prompt back to (numbers, target): what the tests read a made prompt with."""
-    m = re.fullmatch(r"([0-9]+(?: [0-9]+)*)>([0-9]+)\n", prompt)
-    if not m:
-        raise ValueError(f"not a Countdown prompt: {prompt!r}")
-    return tuple(int(x) for x in m.group(1).split()), int(m.group(2))
 
 
 def test_generator_is_deterministic_and_only_solvable():
