@@ -54,7 +54,12 @@ class PolicyConfig(_Section):
     hidden_size: int = Field(128, ge=8)
     n_layers: int = Field(4, ge=1)
     n_heads: int = Field(4, ge=1)
-    init_examples: int = Field(60000, ge=1)   # random legal step sequences for BC warm-up
+    init_examples: int = Field(60000, ge=1)   # BC warm-up examples
+    # the warm-up data: random legal plays (format and arithmetic), or search traces that
+    # teach searching in the policy's own output: attempts, checks, dead ends, backtracking
+    init_data: Literal["plays", "traces"] = "plays"
+    trace_backtracks: int = Field(1, ge=0)    # traces: each explores 0..this dead ends
+    context: int = Field(128, ge=16)          # a built policy's positions: prompt + output
     init_steps: int = Field(600, ge=1)
     init_batch_size: int = Field(128, ge=1)
     init_lr: float = Field(2e-3, gt=0)
@@ -91,6 +96,8 @@ class FilterConfig(_Section):
     max_per_problem: int = Field(4, ge=1)
     hindsight: bool = True             # relabel legal misses with the value they reached
     max_hindsight: int = Field(6000, ge=0)
+    prefer_shorter: bool = False       # keep a problem's shortest correct texts (traces: the
+                                       # fewest dead ends), not a random few
     revision_examples: int = Field(2000, ge=0)  # failed attempt + feedback → a correct one
 
 

@@ -16,20 +16,25 @@ from reasonloop.reward.process import good_step
 from reasonloop.search.revise import revision_prompt
 
 
-def cap_per_problem(df: pl.DataFrame, k: int, seed: int) -> pl.DataFrame:
-    """At most k rows per problem, a seeded random k of each problem's rows (order kept)."""
-    rank = pl.int_range(pl.len()).shuffle(seed).over("problem_id")
+def cap_per_problem(df: pl.DataFrame, k: int, seed: int, shortest: str | None = None
+                    ) -> pl.DataFrame:
+    """At most k rows per problem, a seeded random k of each problem's rows (order kept) —
+    or, with `shortest` (a text column), the k shortest, ties broken at random."""
+    rank = pl.int_range(pl.len()).shuffle(seed)
+    if shortest is not None:
+        rank = (pl.col(shortest).str.len_chars() * pl.len() + rank).rank("ordinal") - 1
+    rank = rank.over("problem_id")
     return df.with_columns(rank.alias("_r")).filter(pl.col("_r") < k).drop("_r")
 
 
 def d_expert(d_search: pl.DataFrame, prompts: dict[str, str], max_per_problem: int,
-             seed: int = 0) -> pl.DataFrame:
+             seed: int = 0, prefer_shorter: bool = False) -> pl.DataFrame:
     """Columns: problem_id, prompt, completion, source ('search')."""
     if d_search.is_empty():
         return _empty()
     good = (d_search.filter(pl.col("correct"))
             .unique(subset=["problem_id", "text"], keep="first", maintain_order=True)
-            .pipe(cap_per_problem, max_per_problem, seed))
+            .pipe(cap_per_problem, max_per_problem, seed, "text" if prefer_shorter else None))
     return pl.DataFrame({
         "problem_id": good["problem_id"],
         "prompt": [prompts[p] for p in good["problem_id"]],
@@ -38,18 +43,19 @@ def d_expert(d_search: pl.DataFrame, prompts: dict[str, str], max_per_problem: i
 
 def hindsight(env, d_search: pl.DataFrame, problems: dict, max_n: int,
               max_per_problem: int, seed: int = 0) -> pl.DataFrame:
-    """Legal misses relabeled with the value they reached (training targets only, never a
-    val/test problem)."""
+    """Misses relabeled with the value they reached (training targets only, never a
+    val/test problem); the env decides which part of a miss is a solution."""
     if max_n == 0 or d_search.is_empty() or not hasattr(env, "relabel"):
         return _empty()
     held_out = frozenset(pid for pid, p in problems.items() if p.split != "train")
-    misses = d_search.filter(~pl.col("correct") & pl.col("legal"))
+    misses = d_search.filter(~pl.col("correct"))
     rows = []
     for pid, text in zip(misses["problem_id"], misses["text"]):
         p = problems[pid]
-        new = env.relabel(p, text, env.verify(p, text), exclude=held_out)
-        if new is not None:
-            rows.append((new.problem_id, new.prompt, text))
+        found = env.relabel(p, text, env.verify(p, text), exclude=held_out)
+        if found is not None:
+            new, completion = found
+            rows.append((new.problem_id, new.prompt, completion))
     if not rows:
         return _empty()
     df = (pl.DataFrame(rows, schema=["problem_id", "prompt", "completion"], orient="row")

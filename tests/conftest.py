@@ -159,6 +159,13 @@ def solver_overrides() -> list[str]:
 
 
 @pytest.fixture(scope="session")
+def trace_solver_overrides() -> list[str]:
+    """The same setting with a policy BC'd on search traces (tests/solver.py)."""
+    from tests import solver
+    return solver.overrides("traces")
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A tiny char-level Llama, briefly BC'd on legal Countdown plays, saved in HF format."""
     import torch

@@ -1,6 +1,10 @@
 """An independent Countdown checker for the tests: written from the rules, not from the
 verifier — lines split by hand, numbers scanned character by character (no regex), each step
-replayed in exact rational arithmetic (`Fraction`), multisets compared as sorted lists."""
+replayed in exact rational arithmetic (`Fraction`), multisets compared as sorted lists.
+
+Search traces add two line kinds: `V ok` / `V not T` (V is the one number left; ok iff V
+is the target, T must be the target) and `back [n ...]` (numbers left at an earlier point,
+the start included; the replay goes on from there). Judged by where the text ends."""
 
 import re
 from fractions import Fraction
@@ -19,6 +23,29 @@ def _number(s: str, i: int) -> tuple[int | None, int]:
     return int(word), j
 
 
+def _numbers(inner: str) -> list[int] | None:
+    out = []
+    for word in inner.split(" "):          # single spaces: an empty word is a format error
+        n, k = _number(word, 0)
+        if n is None or k != len(word):
+            return None
+        out.append(n)
+    return out
+
+
+def _parse_check(line: str):
+    """`V ok` → (V, None); `V not T` → (V, T); else None."""
+    v, i = _number(line, 0)
+    if v is None:
+        return None
+    if line[i:] == " ok":
+        return v, None
+    if not line[i:].startswith(" not "):
+        return None
+    t, j = _number(line, i + 5)
+    return (v, t) if t is not None and j == len(line) else None
+
+
 def _parse_step(line: str):
     """`a<op>b=c [n1 n2 ...]` → (a, op, b, c, [n...]) or None, scanning characters."""
     a, i = _number(line, 0)
@@ -31,23 +58,30 @@ def _parse_step(line: str):
     c, i = _number(line, i + 1)
     if c is None or line[i:i + 2] != " [" or not line.endswith("]"):
         return None
-    inner = line[i + 2:-1]
-    left = []
-    for word in inner.split(" "):          # single spaces: an empty word is a format error
-        n, k = _number(word, 0)
-        if n is None or k != len(word):
-            return None
-        left.append(n)
-    return a, op, b, c, left
+    left = _numbers(line[i + 2:-1])
+    return None if left is None else (a, op, b, c, left)
 
 
 def reference(numbers, target: int, text: str) -> bool:
     lines = [ln.strip("\r") for ln in text.split("\n")]
     lines = [ln for ln in lines if ln.strip()]
     state = [Fraction(n) for n in numbers]
-    if not lines:
-        return False
+    seen = [sorted(state)]
+    stepped = False
     for line in lines:
+        if line.startswith("back [") and line.endswith("]"):
+            back = _numbers(line[6:-1])
+            if back is None or sorted(Fraction(n) for n in back) not in seen:
+                return False
+            state = [Fraction(n) for n in back]
+            continue
+        checked = _parse_check(line)
+        if checked is not None:
+            v, said = checked
+            if state != [v] or (said is None and v != target) or (
+                    said is not None and (v == target or said != target)):
+                return False
+            continue
         step = _parse_step(line)
         if step is None:
             return False
@@ -66,7 +100,9 @@ def reference(numbers, target: int, text: str) -> bool:
         state.append(value)
         if sorted(state) != sorted(Fraction(n) for n in left):
             return False
-    return len(state) == 1 and state[0] == target
+        seen.append(sorted(state))
+        stepped = True
+    return stepped and len(state) == 1 and state[0] == target
 
 
 def parse_prompt(prompt: str) -> tuple[tuple[int, ...], int]:

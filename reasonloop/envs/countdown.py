@@ -33,6 +33,8 @@ MAX_TARGET = 10**7
 # rules can reach from 6 numbers ≤ MAX_NUMBER (10**36), so every solution can be written.
 NUM = r"(?:0|[1-9][0-9]{0,63})"
 STEP_RE = re.compile(rf"^({NUM})([-+*/])({NUM})=({NUM}) \[({NUM}(?: {NUM})*)\]$")
+CHECK_RE = re.compile(rf"^({NUM}) (?:ok|not ({NUM}))$")       # search traces (walk)
+BACK_RE = re.compile(rf"^back \[({NUM}(?: {NUM})*)\]$")
 
 
 def apply(a: int, op: str, b: int) -> int | None:
@@ -129,23 +131,67 @@ def _show(state: Counter) -> str:
     return " ".join(map(str, sorted(state.elements())))
 
 
-def check(numbers, target: int, completion: str) -> Verdict:
-    """The verifier (ORM) and oracle step labels (PRM) in one pass over the step lines.
+def _key(state: Counter) -> tuple[int, ...]:
+    return tuple(sorted(state.elements()))
 
-    A step is rewarded 1.0 iff it is legal *and* the target is still reachable from the state
-    it leaves; after the first illegal step every label is 0.
+
+def walk(numbers, target: int, steps: list[str]):
+    """Replay a completion line by line: yields (kind, state, error) per line, where kind is
+    step | check | back. Search traces add two kinds of line to the step lines:
+
+        57 not 51       a check: the one number left is not the target (57 ok: it is)
+        back [12 5 3]   backtracking: the numbers left at an earlier point of this text
+
+    A check that lies or a `back` to numbers that never appeared is an error; after the
+    first error the state stays put (every later line is judged wrong)."""
+    state = Counter(numbers)
+    seen = {_key(state)}
+    error = None
+    for i, line in enumerate(steps, 1):
+        kind = "step"
+        if error is None:
+            if (m := CHECK_RE.match(line)) is not None:
+                kind, error = "check", _check_error(state, target, m, i)
+            elif (m := BACK_RE.match(line)) is not None:
+                kind = "back"
+                back = Counter(int(x) for x in m.group(1).split())
+                if _key(back) in seen:
+                    state = back
+                else:
+                    error = f"step {i}: [{_show(back)}] did not appear before"
+            else:
+                state, error = take_step(state, line, i)
+                seen.add(_key(state))
+        yield kind, state, error
+
+
+def _check_error(state: Counter, target: int, m: re.Match, i: int) -> str | None:
+    value, said = int(m.group(1)), m.group(2)
+    if sum(state.values()) != 1 or next(iter(state)) != value:
+        return f"step {i}: {value} is not the one number left [{_show(state)}]"
+    if said is None and value != target:
+        return f"step {i}: {value} is not the target {target}"
+    if said is not None and (value == target or int(said) != target):
+        return f"step {i}: the target is {target}"
+    return None
+
+
+def check(numbers, target: int, completion: str) -> Verdict:
+    """The verifier (ORM) and oracle step labels (PRM) in one pass over the lines.
+
+    A line is rewarded 1.0 iff it is legal *and* the target is still reachable from the
+    numbers it leaves (a dead-end branch of a search trace scores 0, the `back` out of it 1
+    again); after the first illegal line every label is 0. A trace is judged by where it
+    ends: correct iff every line is legal and the last numbers left are [target].
     """
     steps = split_steps(completion)
-    state = Counter(numbers)
     rewards: list[float] = []
-    legal = True
-    for i, line in enumerate(steps, 1):
-        if legal:
-            state, error = take_step(state, line, i)
-            legal = error is None
-        rewards.append(1.0 if legal and target in reachable(tuple(sorted(state.elements())))
-                       else 0.0)
-    finished = legal and sum(state.values()) == 1 and len(steps) > 0
+    state, error, moved = Counter(numbers), None, False
+    for kind, state, error in walk(numbers, target, steps):
+        moved |= kind == "step" and error is None
+        rewards.append(1.0 if error is None and target in reachable(_key(state)) else 0.0)
+    legal = error is None
+    finished = legal and sum(state.values()) == 1 and moved
     answer = str(next(iter(state))) if finished else None
     correct = finished and answer == str(target)
     return Verdict(correct=correct, steps=steps, step_rewards=rewards, answer=answer,
@@ -154,14 +200,13 @@ def check(numbers, target: int, completion: str) -> Verdict:
 
 def diagnose(numbers, target: int, completion: str) -> str | None:
     """Verifier feedback in words for sequential revision: what is wrong with the first bad
-    step, or why the end is wrong; None when the completion is correct. Only characters a
+    line, or why the end is wrong; None when the completion is correct. Only characters a
     char-level policy knows (no '!=' or unicode), so the policy can read it in a prompt."""
     steps = split_steps(completion)
     if not steps:
         return "no steps"
     state = Counter(numbers)
-    for i, line in enumerate(steps, 1):
-        state, error = take_step(state, line, i)
+    for _, state, error in walk(numbers, target, steps):
         if error is not None:
             return error
     if sum(state.values()) > 1:
@@ -217,6 +262,7 @@ class Countdown:
 
     name = "countdown"
     step_sep = "\n"              # one equation per line
+    warmup_kinds = ("plays", "traces")
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -280,35 +326,42 @@ class Countdown:
     def verify(self, problem: Problem, completion: str) -> Verdict:
         return check(tuple(problem.meta["numbers"]), problem.meta["target"], completion)
 
-    def warmup_examples(self, n: int, seed: int) -> list[dict]:
-        """Random legal plays with an unrelated (solvable) target: teaches format and
-        arithmetic, not how to win — the paper's policy initialization, kept honest."""
+    def warmup_examples(self, n: int, seed: int, kind: str = "plays",
+                        backtracks: int = 1) -> list[dict]:
+        """Policy-initialization data. `plays`: random legal plays with an unrelated
+        (solvable) target — format and arithmetic, not how to win. `traces`: search traces
+        on training targets (countdown_trace) — attempts, checks, dead ends, backtracking."""
         rng = random.Random(seed)
-        out = []
-        while len(out) < n:
-            drawn = self._draw(rng, self.train_targets)
-            if drawn is None:
-                continue
-            nums, t = drawn
-            lines = random_trajectory(nums, rng)
-            out.append({"prompt": format_prompt(nums, t), "completion": "\n".join(lines) + "\n"})
-        return out
+        drawn = []
+        while len(drawn) < n:
+            if (x := self._draw(rng, self.train_targets)) is not None:
+                drawn.append(x)
+        if kind == "traces":
+            from reasonloop.envs.countdown_trace import trace_examples
+            return trace_examples(drawn, rng, backtracks)
+        return [{"prompt": format_prompt(nums, t),
+                 "completion": "\n".join(random_trajectory(nums, rng)) + "\n"}
+                for nums, t in drawn]
 
     def feedback(self, problem: Problem, completion: str) -> str | None:
         return diagnose(tuple(problem.meta["numbers"]), problem.meta["target"], completion)
 
     def relabel(self, problem: Problem, completion: str, verdict: Verdict,
-                exclude: frozenset[str] = frozenset()) -> Problem | None:
-        """Hindsight: a legal miss is a correct solution of the problem with the target it
-        reached — if that target is a *training* target (test targets stay unseen) and the
-        new problem is not in `exclude` (val/test problems must not leak into training)."""
-        if not verdict.legal or verdict.correct or verdict.answer is None:
+                exclude: frozenset[str] = frozenset()) -> tuple[Problem, str] | None:
+        """Hindsight: a miss is a correct solution of the problem with the value it reached
+        (its legal prefix up to its last leaf; a trace's checks retargeted) — if that value
+        is a *training* target (test targets stay unseen) and the new problem is not in
+        `exclude` (val/test problems must not leak into training). (problem, completion)."""
+        from reasonloop.envs.countdown_trace import relabel_text
+        if verdict.correct:
             return None
-        t = int(verdict.answer)
-        if t not in self.train_targets:
+        nums = tuple(problem.meta["numbers"])
+        found = relabel_text(nums, problem.meta["target"], completion)
+        if found is None or found[0] not in self.train_targets:
             return None
-        p = self._problem((tuple(problem.meta["numbers"]), t), "train")
+        t, text = found
+        p = self._problem((nums, t), "train")
         if p.problem_id in exclude:
             return None
         p.meta["hindsight_of"] = problem.problem_id
-        return p
+        return p, text

@@ -1,6 +1,6 @@
 """Policy initialization (the paper's first pillar): build a tiny Llama from scratch and
-behaviour-clone it on random *legal* plays, so it knows the format and the arithmetic but not
-how to win. Real models skip this: `policy.path` points at any local HF causal LM dir."""
+behaviour-clone it on random *legal* plays (it knows the format and the arithmetic but not
+how to win) or on search traces (it also knows how to try, check and backtrack). Real models skip this: `policy.path` points at any local HF causal LM dir."""
 
 from __future__ import annotations
 
@@ -67,6 +67,16 @@ def save_policy(model, tokenizer, path: Path, meta: dict | None = None) -> Path:
     return path
 
 
+def warmup(cfg, env, n: int, seed: int) -> list[dict]:
+    """The env's policy-initialization examples of the configured kind."""
+    if cfg.policy.init_data == "plays":
+        return env.warmup_examples(n, seed=seed)
+    if "traces" not in getattr(env, "warmup_kinds", ()):
+        raise InputError(f"env {env.name!r} has no search traces (policy.init_data)")
+    return env.warmup_examples(n, seed=seed, kind="traces",
+                               backtracks=cfg.policy.trace_backtracks)
+
+
 def init_policy(cfg, env, out_dir: Path) -> Path:
     """Build + BC warm-up, or hand back a given model dir untouched."""
 
@@ -75,11 +85,12 @@ def init_policy(cfg, env, out_dir: Path) -> Path:
         return Path(cfg.policy.path)
     tok = build_char_tokenizer()
     model = build_tiny_llama(tok, cfg.policy.hidden_size, cfg.policy.n_layers,
-                             cfg.policy.n_heads, cfg.run.seed)
-    examples = env.warmup_examples(cfg.policy.init_examples, seed=cfg.run.seed + 17)
+                             cfg.policy.n_heads, cfg.run.seed, max_len=cfg.policy.context)
+    examples = warmup(cfg, env, cfg.policy.init_examples, seed=cfg.run.seed + 17)
     train_sft(model, tok, examples, out_dir, steps=cfg.policy.init_steps,
               batch_size=cfg.policy.init_batch_size, lr=cfg.policy.init_lr,
-              bf16=cfg.learn.bf16, seed=cfg.run.seed, desc="policy init (BC on legal plays)")
+              bf16=cfg.learn.bf16, seed=cfg.run.seed,
+              desc=f"policy init (BC on {cfg.policy.init_data})")
     n_params = sum(p.numel() for p in model.parameters())
     save_policy(model, tok, out_dir, {"stage": "init", "params": n_params,
                                       "config": cfg.model_dump(mode="json")})

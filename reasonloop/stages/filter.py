@@ -37,7 +37,8 @@ def filter_expert(it: Iteration) -> Filtered:
     t0 = time.perf_counter()
     d_search = pl.read_parquet(it.d_search)
     prompts = {pid: by_id[pid].prompt for pid in d_search["problem_id"].unique()}
-    expert = filt.d_expert(d_search, prompts, cfg.filter.max_per_problem, cfg.run.seed)
+    expert = filt.d_expert(d_search, prompts, cfg.filter.max_per_problem, cfg.run.seed,
+                           cfg.filter.prefer_shorter)
     if cfg.filter.revision_examples:
         expert = pl.concat([expert, filt.revision_examples(
             env, d_search, by_id, cfg.filter.revision_examples, seed)])

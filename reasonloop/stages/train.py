@@ -27,7 +27,7 @@ from reasonloop.learn import common
 from reasonloop.learn.dpo import train_dpo
 from reasonloop.learn.grpo import sampled_rows, train_grpo
 from reasonloop.learn.sft import train_sft
-from reasonloop.policy.init import TINY_ATTN, load_policy, save_policy
+from reasonloop.policy.init import TINY_ATTN, load_policy, save_policy, warmup
 from reasonloop.stages import launch
 from reasonloop.store import data, db
 from reasonloop.workspace import Iteration, env, set_threads, split
@@ -37,7 +37,7 @@ def training_examples(it: Iteration) -> list[dict]:
     """BC data. ReST-EM (`init_from: base`) retrains on every D_expert so far; `previous`
     continues on this iteration's plus the last `learn.replay_iterations` ones (iterations
     that ran another phase have no D_expert file and are skipped). `learn.replay_init` mixes
-    legal-format plays back in."""
+    policy-initialization data (plays or traces) back in."""
     cfg, P = it.cfg, it.paths
     first = 1 if cfg.learn.init_from == "base" else \
         max(1, it.iteration - cfg.learn.replay_iterations)
@@ -46,7 +46,7 @@ def training_examples(it: Iteration) -> list[dict]:
     ex = df.select("prompt", "completion").to_dicts()
     n_replay = int(len(ex) * cfg.learn.replay_init)
     if n_replay:
-        ex += env(cfg).warmup_examples(n_replay, seed=cfg.run.seed * 7919 + it.iteration)
+        ex += warmup(cfg, env(cfg), n_replay, seed=cfg.run.seed * 7919 + it.iteration)
     return ex
 
 

@@ -111,11 +111,12 @@ def test_hindsight_relabels_only_to_train_targets():
     for _ in range(300):
         text = "\n".join(random_trajectory(p.meta["numbers"], rng)) + "\n"
         v = env.verify(p, text)
-        new = env.relabel(p, text, v)
-        if new is None:
+        found = env.relabel(p, text, v)
+        if found is None:
             seen_test += v.correct or int(v.answer) not in env.train_targets
             continue
         seen_train += 1
-        assert new.meta["target"] in env.train_targets
+        new, relabelled = found
+        assert relabelled == text and new.meta["target"] in env.train_targets
         assert env.verify(new, text).correct
     assert seen_train > 0

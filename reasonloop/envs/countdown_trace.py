@@ -1,0 +1,123 @@
+"""Search traces for Countdown: the policy-initialization data that teaches a search *in the
+policy's own output* (Stream of Search, Gandhi et al. 2024; the roadmap's human-like
+reasoning behaviours). A symbolic searcher writes what it does as text the verifier reads
+(`countdown.walk`): attempts, its own check of each result against the target, dead ends,
+backtracking to a state it names, and the solution.
+
+    12 5 3>51
+    12+5=17 [3 17]      an attempt (a dead end: 51 is not reachable from [3 17])
+    17*3=51 ...         (no: every line is legal; the dead end plays to a wrong leaf)
+    17+3=20 [20]
+    20 not 51           the check: a miss
+    back [12 5 3]       back to a state that appeared earlier
+    12+5=17 ...         ... the next attempt, then the solution
+    51 ok               the check: solved
+
+`backtracks` is the knob: each trace explores k dead ends, k drawn uniformly from
+0..backtracks (0: optimal, direct searches; mixing optimal and sub-optimal as SoS did). A
+dead end leaves the solution path at a random depth and returns to where it left.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from reasonloop.envs.base import split_steps
+from reasonloop.envs.countdown import (
+    CHECK_RE,
+    format_prompt,
+    format_step,
+    moves,
+    reachable,
+    walk,
+)
+
+
+def _play(state: tuple[int, ...], a, op, b, c) -> tuple[int, ...]:
+    """The numbers left after a step: untouched ones in order, the new value last."""
+    rest = list(state)
+    rest.remove(a)
+    rest.remove(b)
+    return (*rest, c)
+
+
+def _show(state) -> str:
+    return " ".join(map(str, state))
+
+
+def _dead_end(state: tuple[int, ...], target: int, avoid: set, rng) -> list[str] | None:
+    """A branch off `state` that plays to a wrong leaf: a first step to numbers not in
+    `avoid` (the solution's next state, branches tried before), then random steps that keep
+    some non-target leaf in reach; its lines and the check."""
+    firsts = [m for m in moves(state) if m[4] not in avoid and reachable(m[4]) - {target}]
+    if not firsts:
+        return None
+    lines, (a, op, b, c, first) = [], rng.choice(firsts)
+    avoid.add(first)
+    while True:
+        state = _play(state, a, op, b, c)
+        lines.append(format_step(a, op, b, c, state))
+        if len(state) == 1:
+            return lines + [f"{state[0]} not {target}"]
+        a, op, b, c, _ = rng.choice([m for m in moves(state) if reachable(m[4]) - {target}])
+
+
+def search_trace(numbers, target: int, rng: random.Random, backtracks: int) -> list[str]:
+    """The lines of one trace that ends solved (the problem must be solvable)."""
+    state = tuple(numbers)
+    if target not in reachable(tuple(sorted(state))):
+        raise ValueError(f"{list(numbers)} cannot reach {target}")
+    k = rng.randint(0, backtracks)
+    depths = len(state) - 1
+    at_depth = Counter(rng.randrange(depths) for _ in range(k))
+    lines = []
+    for depth in range(depths):
+        live = [m for m in moves(state) if target in reachable(m[4])]
+        a, op, b, c, nxt = rng.choice(live)
+        tried = {nxt}
+        for _ in range(at_depth[depth]):
+            branch = _dead_end(state, target, tried, rng)
+            if branch:
+                lines += branch + [f"back [{_show(state)}]"]
+        state = _play(state, a, op, b, c)
+        lines.append(format_step(a, op, b, c, state))
+    return lines + [f"{target} ok"]
+
+
+def trace_examples(problems: list[tuple[tuple[int, ...], int]], rng: random.Random,
+                   backtracks: int) -> list[dict]:
+    return [{"prompt": format_prompt(nums, t),
+             "completion": "\n".join(search_trace(nums, t, rng, backtracks)) + "\n"}
+            for nums, t in problems]
+
+
+def count_backtracks(completion: str) -> int:
+    return sum(line.startswith("back [") for line in split_steps(completion))
+
+
+def relabel_text(numbers, target: int, completion: str) -> tuple[int, str] | None:
+    """Hindsight on a (possibly unfinished) text: its legal prefix up to the last leaf it
+    reached is a correct trace for that leaf's value, once the checks name the new target.
+    The prefix is cut at the *first* leaf with that value, so no check before it says
+    "not the target". (new target, new text), or None when no leaf was reached legally."""
+    steps = split_steps(completion)
+    leaves: list[tuple[int, int]] = []              # (line index, value)
+    for i, (kind, state, error) in enumerate(walk(numbers, target, steps)):
+        if error is not None:
+            break
+        if kind == "step" and sum(state.values()) == 1:
+            leaves.append((i, next(iter(state))))
+    if not leaves:
+        return None
+    new = leaves[-1][1]
+    cut = next(i for i, v in leaves if v == new)
+    out = [_retarget(line, new) for line in steps[:cut + 1]]
+    if cut + 1 < len(steps) and CHECK_RE.match(steps[cut + 1]):
+        out.append(f"{new} ok")
+    return new, "\n".join(out) + "\n"
+
+
+def _retarget(line: str, target: int) -> str:
+    m = CHECK_RE.match(line)
+    return line if m is None else f"{m.group(1)} not {target}"

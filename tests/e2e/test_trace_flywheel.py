@@ -1,0 +1,94 @@
+"""The loop on search traces through the real Prefect flow: a policy BC'd on traces (tests/
+solver.py) searches in its own output — tries, checks, backtracks — and the flywheel stores
+those traces, keeps the correct ones (every one re-checked by the independent reference),
+relabels misses in hindsight and trains on them. And policy init builds from traces."""
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from reasonloop.store import db
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trace_run(tmp_path_factory, trace_solver_overrides):
+    from flows.flywheel import flywheel
+    from reasonloop.config import load_config
+    from tests.conftest import SMOKE
+    ws = tmp_path_factory.mktemp("traces")
+    cfg = load_config(SMOKE, [f"run.root={ws}", *trace_solver_overrides,
+                              "filter.prefer_shorter=true", "filter.max_per_problem=1",
+                              "learn.replay_init=0.25",
+                              "eval.search_methods=[best_of_n,beam]", "run.iterations=1"])
+    history = flywheel(cfg, "run-t")
+    return cfg, ws, history
+
+
+def test_the_policy_searches_in_its_output_and_some_searches_succeed(trace_run):
+    from tests.countdown_reference import reference
+    cfg, ws, _ = trace_run
+    rows = db.query(ws / "reasonloop.duckdb", "SELECT t.text, t.correct, p.meta "
+                    "FROM trajectories t JOIN problems p USING (problem_id) "
+                    "WHERE t.iteration = 1 AND t.method = 'best_of_n'")
+    backtracked = rows.filter(pl.col("text").str.contains("\nback \\["))
+    assert backtracked.height > 0
+    solved_after_backtrack = backtracked.filter(pl.col("correct"))
+    assert solved_after_backtrack.height > 0
+    for text, correct, meta in rows.iter_rows():
+        m = json.loads(meta)
+        assert correct == reference(m["numbers"], m["target"], text), text
+
+
+def test_d_expert_holds_true_traces_and_bc_trains_on_them(trace_run):
+    from tests.countdown_reference import parse_prompt, reference
+    cfg, ws, _ = trace_run
+    it = db.query(ws / "reasonloop.duckdb", "SELECT n_expert, policy_path FROM iterations "
+                  "WHERE iteration = 1")
+    expert = pl.read_parquet(ws / "data" / "run-t" / "iter01" / "d_expert.parquet")
+    assert expert.height == it["n_expert"][0] > 0
+    for r in expert.iter_rows(named=True):
+        assert reference(*parse_prompt(r["prompt"]), r["completion"]), r
+    search = expert.filter(pl.col("source") == "search")
+    assert search["completion"].str.ends_with(" ok\n").all()     # the traces' own check
+    hindsight = expert.filter(pl.col("source") == "hindsight")
+    assert hindsight.height > 0
+    trained = json.loads((Path(it["policy_path"][0]) / "reasonloop.json").read_text())
+    assert trained["train"]["steps"] == cfg.learn.steps and trained["train"]["train_tokens"] > 0
+    # replay_init mixes init data back in: traces, as policy.init_data says
+    assert trained["train"]["n_examples"] > expert.height
+
+
+def test_prefer_shorter_keeps_each_problems_shortest_correct_traces(trace_run):
+    cfg, ws, _ = trace_run
+    k = cfg.filter.max_per_problem
+    d_search = pl.read_parquet(ws / "data" / "run-t" / "iter01" / "d_search.parquet")
+    expert = pl.read_parquet(ws / "data" / "run-t" / "iter01" / "d_expert.parquet")
+    kept = expert.filter(pl.col("source") == "search").group_by("problem_id").agg(
+        pl.col("completion").str.len_chars().alias("kept"))
+    correct = (d_search.filter(pl.col("correct")).unique(["problem_id", "text"])
+               .group_by("problem_id").agg(pl.col("text").str.len_chars().alias("all")))
+    both = kept.join(correct, on="problem_id")
+    assert both.height == kept.height > 0
+    capped = 0
+    for _, kept_lengths, all_lengths in both.iter_rows():
+        assert sorted(kept_lengths) == sorted(all_lengths)[:k]
+        capped += len(all_lengths) > k
+    assert capped > 0          # the cap had to choose somewhere
+
+
+def test_policy_init_from_traces(tmp_path):
+    from reasonloop.config import load_config
+    from reasonloop.policy.init import load_policy
+    from reasonloop.stages.init import init
+    from tests.conftest import SMOKE
+    cfg = load_config(SMOKE, [f"run.root={tmp_path}", "policy.init_data=traces",
+                              "policy.init_steps=3", "policy.context=256"])
+    path = init(cfg, "run-i")
+    model, _ = load_policy(path)
+    assert model.config.max_position_embeddings == 256
+    meta = json.loads((Path(path) / "reasonloop.json").read_text())
+    assert meta["config"]["policy"]["init_data"] == "traces"

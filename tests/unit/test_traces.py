@@ -1,0 +1,191 @@
+"""Search traces (policy init that teaches searching in the policy's own output): the
+generator writes only true traces, the verifier judges traces exactly as the independent
+reference does, and hindsight, step labels and feedback work on them."""
+
+import random
+import re
+import statistics
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reasonloop.config import EnvConfig
+from reasonloop.envs.countdown import Countdown, check, diagnose
+from reasonloop.envs.countdown_trace import count_backtracks, relabel_text, search_trace
+from tests.countdown_reference import parse_prompt, reference
+
+EASY = Countdown(EnvConfig(n_train=2000, n_val=50, n_test=50))
+SOS = Countdown(EnvConfig(n_numbers=4, number_max=99, target_min=10, target_max=100,
+                          n_train=300, n_val=20, n_test=20))
+
+
+def _lines(ex) -> tuple[tuple[int, ...], int, list[str]]:
+    nums, t = parse_prompt(ex["prompt"])
+    return nums, t, ex["completion"].rstrip("\n").split("\n")
+
+
+def _replay(nums, lines):
+    """By hand: the multiset after every line and the set of states seen before it."""
+    state, seen, out = sorted(nums), [sorted(nums)], []
+    for line in lines:
+        if line.startswith("back ["):
+            state = sorted(int(x) for x in line[6:-1].split())
+            out.append(("back", state, list(seen)))
+        elif "=" in line:
+            lhs, rhs = line.split("=")
+            a, op, b = re.fullmatch(r"(\d+)([-+*/])(\d+)", lhs).groups()
+            before, state = list(state), list(state)
+            for x in (int(a), int(b)):
+                state.remove(x)             # raises if the step uses a number not there
+            state = sorted(int(x) for x in rhs.split("[")[1][:-1].split())
+            out.append(("step", state, before))
+            seen.append(state)
+        else:
+            out.append(("check", state, None))
+    return out
+
+
+def test_every_trace_solves_and_every_explored_step_is_legal_from_its_state():
+    for env, bt in ((EASY, 2), (SOS, 3)):
+        for ex in env.warmup_examples(400, seed=1, kind="traces", backtracks=bt):
+            nums, t, lines = _lines(ex)
+            assert check(nums, t, ex["completion"]).correct
+            assert reference(nums, t, ex["completion"])
+            for kind, state, before in _replay(nums, lines):
+                if kind == "back":
+                    assert state in before          # back to a state that appeared earlier
+            assert lines[-1] == f"{t} ok"
+            checks = [ln for ln in lines if " not " in ln]
+            assert len(checks) == count_backtracks(ex["completion"])
+            assert all(ln.endswith(f" not {t}") for ln in checks)
+
+
+def test_the_knob_sets_how_much_the_traces_backtrack():
+    mean = {bt: statistics.mean(count_backtracks(e["completion"]) for e in
+                                EASY.warmup_examples(600, seed=2, kind="traces", backtracks=bt))
+            for bt in (0, 1, 3)}
+    assert mean[0] == 0
+    assert 0.3 < mean[1] < 0.7 < 1.0 < mean[3] < 2.0
+
+
+def test_traces_are_not_the_same_search_every_time():
+    rng = random.Random(0)
+    texts = {"\n".join(search_trace((7, 17, 5), 50, rng, 2)) for _ in range(50)}
+    assert len(texts) > 10
+
+
+def _mutate_trace(lines: list[str], rng) -> list[str]:
+    lines = list(lines)
+    i = rng.randrange(len(lines))
+    kind = rng.randrange(7)
+    if kind == 6:                                       # jump to a convenient state
+        last = max(k for k, ln in enumerate(lines) if "=" in ln)
+        before = [k for k in range(last) if "=" in lines[k]]
+        if before:
+            state = lines[before[-1]].split("[")[1][:-1]
+            return [f"back [{state}]"] + lines[last:]
+    if kind == 0:
+        del lines[i]
+    elif kind == 1 and lines[i].startswith("back ["):     # back to a state never seen
+        nums = lines[i][6:-1].split()
+        nums[rng.randrange(len(nums))] = str(rng.randint(1, 200))
+        lines[i] = f"back [{' '.join(nums)}]"
+    elif kind == 2 and " not " in lines[i]:             # a check that claims success
+        lines[i] = lines[i].split(" ")[0] + " ok"
+    elif kind == 3:                                     # a digit changed anywhere
+        pos = [k for k, ch in enumerate(lines[i]) if ch.isdigit()]
+        if pos:
+            k = rng.choice(pos)
+            lines[i] = lines[i][:k] + str((int(lines[i][k]) + 1) % 10) + lines[i][k + 1:]
+    elif kind == 4:
+        j = rng.randrange(len(lines))
+        lines[i], lines[j] = lines[j], lines[i]
+    else:
+        lines = lines[:i]                               # cut short
+    return lines
+
+
+@given(st.integers(0, 10**6))
+@settings(max_examples=300, deadline=None)
+def test_the_verifier_judges_traces_exactly_as_the_reference(seed):
+    rng = random.Random(seed)
+    env = SOS if seed % 3 == 0 else EASY
+    ex = env.warmup_examples(1, seed=seed, kind="traces", backtracks=3)[0]
+    nums, t, lines = _lines(ex)
+    for _ in range(rng.randint(1, 3)):
+        lines = _mutate_trace(lines, rng) or lines
+    text = "\n".join(lines) + "\n"
+    v = check(nums, t, text)
+    assert v.correct == reference(nums, t, text)
+    assert (diagnose(nums, t, text) is None) == v.correct
+
+
+def test_a_trace_that_lies_about_its_exploration_is_rejected():
+    good = "13*14=182 [2 182]\n2+182=184 [184]\n184 not 40\nback [13 14 2]\n" \
+           "13*2=26 [14 26]\n14+26=40 [40]\n40 ok\n"
+    assert check((13, 14, 2), 40, good).correct
+    lies = {"back [13 14 3]": "did not appear before",     # a state it never had
+            "184 ok": "is not the target",                 # a failed check called success
+            "184 not 41": "the target is 40",              # a check against another target
+            "183 not 40": "is not the one number left"}    # a check of a number it lacks
+    for line, why in lies.items():
+        kind = line.split(" ")[0] if line.startswith("back") else line.split(" ")[1]
+        old = {"back": "back [13 14 2]", "ok": "184 not 40", "not": "184 not 40"}[kind]
+        if line.startswith("183"):
+            old = "184 not 40"
+        text = good.replace(old, line)
+        assert not check((13, 14, 2), 40, text).correct
+        assert not reference((13, 14, 2), 40, text)
+        assert why in diagnose((13, 14, 2), 40, text)
+    # returning to an earlier state that is not the start is fine too
+    deeper = "16-12=4 [10 4]\n10+4=14 [14]\n14 not 40\nback [10 4]\n10*4=40 [40]\n40 ok\n"
+    assert check((10, 16, 12), 40, deeper).correct and reference((10, 16, 12), 40, deeper)
+
+
+def test_step_labels_on_a_trace_mark_the_dead_end_and_the_way_back():
+    text = "13*14=182 [2 182]\n2+182=184 [184]\n184 not 40\nback [13 14 2]\n" \
+           "13*2=26 [14 26]\n14+26=40 [40]\n40 ok\n"
+    v = check((13, 14, 2), 40, text)
+    assert v.step_rewards == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+
+
+@given(st.integers(0, 10**6))
+@settings(max_examples=200, deadline=None)
+def test_hindsight_on_a_trace_gives_a_true_trace_for_the_value_it_reached(seed):
+    rng = random.Random(seed)
+    ex = EASY.warmup_examples(1, seed=seed, kind="traces", backtracks=3)[0]
+    nums, t, lines = _lines(ex)
+    cut = lines[:rng.randint(1, len(lines))]
+    text = "\n".join(cut) + ("\n" if rng.random() < 0.5 else "")
+    found = relabel_text(nums, t, text)
+    leaves = [ln for ln in cut if "=" in ln and ln.endswith("]") and " " not in
+              ln.split("[")[1]]
+    if not leaves:
+        assert found is None
+        return
+    new, relabelled = found
+    assert new == int(leaves[-1].split("[")[1][:-1])
+    assert reference(nums, new, relabelled) and check(nums, new, relabelled).correct
+    norm = [re.sub(r" (not \d+|ok)$", " check", ln) for ln in relabelled.rstrip().split("\n")]
+    assert norm == [re.sub(r" (not \d+|ok)$", " check", ln) for ln in cut[:len(norm)]]
+
+
+def test_relabel_into_train_targets_only_returns_the_rewritten_text():
+    p = next(p for p in EASY.problems() if p.split == "train")
+    nums, t = tuple(p.meta["numbers"]), p.meta["target"]
+    found = 0
+    for seed in range(200):
+        ex = EASY.warmup_examples(1, seed=seed, kind="traces", backtracks=2)[0]
+        trace = search_trace(nums, t, random.Random(seed), 2)
+        if "back [" not in "\n".join(trace):
+            continue
+        miss = "\n".join(trace[:trace.index(next(ln for ln in trace if " not " in ln)) + 1])
+        got = EASY.relabel(p, miss, EASY.verify(p, miss))
+        if got is None:
+            continue
+        new, text = got
+        found += 1
+        assert new.meta["target"] in EASY.train_targets and text.endswith(" ok\n")
+        assert EASY.verify(new, text).correct and not EASY.verify(p, text).correct
+        del ex
+    assert found > 0
