@@ -8,6 +8,9 @@ makes the oracle PRM label ("is the target still reachable from here?") exact.
     prompt      "12 5 3>51\n"
     completion  "12*5=60 [3 60]\n60-3=57 [57]\n"   (a miss: legal, but 57 != 51)
 
+A search trace (countdown_trace.py) also writes checks and backtracking, verified the same way:
+"...60-3=57 [57]\n57 not 51\nback [12 5 3]\n12+5=17 [3 17]\n17*3=51 [51]\n51 ok\n".
+
 Model text is *parsed* with one regex per line, never evaluated.
 """
 
@@ -206,9 +209,10 @@ def diagnose(numbers, target: int, completion: str) -> str | None:
     if not steps:
         return "no steps"
     state = Counter(numbers)
-    for _, state, error in walk(numbers, target, steps):
+    for _, after, error in walk(numbers, target, steps):
         if error is not None:
             return error
+        state = after
     if sum(state.values()) > 1:
         return f"not finished: numbers left are [{_show(state)}]"
     result = next(iter(state))

@@ -1,6 +1,7 @@
 """Policy initialization (the paper's first pillar): build a tiny Llama from scratch and
 behaviour-clone it on random *legal* plays (it knows the format and the arithmetic but not
-how to win) or on search traces (it also knows how to try, check and backtrack). Real models skip this: `policy.path` points at any local HF causal LM dir."""
+how to win) or on search traces (it also knows how to try, check and backtrack). Real models
+skip this: `policy.path` points at any local HF causal LM dir."""
 
 from __future__ import annotations
 
