@@ -225,10 +225,11 @@ def _search_args(methods: str, budgets: str, split: str, limit: int | None):
 
 def _check_verifiers(cfg, methods: list[str]) -> None:
     """Learned verifiers the methods need must exist before the flow starts."""
+    from reasonloop.config import learned_prm
     from reasonloop.reward.prm import fitted_path
     from reasonloop.search.methods import needs_orm
     need = {"orm"} if needs_orm(methods) or cfg.reward.orm_model else set()
-    if cfg.reward.prm == "learned" or cfg.reward.prm_model:
+    if learned_prm(cfg.reward) or cfg.reward.prm_model:
         need.add("prm")
     for kind in sorted(need):
         if fitted_path(cfg, kind, None, None) is None:

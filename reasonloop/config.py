@@ -197,7 +197,11 @@ class RewardConfig(_Section):
     # env's exact step labels, Monte-Carlo labels (Math-Shepherd: m rollouts of the current
     # policy per step prefix), or a learned PRM (trained on `prm_labels` by the flywheel, or
     # `prm_model`). Until a run has fitted its first PRM, `learned` uses its label source.
-    prm: Literal["oracle", "mc", "learned"] = "oracle"
+    # `self`: guidance from inside — the policy's own confidence in each step (the mean
+    # token log-probability); `mix`: self_weight · self + (1 − self_weight) · `mix_with`.
+    prm: Literal["oracle", "mc", "learned", "self", "mix"] = "oracle"
+    self_weight: float = Field(0.5, ge=0, le=1)
+    mix_with: Literal["oracle", "mc", "learned"] = "learned"
     prm_labels: Literal["oracle", "mc"] = "oracle"
     # pointwise: a token classifier at step ends (one pass per text); pairwise: Bradley–Terry
     # on step prefixes of one problem (RewardTrainer) — it measured worse (reward_pairwise.md)
@@ -221,9 +225,14 @@ class RewardConfig(_Section):
 
     @model_validator(mode="after")
     def _learned(self):
-        if self.prm == "learned" and self.prm_model is None and "prm" not in self.train:
+        if learned_prm(self) and self.prm_model is None and "prm" not in self.train:
             self.train = [*self.train, "prm"]
         return self
+
+
+def learned_prm(reward: RewardConfig) -> bool:
+    """Whether searches consult a learned PRM (alone or in a mix)."""
+    return reward.prm == "learned" or (reward.prm == "mix" and reward.mix_with == "learned")
 
 
 class RunConfig(_Section):

@@ -1,13 +1,15 @@
 """Which verifiers a search consults: the PRM (`reward.prm`) and a learned ORM, if any.
 
-    make_prm(cfg, kind, engine, orm)   oracle | mc | learned
+    make_prm(cfg, kind, engine, orm)   oracle | mc | learned | self | mix
 
 - oracle:  the env's exact step labels (Countdown: the target is still reachable);
 - mc:      Monte-Carlo labels from rollouts of the policy (Math-Shepherd: a step is good if
            any rollout from it succeeds);
 - learned: the PRM fitted on D_search (stages/fit_verifiers.py) at or before an iteration,
            `reward.prm_model`, or the registry's champion — falling back to its label source
-           until one is fitted.
+           until one is fitted;
+- self:    guidance from inside, the policy's own confidence in each step (reward/inside.py);
+- mix:     `reward.self_weight` · self + the rest · `reward.mix_with` (an outside PRM).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from functools import lru_cache
 
 from reasonloop.config import Config
 from reasonloop.policy.engines import SamplingParams
+from reasonloop.reward.inside import MixPRM, SelfPRM
 from reasonloop.reward.learned import LearnedORM, LearnedPRM
 from reasonloop.reward.mc import MCPRM
 from reasonloop.reward.process import oracle_prm
@@ -46,7 +49,20 @@ def make_prm(cfg: Config, kind: str, engine=None, orm=None, run_id: str | None =
     if kind == "learned":      # none fitted yet: its label source stands in
         return learned_verifier(cfg, "prm", run_id, iteration) or \
             make_prm(cfg, cfg.reward.prm_labels, engine, orm)
-    raise ValueError(f"unknown PRM {kind!r}: oracle, mc or learned")
+    if kind in ("self", "mix"):
+        if getattr(engine, "model_path", None) is None:
+            raise ValueError("a self PRM needs the policy's engine (its model directory)")
+        inside = _inside(str(engine.model_path))
+        if kind == "self":
+            return inside
+        outside = make_prm(cfg, cfg.reward.mix_with, engine, orm, run_id, iteration)
+        return MixPRM(inside, outside, cfg.reward.self_weight)
+    raise ValueError(f"unknown PRM {kind!r}: oracle, mc, learned, self or mix")
+
+
+@lru_cache(maxsize=2)
+def _inside(path: str) -> SelfPRM:
+    return SelfPRM(path)
 
 
 @lru_cache(maxsize=4)

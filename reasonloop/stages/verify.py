@@ -36,10 +36,16 @@ class Searched:
         return {k: v for k, v in asdict(self).items() if k != "seconds"}
 
 
+def uses_policy(cfg) -> bool:
+    """Step rewards that need the policy: MC rollouts, or its own confidence (self, mix)."""
+    r = cfg.reward
+    return r.prm in ("self", "mix") or "mc" in (r.prm, r.prm_labels)
+
+
 def verify(it: Iteration, shard_files: list[str], policy: str | None = None) -> Searched:
     """Score the raw samples → D_search and its numbers. The step rewards come
     from `reward.prm`: oracle labels; MC labels from rollouts of `policy`; the learned PRM
-    fitted before this iteration."""
+    fitted before this iteration; `policy`'s own confidence (self, mix)."""
     cfg, out = it.cfg, it.d_search
     if out.exists():     # written last and atomically: this iteration was verified already
         d_search = pl.read_parquet(out)
@@ -49,9 +55,8 @@ def verify(it: Iteration, shard_files: list[str], policy: str | None = None) -> 
     t0 = time.perf_counter()
     scored = score_rows(env, by_id, rows, cfg.reward.shaping, cfg.policy.max_new_tokens)
     if cfg.reward.prm != "oracle":
-        mc = "mc" in (cfg.reward.prm, cfg.reward.prm_labels)     # only MC labels roll out
         engine = load_engine(cfg.policy.engine, policy, seed=cfg.run.seed,
-                             dtype=cfg.policy.dtype) if policy and mc else None
+                             dtype=cfg.policy.dtype) if policy and uses_policy(cfg) else None
         prm = search_spec(cfg, engine, run_id=it.run_id, iteration=it.iteration - 1).prm
         for s, steps in zip(scored, scores_of(prm, [(by_id[s["problem_id"]], s["text"])
                                                    for s in scored])):

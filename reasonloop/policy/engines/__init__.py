@@ -30,11 +30,15 @@ def load_engine(name: str, model_path: str | Path, seed: int = 0, dtype: str = "
             if key not in _VLLM:
                 _close()
                 _VLLM[key] = VLLMEngine(key[0], seed=seed)
+                _VLLM[key].model_path = key[0]
             return _VLLM[key]
     model, tok = load_policy(model_path)
     if name == "lean" and model.config.model_type == "llama":
-        return LeanEngine(model, tok, dtype=sample_dtype(dtype))
-    return HFEngine(model, tok)
+        engine = LeanEngine(model, tok, dtype=sample_dtype(dtype))
+    else:
+        engine = HFEngine(model, tok)
+    engine.model_path = str(model_path)     # what a self PRM (reward/inside.py) scores with
+    return engine
 
 
 def close_engines() -> None:
