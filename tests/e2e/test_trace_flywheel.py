@@ -92,3 +92,34 @@ def test_policy_init_from_traces(tmp_path):
     assert model.config.max_position_embeddings == 256
     meta = json.loads((Path(path) / "reasonloop.json").read_text())
     assert meta["config"]["policy"]["init_data"] == "traces"
+
+
+def test_eval_cli_runs_the_trace_champion_on_four_number_problems(trace_run, tmp_path):
+    """`reasonloop eval --model NAME@champion --problems FILE` with the run's trace champion
+    on 4-number problems (the standard setting's shape): it runs, stores every trajectory,
+    and its accuracy is what those trajectories say."""
+    import polars as pl
+
+    from tests.conftest import SMOKE
+    from tests.countdown_reference import reference
+    from tests.e2e.test_cli import _run
+    cfg, ws, _ = trace_run
+    rows = [([3, 5, 7, 2], 24), ([10, 20, 30, 40], 100), ([1, 2, 3, 4], 10), ([9, 9, 1, 1], 81)]
+    f = tmp_path / "four.jsonl"
+    f.write_text("".join(json.dumps({"numbers": n, "target": t}) + "\n" for n, t in rows))
+    r = _run(["eval", "--model", f"{cfg.run.name}@champion", "--methods", "best_of_n",
+              "--budgets", "2", "--problems", str(f), "-c", str(SMOKE), "--root", str(ws),
+              "--set", f"policy.max_new_tokens={cfg.policy.max_new_tokens}"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    store = ws / "reasonloop.duckdb"
+    run_id, acc = db.query(store, "SELECT run_id, value FROM evals WHERE split = 'file' AND "
+                           "method = 'best_of_n' AND metric = 'accuracy'").row(0)
+    traj = db.query(store, "SELECT t.problem_id, t.text, t.correct, p.meta FROM trajectories t "
+                    "JOIN problems p USING (problem_id) WHERE t.method = 'eval:best_of_n@2' "
+                    "AND t.run_id = $run", {"run": run_id})
+    assert traj.height == 2 * len(rows)
+    for _, text, correct, meta in traj.iter_rows():
+        m = json.loads(meta)
+        assert len(m["numbers"]) == 4 and correct == reference(m["numbers"], m["target"], text)
+    solved = traj.group_by("problem_id").agg(pl.col("correct").any())["correct"].sum()
+    assert acc == pytest.approx(solved / len(rows))

@@ -36,3 +36,19 @@ def test_hash_ignores_workspace_and_iterations():
     a = load_config(SMOKE, ["run.root=/x", "run.iterations=3"])
     b = load_config(SMOKE, ["run.root=/y", "run.iterations=9"])
     assert a.hash() == b.hash() != load_config(SMOKE, ["search.n=9"]).hash()
+
+
+def test_the_standard_setting_config_fits_its_traces():
+    """configs/sos.yaml: Stream of Search's setting, initialised on traces — and the traces
+    it makes fit its context and generation budget (a cut trace would teach a cut search)."""
+    from reasonloop.envs.countdown import Countdown
+    cfg = load_config("configs/sos.yaml", ["env.n_train=200", "env.n_val=10", "env.n_test=10"])
+    e, p = cfg.env, cfg.policy
+    assert (e.n_numbers, e.number_min, e.number_max, e.target_min, e.target_max) == \
+        (4, 1, 99, 10, 100)
+    assert p.init_data == "traces" and p.trace_backtracks >= 1
+    examples = Countdown(e).warmup_examples(2000, seed=0, kind="traces",
+                                            backtracks=p.trace_backtracks)
+    longest = max(len(x["completion"]) + 1 for x in examples)       # + EOS; a char each
+    assert longest <= p.max_new_tokens
+    assert max(len(x["prompt"]) + len(x["completion"]) + 2 for x in examples) <= p.context

@@ -1,0 +1,141 @@
+"""Benchmark: the flywheel on search traces — search inside the policy vs search outside it.
+
+    python benchmarks/sos.py --root WS [--run-id RUN] [--config configs/sos.yaml]
+        [--direct MODEL] [--limit 200] [--budgets 1,2,4,8,16] [--out benchmarks/results]
+
+1. The curve: greedy pass@1 on the test split (held-out targets) and on val, by iteration
+   of the run (from the `evals` table), with the phase that produced each policy.
+2. Internal vs external search at equal generated tokens: the run's last policy (a trace
+   policy: it tries, checks and backtracks in its own output) decoded greedily, against a
+   direct-answer policy (`--direct`: a path or NAME@alias) searched from outside — majority
+   vote, best-of-N picked by the oracle PRM, and beam search on the oracle PRM — at budgets
+   around the trace policy's tokens per problem.
+Writes <out>/sos.md and sos.png; names the processor. MODEL may be any local HF dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def curve(db_path: Path, run_id: str):
+    from reasonloop.store import db
+    return db.query(db_path, """
+        SELECT e.iteration, any_value(i.phase) AS phase,
+               max(CASE WHEN e.split = 'test' THEN e.value END) AS test_pass1,
+               max(CASE WHEN e.split = 'val' THEN e.value END) AS val_pass1
+        FROM evals e LEFT JOIN iterations i USING (run_id, iteration)
+        WHERE e.run_id = $run AND e.method = 'greedy' AND e.metric = 'pass@1'
+        GROUP BY e.iteration ORDER BY e.iteration""", {"run": run_id})
+
+
+def greedy(env, engine, problems, max_new_tokens: int) -> dict:
+    from reasonloop.policy.engines import SamplingParams
+    out = engine.sample([p.prompt for p in problems], 1,
+                        SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens))
+    correct = [env.verify(p, o[0].text).correct for p, o in zip(problems, out)]
+    back = ["\nback [" in "\n" + o[0].text for o in out]
+    return {"accuracy": sum(correct) / len(problems),
+            "tokens": sum(o[0].n_tokens for o in out) / len(problems),
+            "backtracked": sum(back) / len(problems),
+            "solved_after_backtrack": sum(c and b for c, b in zip(correct, back)) / len(problems)}
+
+
+def main() -> None:
+    from reasonloop.compute import header
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--root", required=True, help="the run's workspace")
+    ap.add_argument("--run-id", default=None, help="default: the latest run there")
+    ap.add_argument("--config", default=str(ROOT / "configs" / "sos.yaml"))
+    ap.add_argument("--direct", default=None, help="a direct-answer policy to search with")
+    ap.add_argument("--limit", type=int, default=200, help="test problems for part 2")
+    ap.add_argument("--budgets", default="1,2,4,8,16")
+    ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = ap.parse_args()
+
+    from rich.console import Console
+
+    from reasonloop import workspace
+    from reasonloop.config import load_config
+    from reasonloop.eval.test_time import results_table
+    from reasonloop.policy.engines import load_engine
+    from reasonloop.stages.evaluate import test_time_search
+    from reasonloop.store import db, registry
+    con = Console()
+    root = Path(args.root).resolve()
+    cfg = load_config(args.config, [f"run.root={root}", *args.set])
+    P = workspace.paths(cfg)
+    run_id = args.run_id or workspace.latest_run(P.db)
+    if run_id is None:
+        raise SystemExit(f"error: no run in {root}")
+    lines = [f"# Search traces: {args.config}", "", header(), "",
+             f"run `{run_id}` in `{root}`", ""]
+
+    c = curve(P.db, run_id)
+    lines += ["## Greedy pass@1 by iteration (test = held-out targets)", "",
+              "| iteration | phase | test pass@1 | val pass@1 |", "|---|---|---|---|"]
+    for it, phase, test, val in c.iter_rows():
+        lines.append(f"| {it} | {phase or 'init'} | {100 * (test or 0):.1f}% | "
+                     f"{100 * (val or 0):.1f}% |")
+    con.print("\n".join(lines))
+
+    last = db.query(P.db, "SELECT policy_path FROM iterations WHERE run_id = $run AND "
+                    "policy_path IS NOT NULL ORDER BY iteration DESC LIMIT 1",
+                    {"run": run_id})["policy_path"][0]
+    env = workspace.env(cfg)
+    test = workspace.split(cfg, "test")[: args.limit]
+    t0 = time.perf_counter()
+    traced = greedy(env, load_engine(cfg.policy.engine, last, dtype=cfg.policy.dtype), test,
+                    cfg.policy.max_new_tokens)
+    lines += ["", f"## Inside vs outside search on {len(test)} test problems", "",
+              f"Trace policy (`{last}`), greedy: **{100 * traced['accuracy']:.1f}%** at "
+              f"{traced['tokens']:.0f} generated tokens per problem; "
+              f"{100 * traced['backtracked']:.0f}% of its outputs backtrack, "
+              f"{100 * traced['solved_after_backtrack']:.1f}% solve after a backtrack "
+              f"({time.perf_counter() - t0:.0f} s).", ""]
+    if args.direct:
+        direct = registry.resolve(args.direct) if "@" in args.direct else args.direct
+        engine = load_engine(cfg.policy.engine, direct, dtype=cfg.policy.dtype)
+        budgets = [int(b) for b in args.budgets.split(",")]
+        results, _ = test_time_search(cfg, engine, test, ["majority", "weighted_bon", "beam"],
+                                      budgets)
+        results.append({"method": "trace policy, greedy", "budget": 1,
+                        "accuracy": traced["accuracy"], "tokens": traced["tokens"]})
+        lines += [f"Direct policy (`{direct}`), searched from outside (oracle PRM):", "",
+                  results_table(results)]
+        _plot(results, Path(args.out) / "sos.png")
+    text = "\n".join(lines) + "\n"
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "sos.md").write_text(text)
+    con.print("\n".join(lines[-8:]))
+
+
+def _plot(results: list[dict], out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m in dict.fromkeys(r["method"] for r in results):
+        rs = sorted((r for r in results if r["method"] == m), key=lambda r: r["tokens"])
+        ax.plot([r["tokens"] for r in rs], [100 * r["accuracy"] for r in rs],
+                "*" if len(rs) == 1 else "o-", label=m, markersize=12 if len(rs) == 1 else 5)
+    ax.set_xscale("log")
+    ax.set_xlabel("generated tokens per problem")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
