@@ -10,6 +10,8 @@
    direct-answer policy (`--direct`: a path or NAME@alias) searched from outside — majority
    vote, best-of-N picked by the oracle PRM, and beam search on the oracle PRM — at budgets
    around the trace policy's tokens per problem.
+3. Guidance from inside vs outside (`--prms oracle,self,mix`): beam search and PRM-weighted
+   best-of-N with each PRM (reward.prm), on the direct policy and the trace policy.
 Writes <out>/sos.md and sos.png; names the processor. MODEL may be any local HF dir.
 """
 
@@ -58,6 +60,7 @@ def main() -> None:
     ap.add_argument("--direct", default=None, help="a direct-answer policy to search with")
     ap.add_argument("--limit", type=int, default=200, help="test problems for part 2")
     ap.add_argument("--budgets", default="1,2,4,8,16")
+    ap.add_argument("--prms", default="", help="e.g. oracle,self,mix: part 3")
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
@@ -113,6 +116,19 @@ def main() -> None:
         lines += [f"Direct policy (`{direct}`), searched from outside (oracle PRM):", "",
                   results_table(results)]
         _plot(results, Path(args.out) / "sos.png")
+    if args.prms:
+        lines += ["", "## Guidance: which PRM steers beam search and the weighted vote", ""]
+        models = {"trace": last, **({"direct": direct} if args.direct else {})}
+        for name, path in models.items():
+            engine = load_engine(cfg.policy.engine, path, dtype=cfg.policy.dtype)
+            rows = []
+            for prm in args.prms.split(","):
+                pcfg = cfg.model_copy(update={"reward": cfg.reward.model_copy(
+                    update={"prm": prm, "mix_with": "oracle"})})
+                res, _ = test_time_search(pcfg, engine, test, ["beam", "weighted_bon"],
+                                          [int(b) for b in args.budgets.split(",")][-2:])
+                rows += [{**r, "method": f"{r['method']} · {prm}"} for r in res]
+            lines += [f"{name} policy (`{path}`):", "", results_table(rows), ""]
     text = "\n".join(lines) + "\n"
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "sos.md").write_text(text)

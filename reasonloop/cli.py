@@ -29,7 +29,7 @@ from reasonloop.cliutil import (
     quiet_loggers,
     watch_storage,
 )
-from reasonloop.config import load_config
+from reasonloop.config import learned_prm, load_config
 from reasonloop.envs.countdown import load_problems
 from reasonloop.errors import ReasonloopError
 from reasonloop.paths import Paths
@@ -225,7 +225,6 @@ def _search_args(methods: str, budgets: str, split: str, limit: int | None):
 
 def _check_verifiers(cfg, methods: list[str]) -> None:
     """Learned verifiers the methods need must exist before the flow starts."""
-    from reasonloop.config import learned_prm
     from reasonloop.reward.prm import fitted_path
     from reasonloop.search.methods import needs_orm
     need = {"orm"} if needs_orm(methods) or cfg.reward.orm_model else set()

@@ -17,221 +17,36 @@ Model text is *parsed* with one regex per line, never evaluated.
 from __future__ import annotations
 
 import random
-import re
-from collections import Counter
-from functools import lru_cache
 from itertools import combinations_with_replacement
 from math import comb
 
-from reasonloop.envs.base import Problem, Verdict, read_jsonl, split_steps
+from reasonloop.envs.base import Problem, Verdict, read_jsonl
+from reasonloop.envs.countdown_rules import (
+    BACK_RE,
+    CHECK_RE,
+    STEP_RE,
+    check,
+    diagnose,
+    format_prompt,
+    format_step,
+    moves,
+    random_trajectory,
+    reachable,
+    solve,
+    walk,
+)
+from reasonloop.envs.countdown_trace import relabel_text, trace_examples
 from reasonloop.errors import InputError
 
-OPS = "+-*/"
+# the rules, re-exported: most callers know Countdown by this module
+__all__ = ["BACK_RE", "CHECK_RE", "STEP_RE", "Countdown", "check", "diagnose", "format_prompt",
+           "format_step", "load_problems", "moves", "random_trajectory", "reachable", "solve",
+           "walk"]
+
 MAX_FILE_NUMBERS = 5       # the oracle's reachable-set search stays fast up to 5 numbers
 ENUMERATE_LIMIT = 50_000   # multisets; above this, problems are drawn at random
 MAX_NUMBER = 10**6         # the largest number a problem may start with (file or generator)
 MAX_TARGET = 10**7
-# A number in a step: ASCII digits only (`\d` would take "３" or "٣"), no leading zeros (one
-# spelling per value, so D_expert holds one format), at most 64 digits — above anything the
-# rules can reach from 6 numbers ≤ MAX_NUMBER (10**36), so every solution can be written.
-NUM = r"(?:0|[1-9][0-9]{0,63})"
-STEP_RE = re.compile(rf"^({NUM})([-+*/])({NUM})=({NUM}) \[({NUM}(?: {NUM})*)\]$")
-CHECK_RE = re.compile(rf"^({NUM}) (?:ok|not ({NUM}))$")       # search traces (walk)
-BACK_RE = re.compile(rf"^back \[({NUM}(?: {NUM})*)\]$")
-
-
-def apply(a: int, op: str, b: int) -> int | None:
-    """The result of one step, or None when the rules forbid it."""
-    if op == "+":
-        return a + b
-    if op == "*":
-        return a * b
-    if op == "-":
-        return a - b if a >= b else None
-    if op == "/":
-        return a // b if b != 0 and a % b == 0 else None
-    return None
-
-
-def moves(state: tuple[int, ...]):
-    """Every legal step from a state: (a, op, b, result, next_state). a ≥ b for − and ÷."""
-    n = len(state)
-    for i in range(n):
-        for j in range(n):
-            if i == j:
-                continue
-            a, b = state[i], state[j]
-            rest = [state[k] for k in range(n) if k not in (i, j)]
-            for op in OPS:
-                if op in "+*" and i > j:      # commutative: one order is enough
-                    continue
-                c = apply(a, op, b)
-                if c is None:
-                    continue
-                yield a, op, b, c, tuple(sorted(rest + [c]))
-
-
-@lru_cache(maxsize=500_000)
-def reachable(state: tuple[int, ...]) -> frozenset[int]:
-    """All values the oracle can finish with from a (sorted) state, using every number."""
-    if len(state) == 1:
-        return frozenset(state)
-    out: set[int] = set()
-    for *_, nxt in moves(state):
-        out |= reachable(nxt)
-    return frozenset(out)
-
-
-def solve(numbers: tuple[int, ...], target: int) -> list[str] | None:
-    """One solution as step lines (oracle DFS), or None if there is none."""
-    state = tuple(sorted(numbers))
-    if target not in reachable(state):
-        return None
-    lines = []
-    while len(state) > 1:
-        for a, op, b, c, nxt in moves(state):
-            if target in reachable(nxt):
-                lines.append(format_step(a, op, b, c, nxt))
-                state = nxt
-                break
-    return lines
-
-
-def format_prompt(numbers, target: int) -> str:
-    return " ".join(map(str, numbers)) + f">{target}\n"
-
-
-def format_step(a, op, b, c, remaining) -> str:
-    return f"{a}{op}{b}={c} [{' '.join(map(str, remaining))}]"
-
-
-def take_step(state: Counter, line: str, i: int) -> tuple[Counter, str | None]:
-    """Apply one step line to a state: (the next state, None), or (the same state, what is
-    wrong with the step in words). The verifier and the revision feedback share this."""
-    m = STEP_RE.match(line)
-    if m is None:
-        return state, f"step {i} is not of the form a+b=c [numbers left]"
-    a, op, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
-    for x in (a, b):
-        if state[x] < (2 if a == b else 1):
-            return state, f"step {i} uses {x} which is not available"
-    value = apply(a, op, b)
-    if value is None:
-        return state, f"step {i}: {a}{op}{b} is not allowed"
-    if value != c:
-        return state, f"step {i}: {a}{op}{b} is {value} not {c}"
-    nxt = state.copy()
-    nxt[a] -= 1
-    nxt[b] -= 1
-    nxt[c] += 1
-    nxt = +nxt
-    if Counter(int(x) for x in m.group(5).split()) != nxt:
-        return state, f"step {i}: numbers left are [{_show(nxt)}]"
-    return nxt, None
-
-
-def _show(state: Counter) -> str:
-    return " ".join(map(str, sorted(state.elements())))
-
-
-def _key(state: Counter) -> tuple[int, ...]:
-    return tuple(sorted(state.elements()))
-
-
-def walk(numbers, target: int, steps: list[str]):
-    """Replay a completion line by line: yields (kind, state, error) per line, where kind is
-    step | check | back. Search traces add two kinds of line to the step lines:
-
-        57 not 51       a check: the one number left is not the target (57 ok: it is)
-        back [12 5 3]   backtracking: the numbers left at an earlier point of this text
-
-    A check that lies or a `back` to numbers that never appeared is an error; after the
-    first error the state stays put (every later line is judged wrong)."""
-    state = Counter(numbers)
-    seen = {_key(state)}
-    error = None
-    for i, line in enumerate(steps, 1):
-        kind = "step"
-        if error is None:
-            if (m := CHECK_RE.match(line)) is not None:
-                kind, error = "check", _check_error(state, target, m, i)
-            elif (m := BACK_RE.match(line)) is not None:
-                kind = "back"
-                back = Counter(int(x) for x in m.group(1).split())
-                if _key(back) in seen:
-                    state = back
-                else:
-                    error = f"step {i}: [{_show(back)}] did not appear before"
-            else:
-                state, error = take_step(state, line, i)
-                seen.add(_key(state))
-        yield kind, state, error
-
-
-def _check_error(state: Counter, target: int, m: re.Match, i: int) -> str | None:
-    value, said = int(m.group(1)), m.group(2)
-    if sum(state.values()) != 1 or next(iter(state)) != value:
-        return f"step {i}: {value} is not the one number left [{_show(state)}]"
-    if said is None and value != target:
-        return f"step {i}: {value} is not the target {target}"
-    if said is not None and (value == target or int(said) != target):
-        return f"step {i}: the target is {target}"
-    return None
-
-
-def check(numbers, target: int, completion: str) -> Verdict:
-    """The verifier (ORM) and oracle step labels (PRM) in one pass over the lines.
-
-    A line is rewarded 1.0 iff it is legal *and* the target is still reachable from the
-    numbers it leaves (a dead-end branch of a search trace scores 0, the `back` out of it 1
-    again); after the first illegal line every label is 0. A trace is judged by where it
-    ends: correct iff every line is legal and the last numbers left are [target].
-    """
-    steps = split_steps(completion)
-    rewards: list[float] = []
-    state, error, moved = Counter(numbers), None, False
-    for kind, state, error in walk(numbers, target, steps):
-        moved |= kind == "step" and error is None
-        rewards.append(1.0 if error is None and target in reachable(_key(state)) else 0.0)
-    legal = error is None
-    finished = legal and sum(state.values()) == 1 and moved
-    answer = str(next(iter(state))) if finished else None
-    correct = finished and answer == str(target)
-    return Verdict(correct=correct, steps=steps, step_rewards=rewards, answer=answer,
-                   legal=legal and finished)
-
-
-def diagnose(numbers, target: int, completion: str) -> str | None:
-    """Verifier feedback in words for sequential revision: what is wrong with the first bad
-    line, or why the end is wrong; None when the completion is correct. Only characters a
-    char-level policy knows (no '!=' or unicode), so the policy can read it in a prompt."""
-    steps = split_steps(completion)
-    if not steps:
-        return "no steps"
-    state = Counter(numbers)
-    for _, after, error in walk(numbers, target, steps):
-        if error is not None:
-            return error
-        state = after
-    if sum(state.values()) > 1:
-        return f"not finished: numbers left are [{_show(state)}]"
-    result = next(iter(state))
-    return None if result == target else f"result {result} but target {target}"
-
-
-def random_trajectory(numbers, rng: random.Random) -> list[str]:
-    """A uniformly random *legal* play to the end: BC warm-up data (format, not skill)."""
-    state = tuple(numbers)
-    lines = []
-    while len(state) > 1:
-        opts = list(moves(state))
-        a, op, b, c, nxt = rng.choice(opts)
-        rest = list(state)
-        rest.remove(a)
-        rest.remove(b)
-        state = tuple(rest) + (c,)   # keep the untouched numbers in order, new value last
-        lines.append(format_step(a, op, b, c, state))
-    return lines
 
 
 def load_problems(path, split: str = "file") -> list[Problem]:
@@ -341,7 +156,6 @@ class Countdown:
             if (x := self._draw(rng, self.train_targets)) is not None:
                 drawn.append(x)
         if kind == "traces":
-            from reasonloop.envs.countdown_trace import trace_examples
             return trace_examples(drawn, rng, backtracks)
         return [{"prompt": format_prompt(nums, t),
                  "completion": "\n".join(random_trajectory(nums, rng)) + "\n"}
@@ -356,7 +170,6 @@ class Countdown:
         (its legal prefix up to its last leaf; a trace's checks retargeted) — if that value
         is a *training* target (test targets stay unseen) and the new problem is not in
         `exclude` (val/test problems must not leak into training). (problem, completion)."""
-        from reasonloop.envs.countdown_trace import relabel_text
         if verdict.correct:
             return None
         nums = tuple(problem.meta["numbers"])

@@ -24,7 +24,7 @@ import random
 from collections import Counter
 
 from reasonloop.envs.base import split_steps
-from reasonloop.envs.countdown import (
+from reasonloop.envs.countdown_rules import (
     CHECK_RE,
     format_prompt,
     format_step,

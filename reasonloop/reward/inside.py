@@ -16,28 +16,23 @@ from pathlib import Path
 import torch
 
 from reasonloop.envs.base import Problem, step_spans
+from reasonloop.policy.init import load_policy
+from reasonloop.reward.process import CachedPRM
 
 BATCH = 64
 
 
-class SelfPRM:
+class SelfPRM(CachedPRM):
     """`prm(problem, text) -> [confidence per step]`, batched by `many`, cached."""
 
     def __init__(self, model_path: str | Path):
-        from reasonloop.policy.init import load_policy
         self.path = str(model_path)
         self.model, self.tok = load_policy(model_path)
         self.cache: dict[tuple[str, str], list[float]] = {}
 
-    def __call__(self, problem: Problem, text: str) -> list[float]:
-        return self.many([(problem, text)])[0]
-
-    def many(self, items: list[tuple[Problem, str]]) -> list[list[float]]:
-        todo = list({(p.problem_id, t): (p, t) for p, t in items
-                     if (p.problem_id, t) not in self.cache}.values())
+    def _fill(self, todo: list[tuple[Problem, str]]) -> None:
         for i in range(0, len(todo), BATCH):
             self._score(todo[i:i + BATCH])
-        return [self.cache[(p.problem_id, t)] for p, t in items]
 
     @torch.inference_mode()
     def _score(self, chunk: list[tuple[Problem, str]]) -> None:

@@ -26,7 +26,7 @@ from datasets import Dataset
 from reasonloop.envs.base import Problem, step_prefixes, step_spans
 from reasonloop.learn import common
 from reasonloop.policy.init import TINY_ATTN
-from reasonloop.reward.process import good_step
+from reasonloop.reward.process import CachedPRM, good_step
 
 MAX_LENGTH = 512
 BATCH = 256
@@ -149,7 +149,7 @@ def prefix_pairs(items: list[tuple[Problem, str, list[float]]], per_depth: int, 
     return out
 
 
-class LearnedPRM:
+class LearnedPRM(CachedPRM):
     """`prm(problem, text) -> [P(step good)]`, with `many(items)` for batched scoring (beam
     search scores a whole depth at once). Scores are cached per (problem, text). A pairwise
     PRM scores each step's prefix with its scalar head; a pointwise one reads its token
@@ -167,12 +167,7 @@ class LearnedPRM:
                 path, dtype=torch.float32).eval()
         self.cache: dict[tuple[str, str], list[float]] = {}
 
-    def __call__(self, problem: Problem, text: str) -> list[float]:
-        return self.many([(problem, text)])[0]
-
-    def many(self, items: list[tuple[Problem, str]]) -> list[list[float]]:
-        todo = list({(p.problem_id, t): (p, t) for p, t in items
-                     if (p.problem_id, t) not in self.cache}.values())
+    def _fill(self, todo: list[tuple[Problem, str]]) -> None:
         if self.pairwise:
             pres = {(p.problem_id, t): step_prefixes(t, p.step_sep) for p, t in todo}
             scores = iter(self.scorer.many([(p, pre) for p, t in todo
@@ -182,7 +177,6 @@ class LearnedPRM:
         else:
             for i in range(0, len(todo), BATCH):
                 self._token_scores(todo[i:i + BATCH])
-        return [self.cache[(p.problem_id, t)] for p, t in items]
 
     @torch.inference_mode()
     def _token_scores(self, chunk: list[tuple[Problem, str]]) -> None:

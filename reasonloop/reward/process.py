@@ -34,3 +34,22 @@ def oracle_prm(env):
     def prm(problem, text: str) -> list[float]:
         return env.verify(problem, text).step_rewards
     return prm
+
+
+class CachedPRM:
+    """A PRM that scores many texts at once and remembers each (problem, text): subclasses
+    fill `self.cache` for the texts not seen yet in `_fill(todo)`."""
+    cache: dict
+
+    def __call__(self, problem, text: str) -> list[float]:
+        return self.many([(problem, text)])[0]
+
+    def many(self, items: list) -> list[list[float]]:
+        todo = list({(p.problem_id, t): (p, t) for p, t in items
+                     if (p.problem_id, t) not in self.cache}.values())
+        if todo:
+            self._fill(todo)
+        return [self.cache[(p.problem_id, t)] for p, t in items]
+
+    def _fill(self, todo: list) -> None:
+        raise NotImplementedError

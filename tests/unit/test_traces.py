@@ -78,9 +78,10 @@ def _mutate_trace(lines: list[str], rng) -> list[str]:
     lines = list(lines)
     i = rng.randrange(len(lines))
     kind = rng.randrange(7)
-    if kind == 6:                                       # jump to a convenient state
-        last = max(k for k, ln in enumerate(lines) if "=" in ln)
-        before = [k for k in range(last) if "=" in lines[k]]
+    steps = [k for k, ln in enumerate(lines) if "=" in ln]
+    if kind == 6 and steps:                             # jump to a convenient state
+        last = steps[-1]
+        before = [k for k in steps if k < last]
         if before:
             state = lines[before[-1]].split("[")[1][:-1]
             return [f"back [{state}]"] + lines[last:]
