@@ -12,7 +12,7 @@
    around the trace policy's tokens per problem.
 3. Guidance from inside vs outside (`--prms oracle,self,mix`): beam search and PRM-weighted
    best-of-N with each PRM (reward.prm), on the direct policy and the trace policy.
-Writes <out>/sos.md and sos.png; names the processor. MODEL may be any local HF dir.
+Writes <out>/<name>.md and <name>.png (name: sos); names the processor. MODEL may be any local HF dir.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--prms", default="", help="e.g. oracle,self,mix: part 3")
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--name", default="sos", help="file stem of the table and the plot")
     args = ap.parse_args()
 
     from rich.console import Console
@@ -90,6 +91,7 @@ def main() -> None:
         lines.append(f"| {it} | {phase or 'init'} | {100 * (test or 0):.1f}% | "
                      f"{100 * (val or 0):.1f}% |")
     con.print("\n".join(lines))
+    shown_upto = len(lines)
 
     last = db.query(P.db, "SELECT policy_path FROM iterations WHERE run_id = $run AND "
                     "policy_path IS NOT NULL ORDER BY iteration DESC LIMIT 1",
@@ -115,7 +117,7 @@ def main() -> None:
                         "accuracy": traced["accuracy"], "tokens": traced["tokens"]})
         lines += [f"Direct policy (`{direct}`), searched from outside (oracle PRM):", "",
                   results_table(results)]
-        _plot(results, Path(args.out) / "sos.png")
+        _plot(results, Path(args.out) / f"{args.name}.png")
     if args.prms:
         lines += ["", "## Guidance: which PRM steers beam search and the weighted vote", ""]
         models = {"trace": last, **({"direct": direct} if args.direct else {})}
@@ -131,8 +133,8 @@ def main() -> None:
             lines += [f"{name} policy (`{path}`):", "", results_table(rows), ""]
     text = "\n".join(lines) + "\n"
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "sos.md").write_text(text)
-    con.print("\n".join(lines[-8:]))
+    (Path(args.out) / f"{args.name}.md").write_text(text)
+    con.print("\n".join(lines[shown_upto:]))
 
 
 def _plot(results: list[dict], out: Path) -> None:
