@@ -1,17 +1,17 @@
 """Search traces for Countdown: the policy-initialization data that teaches a search *in the
 policy's own output* (Stream of Search, Gandhi et al. 2024; the roadmap's human-like
 reasoning behaviours). A symbolic searcher writes what it does as text the verifier reads
-(`countdown.walk`): attempts, its own check of each result against the target, dead ends,
-backtracking to a state it names, and the solution.
+(`countdown_rules.walk`): attempts, its own check of each result against the target, dead
+ends, backtracking to a state it names, and the solution.
 
-    12 5 3>51
-    12+5=17 [3 17]      an attempt (a dead end: 51 is not reachable from [3 17])
-    17*3=51 ...         (no: every line is legal; the dead end plays to a wrong leaf)
-    17+3=20 [20]
-    20 not 51           the check: a miss
-    back [12 5 3]       back to a state that appeared earlier
-    12+5=17 ...         ... the next attempt, then the solution
-    51 ok               the check: solved
+    13 14 2>40             the prompt
+    13*14=182 [2 182]      an attempt (a dead end: 40 is out of reach from [2 182])
+    2+182=184 [184]        every line of a dead end is legal; it plays to a wrong result
+    184 not 40             the check: a miss
+    back [13 14 2]         back to a state that appeared earlier
+    13*2=26 [14 26]        the next attempt
+    14+26=40 [40]
+    40 ok                  the check: solved
 
 `backtracks` is the knob: each trace explores k dead ends, k drawn uniformly from
 0..backtracks (0: optimal, direct searches; mixing optimal and sub-optimal as SoS did). A
