@@ -43,12 +43,13 @@ def d_expert(d_search: pl.DataFrame, prompts: dict[str, str], max_per_problem: i
 
 def hindsight(env, d_search: pl.DataFrame, problems: dict, max_n: int,
               max_per_problem: int, seed: int = 0) -> pl.DataFrame:
-    """Legal misses relabeled with the value they reached (training targets only, never a
-    val/test problem); the env rewrites what the new target changes (a trace's checks)."""
+    """Misses relabeled with the value they reached (training targets only, never a val/test
+    problem); the env decides what of a miss is a solution (Countdown: all its steps must be
+    legal) and rewrites what the new target changes (a trace's checks)."""
     if max_n == 0 or d_search.is_empty() or not hasattr(env, "relabel"):
         return _empty()
     held_out = frozenset(pid for pid, p in problems.items() if p.split != "train")
-    misses = d_search.filter(~pl.col("correct") & pl.col("legal"))
+    misses = d_search.filter(~pl.col("correct"))
     rows = []
     for pid, text in zip(misses["problem_id"], misses["text"]):
         p = problems[pid]

@@ -97,14 +97,18 @@ def count_backtracks(completion: str) -> int:
 
 
 def relabel_text(numbers, target: int, completion: str) -> tuple[int, str] | None:
-    """Hindsight on a (possibly unfinished) text: its legal prefix up to the last leaf it
-    reached is a correct trace for that leaf's value, once the checks name the new target.
+    """Hindsight on a text whose steps are all legal (a false check or `back` may follow):
+    its prefix up to the last leaf it reached is a correct trace for that leaf's value, once
+    the checks name the new target — e.g. "3*5=15 [15]\n15 ok" for target 12 is a true
+    trace for 15.
     The prefix is cut at the *first* leaf with that value, so no check before it says
     "not the target". (new target, new text), or None when no leaf was reached legally."""
     steps = split_steps(completion)
     leaves: list[tuple[int, int]] = []              # (line index, value)
     for i, (kind, state, error) in enumerate(walk(numbers, target, steps)):
-        if error is not None:
+        if error is not None and kind == "step":   # a wrong step: nothing here is a solution
+            return None
+        if error is not None:                      # a false check or back: cut before it
             break
         if kind == "step" and sum(state.values()) == 1:
             leaves.append((i, next(iter(state))))

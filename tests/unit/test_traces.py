@@ -190,3 +190,15 @@ def test_relabel_into_train_targets_only_returns_the_rewritten_text():
         assert EASY.verify(new, text).correct and not EASY.verify(p, text).correct
         del ex
     assert found > 0
+
+
+def test_hindsight_turns_a_false_ok_into_a_true_trace_and_skips_wrong_steps():
+    assert relabel_text((3, 5, 7), 12, "3*5=15 [7 15]\n15+7=22 [22]\n22 ok\n") == \
+        (22, "3*5=15 [7 15]\n15+7=22 [22]\n22 ok\n")
+    assert relabel_text((3, 5, 7), 12, "3*5=15 [7 15]\n15+7=22 [22]\n22 not 12\n"
+                        "back [3 5 7]\n3+5=8 [7 8]\n8+7=15 [15]\n15 ok\n") == \
+        (15, "3*5=15 [7 15]\n15+7=22 [22]\n22 not 15\nback [3 5 7]\n3+5=8 [7 8]\n"
+             "8+7=15 [15]\n15 ok\n")
+    assert relabel_text((3, 5, 7), 12, "3*5=15 [7 15]\n15+7=23 [23]\n23 ok\n") is None
+    assert relabel_text((3, 5, 7), 12, "3*5=15 [7 15]\n15+7=22 [22]\n22 ok\nback [9]\n") \
+        == (22, "3*5=15 [7 15]\n15+7=22 [22]\n22 ok\n")
