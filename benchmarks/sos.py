@@ -12,7 +12,7 @@
    around the trace policy's tokens per problem.
 3. Guidance from inside vs outside (`--prms oracle,self,mix`): beam search and PRM-weighted
    best-of-N with each PRM (reward.prm), on the direct policy and the trace policy.
-Writes <out>/<name>.md and <name>.png (name: sos); names the processor. MODEL may be any local HF dir.
+Writes <out>/<name>.md and <name>.png (name: sos); names the processor. MODEL: any HF dir.
 """
 
 from __future__ import annotations
