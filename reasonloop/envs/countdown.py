@@ -35,7 +35,7 @@ from reasonloop.envs.countdown_rules import (
     solve,
     walk,
 )
-from reasonloop.envs.countdown_trace import relabel_text, trace_examples
+from reasonloop.envs.countdown_trace import relabel_text, search_trace
 from reasonloop.errors import InputError
 
 # the rules, re-exported: most callers know Countdown by this module
@@ -151,15 +151,15 @@ class Countdown:
         (solvable) target — format and arithmetic, not how to win. `traces`: search traces
         on training targets (countdown_trace) — attempts, checks, dead ends, backtracking."""
         rng = random.Random(seed)
-        drawn = []
-        while len(drawn) < n:
-            if (x := self._draw(rng, self.train_targets)) is not None:
-                drawn.append(x)
-        if kind == "traces":
-            return trace_examples(drawn, rng, backtracks)
-        return [{"prompt": format_prompt(nums, t),
-                 "completion": "\n".join(random_trajectory(nums, rng)) + "\n"}
-                for nums, t in drawn]
+        out = []
+        while len(out) < n:       # one draw, then its play: the same data for a seed as ever
+            if (drawn := self._draw(rng, self.train_targets)) is None:
+                continue
+            nums, t = drawn
+            lines = search_trace(nums, t, rng, backtracks) if kind == "traces" else \
+                random_trajectory(nums, rng)
+            out.append({"prompt": format_prompt(nums, t), "completion": "\n".join(lines) + "\n"})
+        return out
 
     def feedback(self, problem: Problem, completion: str) -> str | None:
         return diagnose(tuple(problem.meta["numbers"]), problem.meta["target"], completion)

@@ -26,7 +26,6 @@ from collections import Counter
 from reasonloop.envs.base import split_steps
 from reasonloop.envs.countdown_rules import (
     CHECK_RE,
-    format_prompt,
     format_step,
     moves,
     reachable,
@@ -83,13 +82,6 @@ def search_trace(numbers, target: int, rng: random.Random, backtracks: int) -> l
         state = _play(state, a, op, b, c)
         lines.append(format_step(a, op, b, c, state))
     return lines + [f"{target} ok"]
-
-
-def trace_examples(problems: list[tuple[tuple[int, ...], int]], rng: random.Random,
-                   backtracks: int) -> list[dict]:
-    return [{"prompt": format_prompt(nums, t),
-             "completion": "\n".join(search_trace(nums, t, rng, backtracks)) + "\n"}
-            for nums, t in problems]
 
 
 def count_backtracks(completion: str) -> int:
