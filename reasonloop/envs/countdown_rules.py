@@ -201,6 +201,14 @@ def diagnose(numbers, target: int, completion: str) -> str | None:
     return None if result == target else f"result {result} but target {target}"
 
 
+def play(state: tuple[int, ...], a: int, b: int, c: int) -> tuple[int, ...]:
+    """The numbers left after a step, as written: untouched ones in order, the new value last."""
+    rest = list(state)
+    rest.remove(a)
+    rest.remove(b)
+    return (*rest, c)
+
+
 def random_trajectory(numbers, rng: random.Random) -> list[str]:
     """A uniformly random *legal* play to the end: BC warm-up data (format, not skill)."""
     state = tuple(numbers)
@@ -208,9 +216,6 @@ def random_trajectory(numbers, rng: random.Random) -> list[str]:
     while len(state) > 1:
         opts = list(moves(state))
         a, op, b, c, nxt = rng.choice(opts)
-        rest = list(state)
-        rest.remove(a)
-        rest.remove(b)
-        state = tuple(rest) + (c,)   # keep the untouched numbers in order, new value last
+        state = play(state, a, b, c)
         lines.append(format_step(a, op, b, c, state))
     return lines

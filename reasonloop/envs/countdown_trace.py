@@ -28,17 +28,10 @@ from reasonloop.envs.countdown_rules import (
     CHECK_RE,
     format_step,
     moves,
+    play,
     reachable,
     walk,
 )
-
-
-def _play(state: tuple[int, ...], a, op, b, c) -> tuple[int, ...]:
-    """The numbers left after a step: untouched ones in order, the new value last."""
-    rest = list(state)
-    rest.remove(a)
-    rest.remove(b)
-    return (*rest, c)
 
 
 def _show(state) -> str:
@@ -55,7 +48,7 @@ def _dead_end(state: tuple[int, ...], target: int, avoid: set, rng) -> list[str]
     lines, (a, op, b, c, first) = [], rng.choice(firsts)
     avoid.add(first)
     while True:
-        state = _play(state, a, op, b, c)
+        state = play(state, a, b, c)
         lines.append(format_step(a, op, b, c, state))
         if len(state) == 1:
             return lines + [f"{state[0]} not {target}"]
@@ -79,7 +72,7 @@ def search_trace(numbers, target: int, rng: random.Random, backtracks: int) -> l
             branch = _dead_end(state, target, tried, rng)
             if branch:
                 lines += branch + [f"back [{_show(state)}]"]
-        state = _play(state, a, op, b, c)
+        state = play(state, a, b, c)
         lines.append(format_step(a, op, b, c, state))
     return lines + [f"{target} ok"]
 
