@@ -100,6 +100,14 @@ def _marked() -> dict[int, str]:
     return found
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _math_judge_helper():
+    """The math judge's helper process lives as long as its parent (tests in this process)."""
+    yield
+    from reasonloop.envs import math_judge
+    math_judge.shutdown()
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus):
     """The run fails if a process it started is still alive once every test process has

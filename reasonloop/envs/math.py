@@ -10,10 +10,10 @@ There is no step oracle here: PRM labels for math come from Monte-Carlo rollouts
 from __future__ import annotations
 
 import hashlib
-import threading
 from pathlib import Path
 
 from reasonloop.envs.base import Problem, Verdict, read_jsonl, split_steps
+from reasonloop.envs.math_judge import judge_anywhere
 from reasonloop.errors import InputError
 
 INSTRUCTION = "Reason step by step, steps separated by blank lines; end with \\boxed{answer}."
@@ -46,11 +46,6 @@ def load_jsonl(path: Path, question_field: str | None = None,
     return rows
 
 
-def _timeout():
-    # math-verify's timeouts use SIGALRM, which only exists on the main thread.
-    return 5 if threading.current_thread() is threading.main_thread() else None
-
-
 def gold_answer(answer: str) -> str:
     """The reference answer as LaTeX: GSM8K's `... #### 42` → 42; a MATH solution keeps its
     `\\boxed{}`; a bare answer is wrapped in $...$."""
@@ -59,11 +54,6 @@ def gold_answer(answer: str) -> str:
     if "\\boxed" in answer:
         return answer
     return f"${answer}$"
-
-
-def _parse(text: str):
-    from math_verify import LatexExtractionConfig, parse
-    return parse(text, extraction_config=[LatexExtractionConfig()], parsing_timeout=_timeout())
 
 
 class MathEnv:
@@ -97,14 +87,9 @@ class MathEnv:
         return out
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
-        from math_verify import verify
-        steps = split_steps(completion, STEP_SEP)
-        gold = _parse(gold_answer(problem.meta["answer"]))
-        pred = _parse(completion)
-        ok = bool(pred) and bool(gold) and verify(gold, pred, timeout_seconds=_timeout())
-        answer = str(pred[-1]) if pred else None
-        return Verdict(correct=ok, steps=steps, step_rewards=[], answer=answer,
-                       legal=bool(pred))
+        ok, answer = judge_anywhere(gold_answer(problem.meta["answer"]), completion)
+        return Verdict(correct=ok, steps=split_steps(completion, STEP_SEP), step_rewards=[],
+                       answer=answer, legal=answer is not None)
 
     def feedback(self, problem: Problem, completion: str) -> str | None:
         """Outcome-only feedback for revision (no step oracle for free-form math)."""

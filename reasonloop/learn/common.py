@@ -94,6 +94,24 @@ def mean_tokens(tokenizer, texts, sample: int = 512) -> float:
     return sum(counts) / max(1, len(counts))
 
 
+def fit_length(model, prompt_lens: list[int], full_lens: list[int],
+               max_new_tokens: int | None, desc: str) -> tuple[int, int]:
+    """(max_length, examples cut) for a learner: the longest prompt + the generation budget +
+    EOS, so every completion the policy can write is learnt whole, its ending included (a fixed
+    256 cut a real model's answers and end-of-turn token off); with no budget, the longest
+    example. Never past the model's positions. Cut examples get a warning line."""
+    want = max(prompt_lens, default=0) + max_new_tokens + 1 if max_new_tokens else \
+        max(full_lens, default=1)
+    positions = getattr(model.config, "max_position_embeddings", None)
+    max_length = min(want, positions) if positions else want
+    n_cut = sum(n > max_length for n in full_lens)
+    if n_cut:
+        logging.getLogger("reasonloop").warning(
+            "%s: %d of %d examples are longer than max_length %d and are cut",
+            desc, n_cut, len(full_lens), max_length)
+    return max_length, n_cut
+
+
 def cleanup(out_dir: Path) -> None:
     """Checkpoints are only for resuming; the saved policy replaces them."""
     shutil.rmtree(trainer_dir(out_dir), ignore_errors=True)

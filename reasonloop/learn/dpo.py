@@ -15,11 +15,20 @@ from reasonloop.learn import common
 
 
 def train_dpo(model, tokenizer, pairs: list[dict], out_dir: Path, *, dcfg, bf16: bool | str,
-              seed: int, save_every: int, max_length: int = 256, desc: str = "DPO") -> dict:
-    """Update `model` in place on (prompt, chosen, rejected) pairs; returns stats."""
+              seed: int, save_every: int, max_new_tokens: int | None = None,
+              desc: str = "DPO") -> dict:
+    """Update `model` in place on (prompt, chosen, rejected) pairs; returns stats. Pairs are cut
+    at the longest prompt + `max_new_tokens` (+ EOS) (`common.fit_length`)."""
     from trl import DPOConfig, DPOTrainer
     if not pairs:
         return {"steps": 0, "n_pairs": 0, "train_tokens": 0}
+    def n_tokens(texts):
+        return [len(x) for x in tokenizer(texts)["input_ids"]]
+    longer = [max(c, r) + 1 for c, r in zip(   # + EOS; a pair is cut when either side is
+        n_tokens([p["prompt"] + p["chosen"] for p in pairs]),
+        n_tokens([p["prompt"] + p["rejected"] for p in pairs]), strict=True)]
+    max_length, n_cut = common.fit_length(model, n_tokens([p["prompt"] for p in pairs]),
+                                          longer, max_new_tokens, desc)
     rng = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(pairs), generator=rng).tolist()
     ds = Dataset.from_list([{k: pairs[i][k] for k in ("prompt", "chosen", "rejected")}
@@ -42,7 +51,8 @@ def train_dpo(model, tokenizer, pairs: list[dict], out_dir: Path, *, dcfg, bf16:
                    for k in ("chosen", "rejected"))
     return {"steps": dcfg.steps, "resumed_from": resumed, "loss_first": first, "loss_last": last,
             "reward_accuracy": acc, "n_pairs": len(pairs),
-            "train_tokens": int(per_pair * dcfg.steps * dcfg.batch_size)}
+            "train_tokens": int(per_pair * dcfg.steps * dcfg.batch_size),
+            "max_length": max_length, "cut_examples": n_cut}
 
 
 def _loss(dcfg) -> dict:

@@ -90,8 +90,10 @@ def init_policy(cfg, env, out_dir: Path) -> Path:
     examples = warmup(cfg, env, cfg.policy.init_examples, seed=cfg.run.seed + 17)
     train_sft(model, tok, examples, out_dir, steps=cfg.policy.init_steps,
               batch_size=cfg.policy.init_batch_size, lr=cfg.policy.init_lr,
-              bf16=cfg.learn.bf16, seed=cfg.run.seed, save_every=cfg.learn.save_every,
-              desc=f"policy init (BC on {cfg.policy.init_data})")   # a killed init resumes
+              bf16=cfg.learn.bf16, seed=cfg.run.seed,
+              save_every=cfg.learn.save_every,              # a killed init resumes
+              max_new_tokens=cfg.policy.max_new_tokens,
+              desc=f"policy init (BC on {cfg.policy.init_data})")
     n_params = sum(p.numel() for p in model.parameters())
     save_policy(model, tok, out_dir, {"stage": "init", "params": n_params,
                                       "config": cfg.model_dump(mode="json")})

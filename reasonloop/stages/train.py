@@ -81,11 +81,12 @@ def train(it: Iteration, start_from: str, phase: str) -> dict:
     if phase == "bc":
         stats = train_sft(model, tok, training_examples(it), out,
                           steps=L.steps, batch_size=L.batch_size, lr=L.lr, bf16=L.bf16,
-                          seed=seed, desc=desc, save_every=L.save_every)
+                          seed=seed, desc=desc, save_every=L.save_every,
+                          max_new_tokens=cfg.policy.max_new_tokens)
     elif phase == "dpo":
         stats = train_dpo(model, tok, preference_pairs(it), out,
                           dcfg=L.dpo, bf16=L.bf16, seed=seed, save_every=L.save_every,
-                          desc=desc)
+                          max_new_tokens=cfg.policy.max_new_tokens, desc=desc)
     elif phase == "grpo":
         stats = train_grpo(model, tok, env(cfg), rl_problems(cfg, it.iteration), out,
                            gcfg=L.grpo, steps=L.grpo.steps, shaping=cfg.reward.shaping,
@@ -102,7 +103,7 @@ def train(it: Iteration, start_from: str, phase: str) -> dict:
     stats.update(path=str(out), start_from=str(start_from), phase=phase,
                  world_size=common.world_size(), seconds=time.perf_counter() - t0)
     db.update_iteration(it.paths.db, it.run_id, it.iteration,
-                        train_tokens=stats.get("train_tokens"))
+                        **{k: stats.get(k) for k in ("train_tokens", "max_length", "cut_examples")})
     save_policy(model, tok, out, {"stage": "train", "iteration": it.iteration, "train": stats,
                                   "run_id": it.run_id, "config_hash": cfg.hash()})
     common.cleanup(out)      # the saved policy replaces the checkpoints

@@ -187,7 +187,8 @@ def insert_problems(path: Path, env_name: str, problems) -> int:
 
 
 SHAPING_COLS = ["r_format", "r_valid_steps", "r_length", "shaped_reward"]
-LEARN_COLS = {"n_pairs": "INTEGER", "n_step_pairs": "INTEGER", "train_tokens": "BIGINT"}
+LEARN_COLS = {"n_pairs": "INTEGER", "n_step_pairs": "INTEGER", "train_tokens": "BIGINT",
+              "max_length": "INTEGER", "cut_examples": "INTEGER"}   # the learner's length
 TRAJ_COLS = ["traj_id", "run_id", "iteration", "problem_id", "method", "sample_idx", "text",
              "steps", "step_rewards", "outcome_reward", "correct", "n_tokens", "created_at",
              *SHAPING_COLS]
