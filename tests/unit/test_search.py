@@ -86,3 +86,26 @@ def test_stop_token_ends_samples_after_one_step(tiny_model_dir):
     full = LeanEngine(model, tok, dtype=torch.float32).sample(
         prompts[:1], 1, SamplingParams(temperature=0, max_new_tokens=40))
     assert full[0][0].text.startswith(lean[0][0].text.rstrip("\n"))
+
+
+def test_lean_engine_drops_finished_rows_without_changing_outputs(tmp_path):
+    """Rows that finished leave the batch (lean.py); the rest decode exactly as before:
+    greedy output equals HF generate's, for a batch whose samples end at different steps
+    (an untrained model's argmax wanders; a few stop characters end it at random places)."""
+    from reasonloop.policy.engines.hf import HFEngine
+    from reasonloop.policy.engines.lean import LeanEngine
+    from reasonloop.policy.init import build_tiny_llama, load_policy, save_policy
+    from reasonloop.policy.tokenizer import build_char_tokenizer
+    tok = build_char_tokenizer()
+    save_policy(build_tiny_llama(tok, 64, 2, 2, seed=3), tok, tmp_path)
+    model, tok = load_policy(tmp_path)
+    env = Countdown(EnvConfig(n_train=300))
+    prompts = [p.prompt for p in env.problems()]
+    n = len(tok(prompts[0])["input_ids"])
+    prompts = [q for q in prompts if len(tok(q)["input_ids"]) == n][:40]   # one batch
+    p = SamplingParams(temperature=0, max_new_tokens=40, stop=tuple("0123"))
+    lean = LeanEngine(model, tok, dtype=torch.float32).sample(prompts, 1, p)
+    hf = HFEngine(model, tok).sample(prompts, 1, p)
+    assert [r[0].text for r in lean] == [r[0].text for r in hf]
+    assert [r[0].n_tokens for r in lean] == [r[0].n_tokens for r in hf]
+    assert len({r[0].n_tokens for r in lean}) > 3        # they did end at different steps
