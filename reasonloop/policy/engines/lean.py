@@ -31,11 +31,13 @@ def _rot(x):
 
 class LeanEngine:
     def __init__(self, model, tokenizer, batch_size: int = 1024, max_len: int | None = None,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, drop_finished: float | None = 0.25):
+        """`drop_finished`: once this share of a batch has finished, those rows leave it
+        (None: never — a batch then decodes to its longest sample)."""
         if model.config.model_type != "llama":
             raise ValueError("the lean engine only runs Llama models; use engine: hf")
         c = model.config
-        self.tok, self.batch_size = tokenizer, batch_size
+        self.tok, self.batch_size, self.drop_finished = tokenizer, batch_size, drop_finished
         self.n_heads, self.n_kv = c.num_attention_heads, c.num_key_value_heads
         self.head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
         self.eps = c.rms_norm_eps
@@ -122,8 +124,9 @@ class LeanEngine:
             done |= torch.isin(nxt, stops)
             if bool(done.all()) or t == steps - 1:
                 break
-            if 4 * int(done.sum()) >= len(rows):
-                # A quarter of the batch has finished: drop those rows. A batch otherwise
+            if self.drop_finished is not None and \
+                    int(done.sum()) >= self.drop_finished * len(rows):
+                # Enough of the batch has finished: drop those rows. A batch otherwise
                 # decodes to its longest sample, ~40% of the steps wasted at Countdown's
                 # lengths (most samples 27-32 tokens, a few run to the budget).
                 keep = (~done).nonzero().squeeze(1)
