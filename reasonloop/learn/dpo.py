@@ -22,13 +22,16 @@ def train_dpo(model, tokenizer, pairs: list[dict], out_dir: Path, *, dcfg, bf16:
     from trl import DPOConfig, DPOTrainer
     if not pairs:
         return {"steps": 0, "n_pairs": 0, "train_tokens": 0}
+
     def n_tokens(texts):
         return [len(x) for x in tokenizer(texts)["input_ids"]]
-    longer = [max(c, r) + 1 for c, r in zip(   # + EOS; a pair is cut when either side is
-        n_tokens([p["prompt"] + p["chosen"] for p in pairs]),
-        n_tokens([p["prompt"] + p["rejected"] for p in pairs]), strict=True)]
-    max_length, n_cut = common.fit_length(model, n_tokens([p["prompt"] for p in pairs]),
-                                          longer, max_new_tokens, desc)
+
+    chosen = n_tokens([p["prompt"] + p["chosen"] for p in pairs])
+    rejected = n_tokens([p["prompt"] + p["rejected"] for p in pairs])
+    # a pair is cut when either side is (+1: EOS)
+    longer = [max(c, r) + 1 for c, r in zip(chosen, rejected, strict=True)]
+    max_length, n_cut = common.fit_length(
+        model, n_tokens([p["prompt"] for p in pairs]), longer, max_new_tokens, desc)
     rng = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(pairs), generator=rng).tolist()
     ds = Dataset.from_list([{k: pairs[i][k] for k in ("prompt", "chosen", "rejected")}
@@ -47,8 +50,7 @@ def train_dpo(model, tokenizer, pairs: list[dict], out_dir: Path, *, dcfg, bf16:
     model.to(torch.float32).eval()
     first, last = progress.first_last("loss")
     acc = progress.first_last("rewards/accuracies")[1]
-    per_pair = sum(common.mean_tokens(tokenizer, (p["prompt"] + p[k] for p in pairs))
-                   for k in ("chosen", "rejected"))
+    per_pair = (sum(chosen) + sum(rejected)) / len(pairs)     # tokenized once, above
     return {"steps": dcfg.steps, "resumed_from": resumed, "loss_first": first, "loss_last": last,
             "reward_accuracy": acc, "n_pairs": len(pairs),
             "train_tokens": int(per_pair * dcfg.steps * dcfg.batch_size),

@@ -19,7 +19,7 @@ from reasonloop.learn import common
 
 
 def sft_args(out_dir: Path, steps: int, batch_size: int, lr: float, bf16: bool | str, seed: int,
-             save_every: int | None = None, max_length: int = 256, **extra) -> SFTConfig:
+             max_length: int, save_every: int | None = None, **extra) -> SFTConfig:
     saving = common.checkpoint_args(out_dir, save_every) if save_every else \
         {"output_dir": str(common.trainer_dir(out_dir)), "save_strategy": "no"}
     return SFTConfig(
@@ -98,7 +98,7 @@ def train_sft(model, tokenizer, examples: list[dict], out_dir: Path, *, steps: i
     max_length, n_cut = common.fit_length(
         model, [t["prompt_len"] for t in full.values()],
         [len(t["input_ids"]) for t in full.values()], max_new_tokens, desc)
-    args = sft_args(Path(out_dir), steps, batch_size, lr, bf16, seed, save_every, max_length)
+    args = sft_args(Path(out_dir), steps, batch_size, lr, bf16, seed, max_length, save_every)
     tokens = cut(full, max_length)
     rows = [tokens[k] for k in ((e["prompt"], e["completion"]) for e in
                                 batch_order(examples, batch_size, steps, seed)) if k in tokens]
