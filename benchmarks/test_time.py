@@ -51,7 +51,7 @@ def main() -> None:
     from reasonloop.config import load_config
     from reasonloop.eval.plots import plot_test_time
     from reasonloop.eval.test_time import results_table
-    from reasonloop.policy.engines import SamplingParams, load_engine
+    from reasonloop.policy.engines import SamplingParams, policy_engine
     from reasonloop.search.methods import SEARCH
     from reasonloop.search.spec import search_spec
     from reasonloop.stages.evaluate import test_time_search
@@ -62,8 +62,7 @@ def main() -> None:
     registry.setup(Paths(root).mlflow_db, Paths(root).mlartifacts)
     path = registry.resolve(args.model)
     workspace.set_threads(cfg)
-    engine = load_engine(cfg.policy.engine, path, seed=cfg.run.seed,
-                         dtype=cfg.policy.dtype)
+    engine = policy_engine(cfg, path)
     test = workspace.split(cfg, "test")[: args.limit]
     methods, budgets = args.methods.split(","), [int(b) for b in args.budgets.split(",")]
     con.rule(f"test-time search: {args.model} on {len(test)} test problems")

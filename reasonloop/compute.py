@@ -114,6 +114,39 @@ def threads(setting: int | str, share: int = 1, m: Machine | None = None) -> int
     return int(setting)
 
 
+def scorer_placement(m: Machine | None = None) -> tuple[str, torch.dtype]:
+    """Where a learned verifier scores: the GPU in bf16 where there is one (a 0.5B scorer in
+    fp32 on 2 CPU threads took hours over an iteration's D_search), else the CPU in fp32."""
+    m = m or machine()
+    if m.gpu:
+        return "cuda", torch.bfloat16 if m.gpu_bf16 else torch.float16
+    return "cpu", torch.float32
+
+
+def save_dtype(trained_bf16: bool, m: Machine | None = None) -> torch.dtype:
+    """The dtype a trained policy is saved in: on a GPU, bf16 when it trained in bf16 (half
+    the disk of fp32, and what vLLM loads anyway); on a CPU, fp32 — the lean sampler and the
+    HF engine compute in fp32 there, and a tiny policy is small."""
+    m = m or machine()
+    return torch.bfloat16 if m.gpu and trained_bf16 else torch.float32
+
+
+def gpu_free_gib() -> float | None:
+    """Free memory on CUDA device 0 in GiB (None without a GPU): what a stage found free."""
+    if not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.mem_get_info(0)[0] / 2**30, 2)
+
+
+def release_memory() -> None:
+    """Hand memory back after an in-process stage (a trainer, a scorer): collect what Python
+    still holds and empty CUDA's cache, so the next stage's vLLM engine finds its share free."""
+    import gc
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 @dataclass(frozen=True)
 class Compute:
     """A config's settings resolved on this machine: what the run actually computes with."""

@@ -67,6 +67,10 @@ class PolicyConfig(_Section):
     dtype: Literal["auto", "bf16", "fp32"] = "auto"   # the lean sampler's; auto: bf16 where
                                                       # the CPU has it natively, else fp32
     max_new_tokens: int = Field(48, ge=1)
+    # vllm engine: the share of GPU memory its weights + KV cache take (on CPU: of free RAM,
+    # at most 40%). It is closed before every training or fitting stage and started again after
+    vllm_memory: float = Field(0.5, gt=0, le=0.95)
+    vllm_max_model_len: int | None = Field(None, ge=16)  # None: the model's positions
 
 
 SEARCH_METHODS = Literal["best_of_n", "beam", "dvts", "mcts", "revise"]
@@ -88,7 +92,10 @@ class SearchConfig(_Section):
     temperature: float = Field(1.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     problems_per_iteration: int = Field(2000, ge=1)
-    prefer_unsolved: bool = True       # sample allocation: unseen/unsolved problems first
+    # sample allocation (stages/generate.py): unseen problems first, then
+    # learnable: partly solved ones (0 < solve rate < 1), then the rest, least searched first;
+    # unsolved: never-solved ones first, then solved; random: any order
+    allocation: Literal["learnable", "unsolved", "random"] = "learnable"
     shards: int = Field(4, ge=1)
 
 
@@ -130,6 +137,21 @@ class GRPOLearnConfig(_Section):
     loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = "dapo"
     temperature: float = Field(1.0, gt=0)
     lr: float = Field(5e-5, gt=0)   # 3e-4 collapsed the tiny policy (train reward 0.39 → 0.24)
+    # memory (the GPU recipes size these): TRL's colocated vLLM share of the GPU, its sleep
+    # mode (weights and KV cache offloaded during the optimizer step), and the micro-batch
+    # of sequences per forward/backward (None: all prompts_per_step × num_generations at once;
+    # the rest accumulates — one optimizer step per generation either way)
+    vllm_memory: float = Field(0.3, gt=0, le=0.95)
+    vllm_sleep: bool = False
+    micro_batch: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _micro(self):
+        total = self.prompts_per_step * self.num_generations
+        if self.micro_batch is not None and total % self.micro_batch:
+            raise ValueError(f"learn.grpo.micro_batch must divide prompts_per_step × "
+                             f"num_generations = {total}")
+        return self
 
 
 class LearnConfig(_Section):
@@ -148,6 +170,7 @@ class LearnConfig(_Section):
     lr: float = Field(1e-3, gt=0)
     bf16: bool | Literal["auto"] = "auto"   # auto: where the hardware has native bf16 (a
                                             # CPU without it runs bf16 10–20× slower)
+    gradient_checkpointing: bool = False    # recompute activations: GPU memory for time
     replay_init: float = Field(0.0, ge=0, le=1)  # fraction of init (legal-format) data mixed in
     replay_iterations: int = Field(0, ge=0)     # also train on the last K iterations' D_expert
     threads: Threads = "auto"   # auto: every usable CPU (training has the machine to itself)

@@ -215,6 +215,20 @@ def vllm_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def qwen2_model(tmp_path_factory):
+    """A tiny Qwen2-shaped chat model (q/k/v biases, grouped KV heads, tied embeddings,
+    ChatML template, two end tokens) with a BPE tokenizer, BC'd on the shipped sample's own
+    word problems (configs/problems/arith50.jsonl is `generate(50, seed=8)`) so that it
+    solves some (~20% of T=1 samples) and a flywheel on it has a D_expert to learn from."""
+    import torch
+
+    from reasonloop.policy.bpe import build
+    torch.set_num_threads(1)
+    return build(tmp_path_factory.mktemp("qwen2") / "model", n_problems=50, problems_seed=8,
+                 warmup_steps=160, arch="qwen2", lr=3e-3, hidden=128, heads=4, kv_heads=2)
+
+
+@pytest.fixture(scope="session")
 def bpe_model(tmp_path_factory):
     """The ~10M Llama with a byte-level BPE tokenizer, warmed up on word problems whose
     solutions are blank-line-separated steps (the real path's model, built here)."""

@@ -56,6 +56,16 @@ def gold_answer(answer: str) -> str:
     return f"${answer}$"
 
 
+def math_prompt(question: str, tokenizer=None) -> str:
+    """The policy's prompt: a user turn where the tokenizer has a chat template, else the
+    plain `Question: ... Answer:`."""
+    if not getattr(tokenizer, "chat_template", None):
+        return PROMPT.format(question=question)
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": f"{question}\n{INSTRUCTION}"}], tokenize=False,
+        add_generation_prompt=True)
+
+
 class MathEnv:
     name = "math"
     step_sep = STEP_SEP
@@ -70,11 +80,7 @@ class MathEnv:
         self.tokenizer = tokenizer if getattr(tokenizer, "chat_template", None) else None
 
     def prompt(self, question: str) -> str:
-        if self.tokenizer is None:
-            return PROMPT.format(question=question)
-        return self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": f"{question}\n{INSTRUCTION}"}], tokenize=False,
-            add_generation_prompt=True)
+        return math_prompt(question, self.tokenizer)
 
     def problems(self) -> list[Problem]:
         out = []

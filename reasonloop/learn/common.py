@@ -112,17 +112,24 @@ def fit_length(model, prompt_lens: list[int], full_lens: list[int],
     return max_length, n_cut
 
 
+def finish(model, bf16: bool | str) -> None:
+    """After training: eval mode, in the dtype the policy is saved and sampled in
+    (`compute.save_dtype`: bf16 on a GPU that trained in bf16, fp32 on a CPU)."""
+    model.to(compute.save_dtype(compute.bf16(bf16))).eval()
+
+
 def cleanup(out_dir: Path) -> None:
     """Checkpoints are only for resuming; the saved policy replaces them."""
     shutil.rmtree(trainer_dir(out_dir), ignore_errors=True)
 
 
-def base_args(bf16: bool | str, seed: int, steps: int) -> dict:
+def base_args(bf16: bool | str, seed: int, steps: int, grad_ckpt: bool = False) -> dict:
     """TRL defaults are for GPUs: the settings every learner uses — CPU ones here, and the
     GPU where there is one (under `accelerate launch`, each rank's own). `bf16="auto"`: only
-    where the hardware has it (reasonloop/compute.py)."""
+    where the hardware has it (reasonloop/compute.py). Gradient checkpointing only when asked
+    (`learn.gradient_checkpointing`): it trades GPU memory for ~30% more time."""
     return {"use_cpu": not torch.cuda.is_available(), "bf16": compute.bf16(bf16),
-            "gradient_checkpointing": False,
+            "gradient_checkpointing": grad_ckpt,
             "report_to": "none", "dataloader_num_workers": 0, "dataloader_pin_memory": False,
             "seed": seed, "data_seed": seed, "disable_tqdm": True, "max_steps": steps,
             "logging_steps": max(1, steps // 20)}

@@ -16,7 +16,7 @@ from reasonloop.learn import common
 
 def train_dpo(model, tokenizer, pairs: list[dict], out_dir: Path, *, dcfg, bf16: bool | str,
               seed: int, save_every: int, max_new_tokens: int | None = None,
-              desc: str = "DPO") -> dict:
+              desc: str = "DPO", grad_ckpt: bool = False) -> dict:
     """Update `model` in place on (prompt, chosen, rejected) pairs; returns stats. Pairs are cut
     at the longest prompt + `max_new_tokens` (+ EOS) (`common.fit_length`)."""
     from trl import DPOConfig, DPOTrainer
@@ -36,7 +36,7 @@ def train_dpo(model, tokenizer, pairs: list[dict], out_dir: Path, *, dcfg, bf16:
     order = torch.randperm(len(pairs), generator=rng).tolist()
     ds = Dataset.from_list([{k: pairs[i][k] for k in ("prompt", "chosen", "rejected")}
                             for i in order])
-    args = DPOConfig(**common.base_args(bf16, seed, dcfg.steps),
+    args = DPOConfig(**common.base_args(bf16, seed, dcfg.steps, grad_ckpt),
                      **common.checkpoint_args(out_dir, save_every),
                      per_device_train_batch_size=common.per_device(dcfg.batch_size),
                      learning_rate=dcfg.lr,
@@ -47,7 +47,7 @@ def train_dpo(model, tokenizer, pairs: list[dict], out_dir: Path, *, dcfg, bf16:
     trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=ds,
                          processing_class=tokenizer, callbacks=[progress])
     resumed = common.run(trainer, out_dir, progress)
-    model.to(torch.float32).eval()
+    common.finish(model, bf16)
     first, last = progress.first_last("loss")
     acc = progress.first_last("rewards/accuracies")[1]
     per_pair = (sum(chosen) + sum(rejected)) / len(pairs)     # tokenized once, above

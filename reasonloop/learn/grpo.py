@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 import polars as pl
-import torch
 from datasets import Dataset
 from transformers import TrainerCallback
 
 from reasonloop.learn import common
 from reasonloop.learn.vllm_sync import patch_cpu_sync
 from reasonloop.policy.engines.base import own_environ
+from reasonloop.policy.engines.vllm import close_llm
 from reasonloop.reward.outcome import score_rows
 from reasonloop.store.db import SHAPING_COLS
 
@@ -96,7 +96,7 @@ def sampled_rows(rows_dir: Path) -> pl.DataFrame:
 
 def train_grpo(model, tokenizer, env, problems: list, out_dir: Path, *, gcfg, steps: int,
                shaping: dict, max_new_tokens: int, bf16: bool | str, seed: int, save_every: int,
-               use_vllm: bool = False, desc: str = "GRPO") -> dict:
+               use_vllm: bool = False, desc: str = "GRPO", grad_ckpt: bool = False) -> dict:
     """Online GRPO/RLOO on `problems`; `model` is updated in place. Returns stats; the
     sampled completions are under `out_dir/_trainer/rows` (see `sampled_rows`)."""
     from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
@@ -110,8 +110,13 @@ def train_grpo(model, tokenizer, env, problems: list, out_dir: Path, *, gcfg, st
         (GRPOConfig, GRPOTrainer)
     extra = {"epsilon": gcfg.epsilon, "loss_type": gcfg.loss_type} \
         if gcfg.algorithm == "grpo" else {}
-    args = Cfg(**common.base_args(bf16, seed, steps), **common.checkpoint_args(out_dir, save_every),
-               per_device_train_batch_size=gcfg.prompts_per_step * gcfg.num_generations,
+    total = gcfg.prompts_per_step * gcfg.num_generations   # sequences per optimizer step
+    micro = gcfg.micro_batch or total
+    args = Cfg(**common.base_args(bf16, seed, steps, grad_ckpt),
+               **common.checkpoint_args(out_dir, save_every),
+               per_device_train_batch_size=micro, gradient_accumulation_steps=total // micro,
+               vllm_gpu_memory_utilization=gcfg.vllm_memory,
+               vllm_enable_sleep_mode=gcfg.vllm_sleep,
                num_generations=gcfg.num_generations, beta=gcfg.beta, learning_rate=gcfg.lr,
                lr_scheduler_type="constant_with_warmup", warmup_steps=max(1, steps // 20),
                weight_decay=0.0, max_completion_length=max_new_tokens,
@@ -124,9 +129,15 @@ def train_grpo(model, tokenizer, env, problems: list, out_dir: Path, *, gcfg, st
                           reward_funcs=[reward], callbacks=[progress, _Flush(reward, rows_dir)])
         if use_vllm:
             patch_cpu_sync(trainer)
-        resumed = common.run(trainer, out_dir, progress)
+        try:
+            resumed = common.run(trainer, out_dir, progress)
+        finally:         # TRL never closes its colocated engine: the next stage's could not start
+            gen = getattr(trainer, "vllm_generation", None)
+            if getattr(gen, "llm", None) is not None:
+                close_llm(gen.llm)
+                gen.llm = None
     wall = time.perf_counter() - t0
-    model.to(torch.float32).eval()
+    common.finish(model, bf16)
     rows = sampled_rows(rows_dir)
     first, last = progress.first_last("reward")
     gen = int(rows["n_tokens"].sum()) if rows.height else 0

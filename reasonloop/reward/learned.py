@@ -13,6 +13,10 @@ a fresh head, as reward models usually start from the SFT policy:
   the prefix it ends. Tried because comparing within a problem cancels what a problem's
   identity predicts; it measured worse on every split (benchmarks/results/reward*.md).
 Causal attention makes both read a prefix as they would inside a longer text.
+
+Lengths: a scorer reads whatever the policy wrote — up to the model's positions when scoring,
+and in training the longest prompt + `policy.max_new_tokens` (+ EOS), cut examples counted
+(a fixed 512 cut a real model's last steps off). On a GPU scorers run there, in bf16.
 """
 
 from __future__ import annotations
@@ -23,20 +27,33 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 
+from reasonloop.compute import scorer_placement
 from reasonloop.envs.base import Problem, step_prefixes, step_spans
 from reasonloop.learn import common
 from reasonloop.policy.init import TINY_ATTN
 from reasonloop.reward.process import CachedPRM, good_step
 
-MAX_LENGTH = 512
 BATCH = 256
 
 
-def step_ends(tok, prompt: str, text: str, sep: str = "\n") -> tuple[list[int], list[int]]:
-    """Token ids of prompt+text and, per step of `text`, the index of the token holding that
-    step's last character (via offsets: any fast tokenizer, BPE too)."""
-    enc = tok(prompt + text, return_offsets_mapping=True, truncation=True,
-              max_length=MAX_LENGTH)
+def positions(model) -> int:
+    """The longest text `model` reads (its positions; 32k where the config names none)."""
+    return getattr(model.config, "max_position_embeddings", None) or 32768
+
+
+def _load(cls, path, **kw):
+    """A scorer for inference, where `compute.scorer_placement` puts it."""
+    device, dtype = scorer_placement()
+    return cls.from_pretrained(path, dtype=dtype, **kw).to(device).eval()
+
+
+def step_ends(tok, prompt: str, text: str, sep: str = "\n", max_length: int | None = None
+              ) -> tuple[list[int], list[int]]:
+    """Token ids of prompt+text (cut at `max_length`, None: whole) and, per step of `text`,
+    the index of the token holding that step's last character (via offsets: any fast
+    tokenizer, BPE too); steps cut away get no index."""
+    enc = tok(prompt + text, return_offsets_mapping=True, truncation=max_length is not None,
+              max_length=max_length)
     ends = [len(prompt) + a + len(text[a:b].rstrip()) - 1 for a, b in step_spans(text, sep)]
     offsets, out, j = enc["offset_mapping"], [], 0
     for c in ends:
@@ -101,9 +118,9 @@ def _save(model, tok, out: Path, meta: dict) -> Path:
 # ---------------------------------------------------------------- PRM -------------------
 def train_prm(policy: str | Path, items: list[tuple[Problem, str, list[float]]], out: Path,
               *, steps: int, batch_size: int, lr: float, seed: int, meta: dict,
-              bf16: bool | str = "auto") -> dict:
+              bf16: bool | str = "auto", max_new_tokens: int | None = None) -> dict:
     """items: (problem, completion, label per step, good at GOOD_STEP) → {loss_first,
-    loss_last}."""
+    loss_last, max_length, cut_examples}."""
     from transformers import (
         AutoModelForTokenClassification,
         DataCollatorForTokenClassification,
@@ -111,23 +128,27 @@ def train_prm(policy: str | Path, items: list[tuple[Problem, str, list[float]]],
         TrainingArguments,
     )
     tok = _load_tokenizer(policy)
+    model = AutoModelForTokenClassification.from_pretrained(policy, num_labels=2,
+                                                            dtype=torch.float32, **_attn(policy))
+    whole = [step_ends(tok, p.prompt, text, p.step_sep) for p, text, _ in items]
+    max_length, n_cut = common.fit_length(
+        model, [len(x) for x in tok([p.prompt for p, _, _ in items])["input_ids"]],
+        [len(ids) for ids, _ in whole], max_new_tokens, "PRM fit")
     rows = []
-    for p, text, labels in items:
-        ids, ends = step_ends(tok, p.prompt, text, p.step_sep)
+    for (_, _, labels), (ids, ends) in zip(items, whole):
         lab = [-100] * len(ids)
         for j, y in zip(ends, labels):
             lab[j] = int(good_step(y))
-        if ends:
-            rows.append({"input_ids": ids, "labels": lab})
-    model = AutoModelForTokenClassification.from_pretrained(policy, num_labels=2,
-                                                            dtype=torch.float32, **_attn(policy))
+        if ends and ends[0] < max_length:
+            rows.append({"input_ids": ids[:max_length], "labels": lab[:max_length]})
     model.config.pad_token_id = tok.pad_token_id
     trainer = Trainer(model=model, args=_args(TrainingArguments, out, steps, batch_size, lr,
                                               seed, bf16), train_dataset=Dataset.from_list(rows),
                       data_collator=DataCollatorForTokenClassification(tok))
     losses = _train(trainer, steps, "PRM fit")
     _save(model.eval(), tok, out, meta)
-    return {"loss_first": losses[0], "loss_last": losses[-1], "n_examples": len(rows)}
+    return {"loss_first": losses[0], "loss_last": losses[-1], "n_examples": len(rows),
+            "max_length": max_length, "cut_examples": n_cut}
 
 
 def prefix_pairs(items: list[tuple[Problem, str, list[float]]], per_depth: int, seed: int
@@ -163,8 +184,7 @@ class LearnedPRM(CachedPRM):
         self.scorer = LearnedORM(path) if self.pairwise else None
         if not self.pairwise:
             self.tok = _load_tokenizer(path)
-            self.model = AutoModelForTokenClassification.from_pretrained(
-                path, dtype=torch.float32).eval()
+            self.model = _load(AutoModelForTokenClassification, path)
         self.cache: dict[tuple[str, str], list[float]] = {}
 
     def _fill(self, todo: list[tuple[Problem, str]]) -> None:
@@ -180,9 +200,10 @@ class LearnedPRM(CachedPRM):
 
     @torch.inference_mode()
     def _token_scores(self, chunk: list[tuple[Problem, str]]) -> None:
-        enc = [step_ends(self.tok, p.prompt, t, p.step_sep) for p, t in chunk]
+        enc = [step_ends(self.tok, p.prompt, t, p.step_sep, positions(self.model))
+               for p, t in chunk]
         batch = self.tok.pad({"input_ids": [ids for ids, _ in enc]}, return_tensors="pt")
-        probs = self.model(**batch).logits.softmax(-1)[..., 1]
+        probs = self.model(**batch.to(self.model.device)).logits.float().softmax(-1)[..., 1]
         for (p, t), (_, ends), row in zip(chunk, enc, probs):
             self.cache[(p.problem_id, t)] = [float(row[j]) for j in ends]
 
@@ -208,24 +229,36 @@ def orm_pairs(groups: dict[str, list[tuple[str, bool]]], per_problem: int, seed:
 
 def train_pairwise(policy: str | Path, pairs: list[dict], prompts: dict[str, str], out: Path,
                    *, steps: int, batch_size: int, lr: float, seed: int, meta: dict,
-                   desc: str = "ORM fit", bf16: bool | str = "auto") -> dict:
-    """TRL RewardTrainer on (prompt, chosen, rejected) → {loss_first, loss_last, n_pairs}:
-    the ORM on whole trajectories, the pairwise PRM on step prefixes."""
+                   desc: str = "ORM fit", bf16: bool | str = "auto",
+                   max_new_tokens: int | None = None) -> dict:
+    """TRL RewardTrainer on (prompt, chosen, rejected) → {loss_first, loss_last, n_pairs,
+    max_length, cut_examples}: the ORM on whole trajectories, the pairwise PRM on step
+    prefixes."""
     from transformers import AutoModelForSequenceClassification
     from trl import RewardConfig, RewardTrainer
     tok = _load_tokenizer(policy)
-    ds = Dataset.from_list([{"prompt": prompts[p["problem_id"]], "chosen": p["chosen"],
-                             "rejected": p["rejected"]} for p in pairs])
+    rows = [{"prompt": prompts[p["problem_id"]], "chosen": p["chosen"],
+             "rejected": p["rejected"]} for p in pairs]
     model = AutoModelForSequenceClassification.from_pretrained(policy, num_labels=1,
                                                                dtype=torch.float32,
                                                                **_attn(policy))
     model.config.pad_token_id = tok.pad_token_id
-    args = _args(RewardConfig, out, steps, batch_size, lr, seed, bf16, max_length=MAX_LENGTH,
+
+    def n_tokens(texts):
+        return [len(x) for x in tok(texts)["input_ids"]]
+
+    sides = [n_tokens([r["prompt"] + r[k] for r in rows]) for k in ("chosen", "rejected")]
+    max_length, n_cut = common.fit_length(     # a pair is cut where either side is (+1: EOS)
+        model, n_tokens([r["prompt"] for r in rows]),
+        [max(c, r) + 1 for c, r in zip(*sides)], max_new_tokens, desc)
+    args = _args(RewardConfig, out, steps, batch_size, lr, seed, bf16, max_length=max_length,
                  dataset_num_proc=None)
-    trainer = RewardTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
+    trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                            processing_class=tok)
     losses = _train(trainer, steps, desc)
     _save(model.eval(), tok, out, meta)
-    return {"loss_first": losses[0], "loss_last": losses[-1], "n_pairs": len(pairs)}
+    return {"loss_first": losses[0], "loss_last": losses[-1], "n_pairs": len(pairs),
+            "max_length": max_length, "cut_examples": n_cut}
 
 
 class LearnedORM:
@@ -236,8 +269,7 @@ class LearnedORM:
         from transformers import AutoModelForSequenceClassification
         self.path = str(path)
         self.tok = _load_tokenizer(path)
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            path, dtype=torch.float32).eval()
+        self.model = _load(AutoModelForSequenceClassification, path)
         self.cache: dict[tuple[str, str], float] = {}
 
     def __call__(self, problem: Problem, text: str) -> float:
@@ -251,8 +283,9 @@ class LearnedORM:
         for i in range(0, len(todo), BATCH):
             chunk = todo[i:i + BATCH]
             batch = self.tok([prompt + t + eos for _, prompt, t in chunk], padding=True,
-                             truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
-            scores = self.model(**batch).logits[:, 0].sigmoid()
+                             truncation=True, max_length=positions(self.model),
+                             return_tensors="pt")
+            scores = self.model(**batch.to(self.model.device)).logits[:, 0].float().sigmoid()
             for (pid, _, t), s in zip(chunk, scores):
                 self.cache[(pid, t)] = float(s)
         return [self.cache[(p.problem_id, t)] for p, t in items]

@@ -12,7 +12,7 @@ from reasonloop.config import Config
 from reasonloop.envs.base import Problem
 from reasonloop.eval.evaluate import evaluate
 from reasonloop.eval.test_time import run_test_time, to_metrics
-from reasonloop.policy.engines import SamplingParams, load_engine
+from reasonloop.policy.engines import SamplingParams, policy_engine
 from reasonloop.search.methods import needs_orm
 from reasonloop.search.spec import search_spec
 from reasonloop.store import db
@@ -42,8 +42,7 @@ def evaluate_model(cfg: Config, model_path: str, search: bool = False,
     """Greedy pass@1 on val/test and sampled pass@k, maj@k (+ test-time search on the test
     split when `search`) → (evaluation, trajectory rows to store)."""
     set_threads(cfg)
-    engine = load_engine(cfg.policy.engine, model_path, seed=cfg.run.seed,
-                         dtype=cfg.policy.dtype)
+    engine = policy_engine(cfg, model_path)
     e = cfg.eval
     metrics, rows = evaluate(env(cfg), engine, {"val": split(cfg, "val"),
                                                 "test": split(cfg, "test")},

@@ -18,9 +18,10 @@ import time
 
 import polars as pl
 
+from reasonloop.compute import release_memory
 from reasonloop.config import Config
 from reasonloop.eval.metrics import auc
-from reasonloop.policy.engines import load_engine
+from reasonloop.policy.engines import handover, policy_engine
 from reasonloop.reward.learned import (
     LearnedORM,
     LearnedPRM,
@@ -85,6 +86,7 @@ def fit_verifiers(it: Iteration, policy: str) -> dict:
         stats["version"] = _register(it, kind, policy, path, stats)
         _record(it, kind, path, stats)
         out[kind] = stats
+    release_memory()
     return out
 
 
@@ -92,8 +94,7 @@ def _labels(cfg, env, items, policy):
     """Step labels for (problem, text) items from `reward.prm_labels` → ([labels], tokens)."""
     if cfg.reward.prm_labels == "oracle":
         return [env.verify(p, t).step_rewards for p, t in items], 0
-    engine = load_engine(cfg.policy.engine, policy, seed=cfg.run.seed,
-                         dtype=cfg.policy.dtype)
+    engine = policy_engine(cfg, policy)
     labs = mc_labels(items, engine, mc_params(cfg), cfg.reward.mc_rollouts,
                      lambda p, t: env.verify(p, t).correct)
     return [lab.hard for lab in labs], sum(lab.tokens for lab in labs)
@@ -112,6 +113,7 @@ def _fit_prm(cfg, env, by_id, train, test, policy, path, run_id, iteration) -> d
     if not items:
         return {"skipped": "no trajectories outside the held-out problems"}
     labels, mc_tokens = _labels(cfg, env, items, policy)
+    handed = handover()               # the labelling engine's memory, to the trainer
     labelled = [(p, t, y) for (p, t), y in zip(items, labels)]
     r, meta = cfg.reward, _meta(cfg, "prm", run_id, iteration, policy)
     if r.prm_loss == "pairwise":
@@ -122,11 +124,12 @@ def _fit_prm(cfg, env, by_id, train, test, policy, path, run_id, iteration) -> d
                                                for x in pairs}, path, steps=r.steps,
                                batch_size=max(1, r.batch_size // 2), lr=r.lr,
                                seed=cfg.run.seed + iteration, meta=meta, desc="PRM fit",
-                               bf16=cfg.learn.bf16)
+                               bf16=cfg.learn.bf16, max_new_tokens=cfg.policy.max_new_tokens)
     else:
         stats = train_prm(policy, labelled, path, steps=r.steps, batch_size=r.batch_size,
                           lr=r.lr, seed=cfg.run.seed + iteration, meta=meta,
-                          bf16=cfg.learn.bf16)
+                          bf16=cfg.learn.bf16, max_new_tokens=cfg.policy.max_new_tokens)
+    stats.update(handed)
     held = [(by_id[p], t) for p, t in zip(test["problem_id"], test["text"])]
     scores = LearnedPRM(path).many(held)
     oracle = [env.verify(p, t).step_rewards for p, t in held]
@@ -148,11 +151,14 @@ def _fit_orm(cfg, env, by_id, train, test, policy, path, run_id, iteration) -> d
     if not pairs:
         return {"skipped": "no problem has both a correct and a wrong trajectory"}
     r = cfg.reward
+    handed = handover()
     stats = train_pairwise(policy, pairs, {p["problem_id"]: by_id[p["problem_id"]].prompt
                                            for p in pairs}, path, steps=r.steps,
                            batch_size=max(1, r.batch_size // 2), lr=r.lr,
                            seed=cfg.run.seed + iteration,
-                           meta=_meta(cfg, "orm", run_id, iteration, policy), bf16=cfg.learn.bf16)
+                           meta=_meta(cfg, "orm", run_id, iteration, policy), bf16=cfg.learn.bf16,
+                           max_new_tokens=cfg.policy.max_new_tokens)
+    stats.update(handed)
     held = [(by_id[p], t) for p, t in zip(test["problem_id"], test["text"])]
     scores = LearnedORM(path).many(held)
     return {**stats, "n_train": len(pairs), "n_heldout": len(held),

@@ -12,7 +12,7 @@ from reasonloop.envs.countdown import load_problems
 from reasonloop.errors import InputError
 from reasonloop.eval.plots import plot_test_time
 from reasonloop.eval.test_time import eval_rows, results_table, to_metrics
-from reasonloop.policy.engines import load_engine
+from reasonloop.policy.engines import policy_engine
 from reasonloop.stages.evaluate import test_time_search
 from reasonloop.store import db, registry
 from reasonloop.workspace import env, open_registry, paths, set_threads
@@ -35,8 +35,7 @@ def evaluate_search(cfg: Config, model: str, methods: list[str], budgets: list[i
     else:
         problems = split_of(cfg, split)[:limit]
     set_threads(cfg)
-    engine = load_engine(cfg.policy.engine, path, seed=cfg.run.seed,
-                         dtype=cfg.policy.dtype)
+    engine = policy_engine(cfg, path)
     results, rows = test_time_search(cfg, engine, problems, methods, budgets)
 
     eval_id = f"eval-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -22,11 +22,13 @@ from pathlib import Path
 import polars as pl
 
 from reasonloop import faults
+from reasonloop.compute import release_memory
 from reasonloop.config import Config
 from reasonloop.learn import common
 from reasonloop.learn.dpo import train_dpo
 from reasonloop.learn.grpo import sampled_rows, train_grpo
 from reasonloop.learn.sft import train_sft
+from reasonloop.policy.engines import handover
 from reasonloop.policy.init import TINY_ATTN, load_policy, save_policy, warmup
 from reasonloop.stages import launch
 from reasonloop.store import data, db
@@ -71,9 +73,10 @@ def train(it: Iteration, start_from: str, phase: str) -> dict:
     if (out / "reasonloop.json").exists():
         return json.loads((out / "reasonloop.json").read_text())["train"]
     t0 = time.perf_counter()
+    handed = handover()
     if cfg.learn.launcher == "accelerate" and not launch.inside():
         stats = launch.launch(cfg, it.run_id, it.iteration, start_from, phase, out)
-        return {**stats, "seconds": time.perf_counter() - t0}
+        return {**stats, **handed, "seconds": time.perf_counter() - t0}
     set_threads(cfg, "train")
     model, tok = load_policy(start_from, attn_implementation=TINY_ATTN
                              if cfg.policy.path is None else None)
@@ -82,17 +85,19 @@ def train(it: Iteration, start_from: str, phase: str) -> dict:
         stats = train_sft(model, tok, training_examples(it), out,
                           steps=L.steps, batch_size=L.batch_size, lr=L.lr, bf16=L.bf16,
                           seed=seed, desc=desc, save_every=L.save_every,
-                          max_new_tokens=cfg.policy.max_new_tokens)
+                          max_new_tokens=cfg.policy.max_new_tokens,
+                          grad_ckpt=L.gradient_checkpointing)
     elif phase == "dpo":
         stats = train_dpo(model, tok, preference_pairs(it), out,
                           dcfg=L.dpo, bf16=L.bf16, seed=seed, save_every=L.save_every,
-                          max_new_tokens=cfg.policy.max_new_tokens, desc=desc)
+                          max_new_tokens=cfg.policy.max_new_tokens, desc=desc,
+                          grad_ckpt=L.gradient_checkpointing)
     elif phase == "grpo":
         stats = train_grpo(model, tok, env(cfg), rl_problems(cfg, it.iteration), out,
                            gcfg=L.grpo, steps=L.grpo.steps, shaping=cfg.reward.shaping,
                            max_new_tokens=cfg.policy.max_new_tokens, bf16=L.bf16, seed=seed,
                            save_every=L.save_every, use_vllm=cfg.policy.engine == "vllm",
-                           desc=desc)
+                           desc=desc, grad_ckpt=L.gradient_checkpointing)
         if launch.is_main():
             stats.update(store_rl_samples(it))
     else:
@@ -100,13 +105,15 @@ def train(it: Iteration, start_from: str, phase: str) -> dict:
     if not launch.is_main():      # under accelerate: rank 0 saves and writes the stores
         return stats
     faults.point("train", it.iteration)          # trained and checkpointed, not yet saved
-    stats.update(path=str(out), start_from=str(start_from), phase=phase,
+    stats.update(path=str(out), start_from=str(start_from), phase=phase, **handed,
                  world_size=common.world_size(), seconds=time.perf_counter() - t0)
     db.update_iteration(it.paths.db, it.run_id, it.iteration,
                         **{k: stats.get(k) for k in ("train_tokens", "max_length", "cut_examples")})
     save_policy(model, tok, out, {"stage": "train", "iteration": it.iteration, "train": stats,
                                   "run_id": it.run_id, "config_hash": cfg.hash()})
     common.cleanup(out)      # the saved policy replaces the checkpoints
+    del model
+    release_memory()         # optimizer states and the trainer's copies: the next engine's
     return stats
 
 

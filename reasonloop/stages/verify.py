@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 
 from reasonloop import faults
-from reasonloop.policy.engines import load_engine
+from reasonloop.policy.engines import policy_engine
 from reasonloop.reward.outcome import score_rows
 from reasonloop.search.base import scores_of
 from reasonloop.search.spec import search_spec
@@ -55,8 +55,7 @@ def verify(it: Iteration, shard_files: list[str], policy: str | None = None) -> 
     t0 = time.perf_counter()
     scored = score_rows(env, by_id, rows, cfg.reward.shaping, cfg.policy.max_new_tokens)
     if cfg.reward.prm != "oracle":
-        engine = load_engine(cfg.policy.engine, policy, seed=cfg.run.seed,
-                             dtype=cfg.policy.dtype) if policy and uses_policy(cfg) else None
+        engine = policy_engine(cfg, policy) if policy and uses_policy(cfg) else None
         prm = search_spec(cfg, engine, run_id=it.run_id, iteration=it.iteration - 1).prm
         for s, steps in zip(scored, scores_of(prm, [(by_id[s["problem_id"]], s["text"])
                                                    for s in scored])):

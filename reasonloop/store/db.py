@@ -318,9 +318,12 @@ def query(path: Path, sql: str, params: dict | None = None,
         return rel.pl() if rel is not None else pl.DataFrame()
 
 
-def solved_before(path: Path, run_id: str, iteration: int) -> dict[str, bool]:
-    """{problem_id: solved at least once} over a run's training search before `iteration`."""
-    df = query(path, f"""SELECT problem_id, bool_or(correct) AS solved FROM {TRAJECTORIES}
+def search_history(path: Path, run_id: str, iteration: int) -> dict[str, tuple[float, int]]:
+    """{problem_id: (solve rate, times searched)} over a run's training search before
+    `iteration` — what sample allocation needs to know of each problem."""
+    df = query(path, f"""SELECT problem_id, avg(correct::INT) AS rate,
+                                count(DISTINCT iteration) AS times FROM {TRAJECTORIES}
                          WHERE run_id = $run AND iteration < $it AND {SEARCH_ROWS}
                          GROUP BY 1""", {"run": run_id, "it": iteration})
-    return dict(zip(df["problem_id"], df["solved"])) if df.height else {}
+    return ({p: (r, t) for p, r, t in zip(df["problem_id"], df["rate"], df["times"])}
+            if df.height else {})

@@ -50,11 +50,23 @@ def _first_stop(text: str, stop: tuple[str, ...]) -> int | None:
     return min(ends) if ends else None
 
 
-def to_sample(tokenizer, ids: list[int], params: SamplingParams) -> Sample:
-    """Generated ids → Sample: cut at EOS (dropped) or just after the first stop string
-    (kept); the tokens counted are those generated up to and including that point."""
-    eos = tokenizer.eos_token_id
-    e = next((i for i, t in enumerate(ids) if t == eos), None)
+def end_ids(tokenizer, model=None) -> set[int]:
+    """Every token that ends a completion: the tokenizer's EOS and the model's generation
+    config's (a chat model has two: Qwen2.5-Instruct ends a turn with <|im_end|> and may write
+    <|endoftext|>; stopping at the first only would run such a sample to the token limit)."""
+    ids = {tokenizer.eos_token_id} - {None}
+    gen = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids |= set(gen) if isinstance(gen, list | tuple) else ({gen} - {None})
+    return ids
+
+
+def to_sample(tokenizer, ids: list[int], params: SamplingParams,
+              ends: set[int] | None = None) -> Sample:
+    """Generated ids → Sample: cut at an end token (`ends`, default the tokenizer's EOS;
+    dropped) or just after the first stop string (kept); the tokens counted are those
+    generated up to and including that point."""
+    ends = ends or {tokenizer.eos_token_id}
+    e = next((i for i, t in enumerate(ids) if t in ends), None)
     ids, used = (ids, len(ids)) if e is None else (ids[:e], e + 1)
     text, stop = tokenizer.decode(ids, skip_special_tokens=True), params.stop
     cut = _first_stop(text, stop)

@@ -6,7 +6,7 @@ import torch
 from tqdm.auto import tqdm
 
 from reasonloop import stopping
-from reasonloop.policy.engines.base import Sample, SamplingParams, stop_ids, to_sample
+from reasonloop.policy.engines.base import Sample, SamplingParams, end_ids, stop_ids, to_sample
 
 
 class HFEngine:
@@ -15,6 +15,7 @@ class HFEngine:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model, self.tok, self.batch_size = model.to(device).eval(), tokenizer, batch_size
         self.tok.padding_side = "left"
+        self.ends = end_ids(tokenizer, model)
 
     @torch.inference_mode()
     def sample(self, prompts: list[str], n: int, params: SamplingParams,
@@ -23,7 +24,6 @@ class HFEngine:
         greedy = params.temperature == 0
         per_batch = max(1, self.batch_size // n)
         out: list[list[Sample]] = []
-        eos = self.tok.eos_token_id
         stops = stop_ids(self.tok, params)
         for i in tqdm(range(0, len(prompts), per_batch), desc="generate (hf)",
                       disable=not progress, leave=False):
@@ -34,8 +34,8 @@ class HFEngine:
                 do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
             gen = self.model.generate(
                 **enc, max_new_tokens=params.max_new_tokens, num_return_sequences=n,
-                pad_token_id=self.tok.pad_token_id, eos_token_id=[eos, *stops], **kw)
+                pad_token_id=self.tok.pad_token_id, eos_token_id=[*self.ends, *stops], **kw)
             new = gen[:, enc["input_ids"].shape[1]:].tolist()
-            out += [[to_sample(self.tok, ids, params) for ids in new[j * n:(j + 1) * n]]
+            out += [[to_sample(self.tok, ids, params, self.ends) for ids in new[j * n:(j + 1) * n]]
                     for j in range(len(chunk))]
         return out

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from reasonloop import stopping
-from reasonloop.policy.engines.base import Sample, SamplingParams, stop_ids, to_sample
+from reasonloop.policy.engines.base import Sample, SamplingParams, end_ids, stop_ids, to_sample
 
 
 def _rms(x, w, eps):
@@ -38,6 +38,7 @@ class LeanEngine:
             raise ValueError("the lean engine only runs Llama models; use engine: hf")
         c = model.config
         self.tok, self.batch_size, self.drop_finished = tokenizer, batch_size, drop_finished
+        self.ends = end_ids(tokenizer, model)
         self.n_heads, self.n_kv = c.num_attention_heads, c.num_key_value_heads
         self.head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
         self.eps = c.rms_norm_eps
@@ -111,7 +112,7 @@ class LeanEngine:
         cache = [(torch.zeros(shape, dtype=self.dtype), torch.zeros(shape, dtype=self.dtype))
                  for _ in self.layers]
         eos = self.tok.eos_token_id
-        stops = torch.tensor([eos, *stop_ids(self.tok, params)])
+        stops = torch.tensor([*self.ends, *stop_ids(self.tok, params)])
         out = torch.full((B, steps), eos, dtype=torch.long)
         rows = torch.arange(B)            # the rows of `out` still in the batch
         done = torch.zeros(B, dtype=torch.bool)
@@ -153,7 +154,7 @@ class LeanEngine:
                 ids = torch.tensor([enc[i] for i in chunk]).repeat_interleave(n, dim=0)
                 out = self._batch(ids, params, gen).tolist()
                 for j, pi in enumerate(chunk):
-                    results[pi] = [to_sample(self.tok, seq, params)
+                    results[pi] = [to_sample(self.tok, seq, params, self.ends)
                                    for seq in out[j * n:(j + 1) * n]]
                 bar.update(len(chunk))
         bar.close()

