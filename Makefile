@@ -8,7 +8,7 @@ SCALE   := $(VENV)/.scale
 BROWSER := /usr/bin/chromedriver
 ARGS    ?=
 
-.PHONY: run test test-fast install vllm scale browser bench clean lint
+.PHONY: run test test-fast install vllm vllm-gpu scale browser bench clean lint
 run: $(STAMP)
 	$(BIN)/reasonloop run --config configs/default.yaml $(ARGS)
 
@@ -46,6 +46,21 @@ $(VLLM): $(STAMP)
 	touch $(VLLM)
 
 vllm: $(VLLM)
+
+# vLLM for a CUDA GPU, the same three steps (`pip install -e '.[vllm-gpu]'` alone cannot
+# resolve: vllm pins fastapi<0.137, Prefect needs >=0.139). torch 2.13.0 from PyPI is the CUDA
+# build on Linux x86_64; vllm 0.32.0 pins exactly that torch. Resolution checked with
+# `pip install --dry-run` (DEVELOPERS.md); the offline vllm.LLM never imports fastapi.
+vllm-gpu:
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	echo "torch==2.13.0" > $(VENV)/torch-constraint.txt
+	$(BIN)/pip install -q 'vllm==0.32.0' -c $(VENV)/torch-constraint.txt
+	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec
+	$(BIN)/pip install -q -e '.[dev]' -c $(VENV)/torch-constraint.txt
+	$(BIN)/python -c "import torch, vllm; assert torch.cuda.is_available(), 'no CUDA'; print('vllm', vllm.__version__, 'torch', torch.__version__, torch.cuda.get_device_name(0))"
+	touch $(STAMP) $(VLLM)
 
 scale: $(SCALE)
 

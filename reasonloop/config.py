@@ -171,6 +171,8 @@ class LearnConfig(_Section):
     bf16: bool | Literal["auto"] = "auto"   # auto: where the hardware has native bf16 (a
                                             # CPU without it runs bf16 10–20× slower)
     gradient_checkpointing: bool = False    # recompute activations: GPU memory for time
+    micro_batch: int | None = Field(None, ge=1)  # BC/DPO examples per forward/backward pass;
+                                                 # the rest of a batch accumulates
     replay_init: float = Field(0.0, ge=0, le=1)  # fraction of init (legal-format) data mixed in
     replay_iterations: int = Field(0, ge=0)     # also train on the last K iterations' D_expert
     threads: Threads = "auto"   # auto: every usable CPU (training has the machine to itself)

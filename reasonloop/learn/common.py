@@ -143,3 +143,13 @@ def world_size() -> int:
 def per_device(batch_size: int) -> int:
     """The config's batch size is global: each of the world's processes takes its share."""
     return max(1, batch_size // world_size())
+
+
+def batching(batch_size: int, micro_batch: int | None = None) -> dict:
+    """TrainingArguments for a global batch of `batch_size` examples per optimizer step, in
+    forward/backward passes of at most `micro_batch` per process (None: one pass): the
+    same steps, less activation memory (`learn.micro_batch`)."""
+    share = per_device(batch_size)
+    micro = min(micro_batch or share, share)
+    return {"per_device_train_batch_size": micro,
+            "gradient_accumulation_steps": max(1, share // micro)}

@@ -16,7 +16,8 @@ from reasonloop.learn import common
 
 def train_dpo(model, tokenizer, pairs: list[dict], out_dir: Path, *, dcfg, bf16: bool | str,
               seed: int, save_every: int, max_new_tokens: int | None = None,
-              desc: str = "DPO", grad_ckpt: bool = False) -> dict:
+              desc: str = "DPO", grad_ckpt: bool = False,
+              micro_batch: int | None = None) -> dict:
     """Update `model` in place on (prompt, chosen, rejected) pairs; returns stats. Pairs are cut
     at the longest prompt + `max_new_tokens` (+ EOS) (`common.fit_length`)."""
     from trl import DPOConfig, DPOTrainer
@@ -38,7 +39,7 @@ def train_dpo(model, tokenizer, pairs: list[dict], out_dir: Path, *, dcfg, bf16:
                             for i in order])
     args = DPOConfig(**common.base_args(bf16, seed, dcfg.steps, grad_ckpt),
                      **common.checkpoint_args(out_dir, save_every),
-                     per_device_train_batch_size=common.per_device(dcfg.batch_size),
+                     **common.batching(dcfg.batch_size, micro_batch),
                      learning_rate=dcfg.lr,
                      lr_scheduler_type="cosine", warmup_steps=max(1, dcfg.steps // 20),
                      weight_decay=0.0, beta=dcfg.beta, **_loss(dcfg),

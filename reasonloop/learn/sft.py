@@ -19,12 +19,12 @@ from reasonloop.learn import common
 
 def sft_args(out_dir: Path, steps: int, batch_size: int, lr: float, bf16: bool | str, seed: int,
              max_length: int, save_every: int | None = None, grad_ckpt: bool = False,
-             **extra) -> SFTConfig:
+             micro_batch: int | None = None, **extra) -> SFTConfig:
     saving = common.checkpoint_args(out_dir, save_every) if save_every else \
         {"output_dir": str(common.trainer_dir(out_dir)), "save_strategy": "no"}
     return SFTConfig(
         **common.base_args(bf16, seed, steps, grad_ckpt), **saving,
-        per_device_train_batch_size=common.per_device(batch_size), learning_rate=lr,
+        **common.batching(batch_size, micro_batch), learning_rate=lr,
         lr_scheduler_type="cosine", warmup_steps=max(1, steps // 20), weight_decay=0.0,
         completion_only_loss=True, packing=False, max_length=max_length,
         train_sampling_strategy="sequential",              # the order comes from `batch_order`
@@ -88,7 +88,7 @@ def batch_order(examples: list[dict], batch_size: int, steps: int, seed: int) ->
 def train_sft(model, tokenizer, examples: list[dict], out_dir: Path, *, steps: int,
               batch_size: int, lr: float, bf16: bool | str, seed: int, desc: str = "BC",
               save_every: int | None = None, max_new_tokens: int | None = None,
-              grad_ckpt: bool = False) -> dict:
+              grad_ckpt: bool = False, micro_batch: int | None = None) -> dict:
     """Fine-tune `model` in place on prompt/completion pairs; returns loss stats. With
     `save_every`, checkpoints under `out_dir` and resumes from the last one. Examples are cut
     at the longest prompt + `max_new_tokens` (+ EOS), or not at all without a budget
@@ -100,7 +100,7 @@ def train_sft(model, tokenizer, examples: list[dict], out_dir: Path, *, steps: i
         model, [t["prompt_len"] for t in full.values()],
         [len(t["input_ids"]) for t in full.values()], max_new_tokens, desc)
     args = sft_args(Path(out_dir), steps, batch_size, lr, bf16, seed, max_length, save_every,
-                    grad_ckpt)
+                    grad_ckpt, micro_batch)
     tokens = cut(full, max_length)
     rows = [tokens[k] for k in ((e["prompt"], e["completion"]) for e in
                                 batch_order(examples, batch_size, steps, seed)) if k in tokens]

@@ -86,12 +86,12 @@ def train(it: Iteration, start_from: str, phase: str) -> dict:
                           steps=L.steps, batch_size=L.batch_size, lr=L.lr, bf16=L.bf16,
                           seed=seed, desc=desc, save_every=L.save_every,
                           max_new_tokens=cfg.policy.max_new_tokens,
-                          grad_ckpt=L.gradient_checkpointing)
+                          grad_ckpt=L.gradient_checkpointing, micro_batch=L.micro_batch)
     elif phase == "dpo":
         stats = train_dpo(model, tok, preference_pairs(it), out,
                           dcfg=L.dpo, bf16=L.bf16, seed=seed, save_every=L.save_every,
                           max_new_tokens=cfg.policy.max_new_tokens, desc=desc,
-                          grad_ckpt=L.gradient_checkpointing)
+                          grad_ckpt=L.gradient_checkpointing, micro_batch=L.micro_batch)
     elif phase == "grpo":
         stats = train_grpo(model, tok, env(cfg), rl_problems(cfg, it.iteration), out,
                            gcfg=L.grpo, steps=L.grpo.steps, shaping=cfg.reward.shaping,

@@ -2,7 +2,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from reasonloop.policy.engines import SamplingParams, load_engine
+from reasonloop.policy.engines import SamplingParams, close_engines, load_engine
 from reasonloop.policy.engines.hf import HFEngine
 from reasonloop.policy.engines.lean import LeanEngine
 from reasonloop.policy.init import load_policy
@@ -53,6 +53,8 @@ def test_vllm_engine_matches_hf_greedy_and_samples(vllm_model_dir):
     before = dict(os.environ)
     eng = load_engine("vllm", vllm_model_dir, seed=0)
     assert dict(os.environ) == before       # vLLM's process-wide variables do not leak
+    hot = SamplingParams(temperature=1.0, max_new_tokens=20)
+    first = [[s.text for s in r] for r in eng.sample(PROMPTS, 4, hot)]
     greedy = SamplingParams(temperature=0, max_new_tokens=30)
     model, tok = load_policy(vllm_model_dir)
     hf = HFEngine(model, tok).sample(PROMPTS, 1, greedy)
@@ -73,3 +75,11 @@ def test_vllm_engine_matches_hf_greedy_and_samples(vllm_model_dir):
     out = eng.sample(PROMPTS[:3], 4, SamplingParams(temperature=1.0, max_new_tokens=20, seed=1))
     assert [len(r) for r in out] == [4, 4, 4]
     assert all(1 <= s.n_tokens <= 20 for r in out for s in r)
+    # seeded once, at the start (no per-request seeds: vLLM's slow path): the same seed and
+    # the same calls give the same samples
+    close_engines()
+    again = load_engine("vllm", vllm_model_dir, seed=0)
+    assert again is not eng
+    assert [[s.text for s in r] for r in again.sample(PROMPTS, 4, hot)] == first
+    assert len({s for r in first for s in r}) > len(PROMPTS)       # and they do vary
+    close_engines()
