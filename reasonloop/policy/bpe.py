@@ -82,14 +82,15 @@ def build_model(tok, hidden: int = 320, layers: int = 8, heads: int = 4, seed: i
 
 
 def build_qwen2(tok, hidden: int = 64, layers: int = 2, heads: int = 2, kv_heads: int = 1,
-                seed: int = 0, max_len: int = 512) -> Qwen2ForCausalLM:
-    """head_dim = hidden / heads must be one vLLM's CPU attention takes (32, 64, 80, ...)."""
+                seed: int = 0, max_len: int = 512, tied: bool = True) -> Qwen2ForCausalLM:
+    """head_dim = hidden / heads must be one vLLM's CPU attention takes (32, 64, 80, ...).
+    `tied=False` only for GRPO with colocated vLLM on CPU (learn/vllm_sync.py)."""
     torch.manual_seed(seed)
     end, pad = tok.convert_tokens_to_ids(["<|im_end|>", "<|endoftext|>"])
     model = Qwen2ForCausalLM(Qwen2Config(
         vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 8 // 3,
         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
-        max_position_embeddings=max_len, tie_word_embeddings=True, bos_token_id=None,
+        max_position_embeddings=max_len, tie_word_embeddings=tied, bos_token_id=None,
         eos_token_id=end, pad_token_id=pad))
     model.generation_config = GenerationConfig(eos_token_id=[end, pad], pad_token_id=pad,
                                                bos_token_id=None)

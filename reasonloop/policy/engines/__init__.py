@@ -19,7 +19,8 @@ _VLLM_LOCK = threading.Lock()      # generate shards run in threads: one start, 
 
 
 def load_engine(name: str, model_path: str | Path, seed: int = 0, dtype: str = "auto",
-                vllm_memory: float = 0.5, max_model_len: int | None = None) -> Engine:
+                vllm_memory: float = 0.5, max_model_len: int | None = None,
+                reproducible: bool = True) -> Engine:
     """`lean` falls back to `hf` for non-Llama models (it only runs Llama weights); `dtype`
     (auto | bf16 | fp32) is the lean sampler's. A vLLM engine (`vllm_memory`: its share of the
     GPU) is kept for the next call with the same model — a start costs tens of seconds, and
@@ -32,7 +33,7 @@ def load_engine(name: str, model_path: str | Path, seed: int = 0, dtype: str = "
             if key not in _VLLM:
                 _close()
                 _VLLM[key] = VLLMEngine(key[0], seed=seed, gpu_memory_utilization=vllm_memory,
-                                        max_model_len=max_model_len)
+                                        max_model_len=max_model_len, reproducible=reproducible)
                 _VLLM[key].model_path = key[0]
             return _VLLM[key]
     model, tok = load_policy(model_path)
@@ -48,7 +49,8 @@ def policy_engine(cfg, model_path: str | Path) -> Engine:
     """The engine a stage samples `model_path` with, as the config sets it up."""
     p = cfg.policy
     return load_engine(p.engine, model_path, seed=cfg.run.seed, dtype=p.dtype,
-                       vllm_memory=p.vllm_memory, max_model_len=p.vllm_max_model_len)
+                       vllm_memory=p.vllm_memory, max_model_len=p.vllm_max_model_len,
+                       reproducible=p.vllm_reproducible)
 
 
 def kept_engines() -> int:

