@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from reasonloop.compute import scorer_placement
 from reasonloop.envs.base import Problem, step_spans
 from reasonloop.policy.init import load_policy
 from reasonloop.reward.process import CachedPRM
@@ -27,7 +28,9 @@ class SelfPRM(CachedPRM):
 
     def __init__(self, model_path: str | Path):
         self.path = str(model_path)
-        self.model, self.tok = load_policy(model_path)
+        device, dtype = scorer_placement()          # the GPU in bf16 where there is one
+        self.model, self.tok = load_policy(model_path, dtype=dtype)
+        self.model.to(device)
         self.cache: dict[tuple[str, str], list[float]] = {}
 
     def _fill(self, todo: list[tuple[Problem, str]]) -> None:
@@ -44,8 +47,10 @@ class SelfPRM(CachedPRM):
         for r, e in enumerate(enc):                  # right-padded: positions from 0
             ids[r, :len(e["input_ids"])] = torch.tensor(e["input_ids"])
             mask[r, :len(e["input_ids"])] = 1
-        logp = self.model(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
-        token_logp = logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]    # of token j+1
+        dev = self.model.device
+        logp = self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev)
+                          ).logits.float().log_softmax(-1)
+        token_logp = logp[:, :-1].gather(-1, ids[:, 1:, None].to(dev))[..., 0].cpu()
         for r, ((p, t), e) in enumerate(zip(chunk, enc)):
             self.cache[(p.problem_id, t)] = _step_scores(
                 t, len(p.prompt), p.step_sep, e["offset_mapping"], token_logp[r])
