@@ -156,8 +156,8 @@ def loop(out: Path, size: str, engine: str) -> dict:
     mem.join()
     rows = db.query(ws / "reasonloop.duckdb", "SELECT iteration, phase, started_at, seconds "
                     "FROM iterations WHERE seconds IS NOT NULL ORDER BY iteration").to_dicts()
-    tokens = db.query(ws / "reasonloop.duckdb", "SELECT iteration, method, sum(n_tokens) AS n "
-                      "FROM trajectories GROUP BY ALL").to_dicts()
+    tokens = db.query(ws / "reasonloop.duckdb", "SELECT iteration, method, "
+                      "sum(n_tokens)::BIGINT AS n FROM trajectories GROUP BY ALL").to_dicts()
     stages = []
     for r in rows:
         for stage, a, b in stage_windows(r):

@@ -71,6 +71,7 @@ def train(it: Iteration, start_from: str, phase: str) -> dict:
     """BC, DPO or GRPO from `start_from` → this iteration's policy; its stats (+ `seconds`)."""
     cfg, out = it.cfg, it.policy
     if (out / "reasonloop.json").exists():
+        common.cleanup(out)      # a crash may have come between saving and this
         return json.loads((out / "reasonloop.json").read_text())["train"]
     t0 = time.perf_counter()
     handed = handover()

@@ -82,7 +82,9 @@ def log_iteration(name: str, artifacts: Path, run_name: str, params: dict, metri
                 mlflow.log_artifact(str(f))
         if model_dir is None:
             return None
-        mlflow.log_artifacts(str(model_dir), artifact_path="model")
+        for f in sorted(Path(model_dir).iterdir()):    # the saved model, never trainer state
+            if f.is_file():                            # (optimizer moments: 2× the weights)
+                mlflow.log_artifact(str(f), artifact_path="model")
         try:
             client.get_registered_model(name)
         except MlflowException:
