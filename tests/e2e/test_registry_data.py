@@ -35,6 +35,25 @@ def test_register_tags_alias_promote_resolve(tmp_path, tiny_model_dir):
         registry.resolve("nope@champion")
 
 
+def test_a_registered_version_holds_the_model_not_trainer_state(tmp_path, tiny_model_dir):
+    """A policy dir a crash left checkpoints in (optimizer moments: 2x the weights) is
+    registered with its model files only."""
+    import shutil
+    from pathlib import Path
+    model = tmp_path / "policy"
+    shutil.copytree(tiny_model_dir, model)
+    (model / "_trainer" / "checkpoint-50").mkdir(parents=True)
+    (model / "_trainer" / "checkpoint-50" / "optimizer.pt").write_bytes(b"x" * 1000)
+    registry.setup(tmp_path / "mlflow.db", tmp_path / "mlartifacts")
+    v = registry.log_iteration("cd", tmp_path / "mlartifacts", "r1/iter01", {}, {}, model, [],
+                               {"run_id": "r1", "iteration": 1})
+    got = Path(registry.resolve(f"cd/{v}"))
+    assert sorted(f.name for f in got.iterdir()) == sorted(
+        f.name for f in Path(tiny_model_dir).iterdir() if f.is_file())
+    assert (got / "model.safetensors").read_bytes() == \
+        (Path(tiny_model_dir) / "model.safetensors").read_bytes()
+
+
 def test_dvc_snapshot_tracks_changes_and_pushes(tmp_path):
     root = tmp_path / "ws"
     (root / "data").mkdir(parents=True)
