@@ -97,6 +97,21 @@ def build_qwen2(tok, hidden: int = 64, layers: int = 2, heads: int = 2, kv_heads
     return model
 
 
+def _as_loaded(tok, model, out: Path):
+    """The tokenizer as every later load will see it. transformers 5 picks the tokenizer class
+    from config.json's model_type, and Qwen2Tokenizer puts Qwen's own pre-tokenizer (digits
+    one by one) over tokenizer.json's: warmed up on the built tokenizer, a model would write
+    token sequences its loaded tokenizer never produces (BC on its own samples, re-tokenized,
+    started at loss 5.5 instead of 0.3)."""
+    from transformers import AutoTokenizer
+    out.mkdir(parents=True, exist_ok=True)
+    model.config.save_pretrained(out)
+    tok.save_pretrained(out)
+    loaded = AutoTokenizer.from_pretrained(out)
+    loaded.padding_side = "left"
+    return loaded
+
+
 def build(out: Path, n_problems: int = 4000, warmup_steps: int = 200, batch_size: int = 16,
           seed: int = 0, arch: str = "llama", lr: float = 1e-3,
           problems_seed: int | None = None, **model_kw) -> Path:
@@ -110,6 +125,7 @@ def build(out: Path, n_problems: int = 4000, warmup_steps: int = 200, batch_size
                 for r in rows]
     model = (build_qwen2 if arch == "qwen2" else build_model)(tok, seed=seed, **model_kw)
     out = Path(out)
+    tok = _as_loaded(tok, model, out)
     if warmup_steps:
         train_sft(model, tok, examples, out, steps=warmup_steps, batch_size=batch_size,
                   lr=lr, bf16=False, seed=seed, desc=f"BPE {arch} warm-up")

@@ -106,6 +106,10 @@ def test_bc_then_grpo_through_the_flow_and_the_registry(qwen2_model, tmp_path):
     bc = db.query(store, "SELECT max_length, cut_examples, n_expert, train_tokens "
                          "FROM iterations WHERE iteration = 1")
     assert bc["n_expert"][0] > 0 and bc["train_tokens"][0] > 0      # BC learnt from D_expert
+    first = json.loads((tmp_path / "ws" / "models" / "qwen" / "iter01" / "reasonloop.json")
+                       .read_text())["train"]["loss_first"]
+    assert first < 3.0, first     # its own samples, tokenized as it wrote them (1.6; 5.5 when
+                                  # the built tokenizer and the loaded one split digits apart)
     assert bc["max_length"][0] > 64 + 20 and bc["cut_examples"][0] == 0   # chat prompt + 64
     registry.setup(tmp_path / "ws" / "mlflow.db", tmp_path / "ws" / "mlartifacts")
     got = registry.resolve(f"{cfg.run.name}/{history[2]['version']}")
