@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from reasonloop.compute import sample_dtype
+from reasonloop.compute import gpu_free_gib, release_memory, sample_dtype
 from reasonloop.policy.engines.base import Engine, Sample, SamplingParams
 from reasonloop.policy.engines.hf import HFEngine
 from reasonloop.policy.engines.lean import LeanEngine
@@ -69,7 +69,6 @@ def handover() -> dict:
     """Before a stage trains or fits on the device the engines sample on: close the kept vLLM
     engine (its share of the GPU is what the trainer needs) and hand back what Python still
     holds. What it found goes into the stage's stats (the GPU check prints it)."""
-    from reasonloop.compute import gpu_free_gib, release_memory
     closed = kept_engines()
     close_engines()
     release_memory()

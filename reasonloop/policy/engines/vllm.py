@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 
+from reasonloop.compute import release_memory
 from reasonloop.errors import InputError
 from reasonloop.policy.engines.base import Sample, SamplingParams, own_environ
 
@@ -71,7 +72,6 @@ class VLLMEngine:
 def close_llm(llm) -> None:
     """Shut a `vllm.LLM` down — its engine-core process, its KV cache — and hand the memory
     back (a trainer or the next engine needs it)."""
-    from reasonloop.compute import release_memory
     engine = getattr(llm, "llm_engine", None)
     shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
     if callable(shutdown):
