@@ -20,6 +20,10 @@ class Paths:
     root: Path
 
     @property
+    def identity(self) -> Path:   # this workspace's random id (tasks/common.py cache keys)
+        return self.root / ".reasonloop-id"
+
+    @property
     def db(self) -> Path:
         return self.root / "reasonloop.duckdb"
 
