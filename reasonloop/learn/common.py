@@ -118,6 +118,17 @@ def finish(model, bf16: bool | str) -> None:
     model.to(compute.save_dtype(compute.bf16(bf16))).eval()
 
 
+def pair_lengths(tokenizer, prompts: list[str], chosen: list[str], rejected: list[str]
+                 ) -> tuple[list[int], list[int], list[int], list[int]]:
+    """(prompt, prompt+chosen, prompt+rejected, longer side + EOS) token counts of preference
+    pairs: a pair is cut when either side is."""
+    def n(texts):
+        return [len(x) for x in tokenizer(texts)["input_ids"]]
+    c = n([p + x for p, x in zip(prompts, chosen)])
+    r = n([p + x for p, x in zip(prompts, rejected)])
+    return n(prompts), c, r, [max(a, b) + 1 for a, b in zip(c, r, strict=True)]
+
+
 def cleanup(out_dir: Path) -> None:
     """Checkpoints are only for resuming; the saved policy replaces them."""
     shutil.rmtree(trainer_dir(out_dir), ignore_errors=True)

@@ -24,15 +24,9 @@ def train_dpo(model, tokenizer, pairs: list[dict], out_dir: Path, *, dcfg, bf16:
     if not pairs:
         return {"steps": 0, "n_pairs": 0, "train_tokens": 0}
 
-    def n_tokens(texts):
-        return [len(x) for x in tokenizer(texts)["input_ids"]]
-
-    chosen = n_tokens([p["prompt"] + p["chosen"] for p in pairs])
-    rejected = n_tokens([p["prompt"] + p["rejected"] for p in pairs])
-    # a pair is cut when either side is (+1: EOS)
-    longer = [max(c, r) + 1 for c, r in zip(chosen, rejected, strict=True)]
-    max_length, n_cut = common.fit_length(
-        model, n_tokens([p["prompt"] for p in pairs]), longer, max_new_tokens, desc)
+    prompt, chosen, rejected, longer = common.pair_lengths(
+        tokenizer, *([p[k] for p in pairs] for k in ("prompt", "chosen", "rejected")))
+    max_length, n_cut = common.fit_length(model, prompt, longer, max_new_tokens, desc)
     rng = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(pairs), generator=rng).tolist()
     ds = Dataset.from_list([{k: pairs[i][k] for k in ("prompt", "chosen", "rejected")}

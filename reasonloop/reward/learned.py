@@ -243,14 +243,9 @@ def train_pairwise(policy: str | Path, pairs: list[dict], prompts: dict[str, str
                                                                dtype=torch.float32,
                                                                **_attn(policy))
     model.config.pad_token_id = tok.pad_token_id
-
-    def n_tokens(texts):
-        return [len(x) for x in tok(texts)["input_ids"]]
-
-    sides = [n_tokens([r["prompt"] + r[k] for r in rows]) for k in ("chosen", "rejected")]
-    max_length, n_cut = common.fit_length(     # a pair is cut where either side is (+1: EOS)
-        model, n_tokens([r["prompt"] for r in rows]),
-        [max(c, r) + 1 for c, r in zip(*sides)], max_new_tokens, desc)
+    prompt, _, _, longer = common.pair_lengths(
+        tok, *([r[k] for r in rows] for k in ("prompt", "chosen", "rejected")))
+    max_length, n_cut = common.fit_length(model, prompt, longer, max_new_tokens, desc)
     args = _args(RewardConfig, out, steps, batch_size, lr, seed, bf16, max_length=max_length,
                  dataset_num_proc=None)
     trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
