@@ -16,6 +16,7 @@ from rich.table import Table
 from reasonloop import faults, preflight, stopping
 from reasonloop.cli_models import models_app, promote
 from reasonloop.cli_ops import report, serve, ui
+from reasonloop.cli_verify import verify
 from reasonloop.cliutil import (
     CONFIG,
     ROOT,
@@ -255,6 +256,7 @@ app.command()(promote)
 app.command()(report)
 app.command()(serve)
 app.command()(ui)
+app.command()(verify)
 
 if __name__ == "__main__":
     app()

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from reasonloop.envs import plugins
 from reasonloop.errors import ConfigError
 
 # `auto`: decided by the machine the run is on (reasonloop/compute.py), recorded per run.
@@ -25,7 +26,10 @@ class _Section(BaseModel):
 
 
 class EnvConfig(_Section):
-    name: Literal["countdown", "math"] = "countdown"
+    # built in: countdown | math; a plugin: package.module:Name, path/to/file.py:Name, or a
+    # name an installed package registers under the `reasonloop.envs` entry points
+    name: str = Field("countdown", min_length=1)
+    options: dict = {}                  # a plugin env's own settings (validated by its Options)
     seed: int = 0
     n_numbers: int = Field(3, ge=2, le=6)
     number_min: int = Field(1, ge=1)
@@ -39,6 +43,17 @@ class EnvConfig(_Section):
     problems_file: Path | None = None   # math env: JSONL with question/answer
     question_field: str | None = None   # None: "question" or "problem" (GSM8K / MATH)
     answer_field: str | None = None     # None: "answer" (GSM8K `#### N` ok) or "solution"
+    # math: problems_file is JSONL, Parquet, CSV or a local Hugging Face dataset directory;
+    # a row's split comes from `split_field` (a dataset's own splits count too), else
+    # from a hash of `holdout_field` (default: the question) — rows sharing its value share
+    # a split, so a held-out group (a template, a source) never leaks into training
+    split_field: str = "split"
+    holdout_field: str | None = None
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    test_fraction: float = Field(0.1, gt=0, lt=1)
+    # math: `package.module:function(gold, extracted) -> bool` judges instead of math-verify
+    # (units, choice letters, sets, labels); it is given the text of the last \boxed{}
+    answer_check: str | None = None
 
     @model_validator(mode="after")
     def _ranges(self):
@@ -46,6 +61,8 @@ class EnvConfig(_Section):
             raise ValueError("env.number_min must be <= env.number_max")
         if self.target_min > self.target_max:
             raise ValueError("env.target_min must be <= env.target_max")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("env.val_fraction + env.test_fraction must be < 1")
         return self
 
 
@@ -315,6 +332,9 @@ class Config(_Section):
             raise ValueError("env 'math' needs policy.path (a local HF causal LM directory)")
         if self.env.name == "math" and self.env.problems_file is None:
             raise ValueError("env 'math' needs env.problems_file (JSONL of question/answer)")
+        if self.env.answer_check is not None and self.env.name != "math":
+            raise ValueError("env.answer_check is read by env 'math' only (a plugin env "
+                             "judges answers in its own verify)")
         if self.env.name == "countdown" and self.env.problems_file is not None:
             raise ValueError("env.problems_file is read by env 'math' only: Countdown problems "
                              "are generated (evaluate a file with `reasonloop eval --problems`)")
@@ -363,9 +383,11 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         key, val = item.split("=", 1)
         _set_dotted(raw, key.strip(), yaml.safe_load(val))
     try:
-        return Config.model_validate(raw)
+        cfg = Config.model_validate(raw)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or "config"
         src = f"{path}: " if path else ""
         raise ConfigError(f"{src}{where}: {err['msg']} (got {err.get('input')!r})") from None
+    plugins.validate(cfg.env, from_scratch=cfg.policy.path is None)   # imports a plugin env
+    return cfg

@@ -18,9 +18,9 @@ from transformers import AutoTokenizer
 
 from reasonloop import compute
 from reasonloop.config import Config, EnvConfig
-from reasonloop.envs.base import Problem
-from reasonloop.envs.countdown import Countdown
-from reasonloop.envs.math import MathEnv
+from reasonloop.envs import plugins
+from reasonloop.envs.base import SPLITS, Problem
+from reasonloop.errors import InputError, ReasonloopError
 from reasonloop.paths import Paths
 from reasonloop.store import db, registry
 
@@ -69,13 +69,36 @@ class Iteration:
 @lru_cache(maxsize=4)
 def _env_and_problems(env_json: str, policy_path: str | None):
     ecfg = EnvConfig.model_validate_json(env_json)
-    if ecfg.name == "countdown":
-        env = Countdown(ecfg)
-    else:
-        tok = AutoTokenizer.from_pretrained(policy_path) if policy_path else None
-        env = MathEnv(ecfg, tok)          # prompts in the model's chat template, if any
-    problems = env.problems()
+    tok = AutoTokenizer.from_pretrained(policy_path) if policy_path else None
+    env = plugins.build(ecfg, tok)
+    problems = checked_problems(env, ecfg.name)
     return env, problems, {p.problem_id: p for p in problems}
+
+
+def checked_problems(env, name: str) -> list[Problem]:
+    """The env's problems, checked once: a plugin's mistakes fail here in one line, before
+    anything is written."""
+    try:
+        problems = list(env.problems())
+    except ReasonloopError:
+        raise
+    except Exception as e:     # noqa: BLE001 — user code, one line
+        raise InputError(f"env {name!r}: problems() failed: {type(e).__name__}: {e}") from None
+    seen = set()
+    for p in problems:
+        if not isinstance(p, Problem):
+            raise InputError(f"env {name!r}: problems() must return Problem objects "
+                             f"(got {type(p).__name__})")
+        if p.split not in SPLITS:
+            raise InputError(f"env {name!r}: problem {p.problem_id!r} has split {p.split!r} "
+                             f"(one of {', '.join(SPLITS)})")
+        if p.problem_id in seen:
+            raise InputError(f"env {name!r}: problem id {p.problem_id!r} appears twice")
+        seen.add(p.problem_id)
+    if not any(p.split == "train" for p in problems):
+        raise InputError(f"env {name!r}: no train problems")
+    env.verify(problems[0], "")      # a verdict of the wrong shape fails here, not mid-run
+    return problems
 
 
 def open_registry(cfg: Config) -> None:
@@ -88,6 +111,7 @@ def open_registry(cfg: Config) -> None:
 def env_and_problems(cfg: Config):
     """(env, all problems, {problem_id: problem}) — built once per env config."""
     path = str(cfg.policy.path) if cfg.policy.path and cfg.env.name == "math" else None
+    # (a plugin builds its own prompts: it is not handed the policy's tokenizer)
     return _env_and_problems(cfg.env.model_dump_json(), path)
 
 

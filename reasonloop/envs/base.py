@@ -12,6 +12,8 @@ from typing import Protocol
 
 from reasonloop.errors import InputError
 
+SPLITS = ("train", "val", "test")
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -30,9 +32,40 @@ class Verdict:
     step_rewards: list[float]   # oracle PRM labels, one per step (empty if no oracle)
     answer: str | None          # the final answer (for majority vote), None if unparseable
     legal: bool                 # every step well-formed and allowed
+    error: str | None = None    # set by the flywheel when the env's verify raised on the text
 
 
 class Env(Protocol):
+    """The public contract of a task (an *env*); a plugin is any object with these.
+
+    Required:
+      name: str                 stored with every problem in DuckDB
+      step_sep: str             what ends a step ("\n": a line; "\n\n": a paragraph)
+      problems() -> list[Problem]
+                                every problem, each with a split: train | val | test
+                                (test: held out — the flywheel never trains on it);
+                                ids unique and stable across runs (they key the store)
+      verify(problem, completion) -> Verdict
+                                the ORM: parse the text, never evaluate it. It may raise on
+                                text it cannot handle: that trajectory counts as incorrect,
+                                the error is kept in DuckDB and the run goes on
+
+    Optional (the flywheel uses each where present):
+      Verdict.step_rewards      oracle step labels (PRM targets, `reward.prm: oracle`);
+                                [] where there is no oracle (use mc, learned or self PRMs)
+      feedback(problem, completion) -> str | None
+                                what is wrong, for revision search (`search.method: revise`)
+      relabel(problem, completion, verdict, exclude) -> (Problem, str) | None
+                                hindsight: a miss as a correct solution of another train
+                                problem (`filter.hindsight`)
+      warmup_examples(n, seed) -> [{"prompt", "completion"}]
+                                policy-init data, for a policy built from scratch
+      chars: str                characters a from-scratch (char-level) tokenizer must add
+      problem_from(row: dict) -> Problem
+                                a problem from a JSON object (`reasonloop verify --problem`)
+      Options                   a pydantic model class: `env.options` is validated by it and
+                                handed to the constructor (`Env(options)`; else `Env()`)
+    """
     name: str
     step_sep: str         # what ends a step (its problems carry it too)
 

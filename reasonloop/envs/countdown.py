@@ -55,25 +55,30 @@ def load_problems(path, split: str = "file") -> list[Problem]:
     Problems must be solvable (checked by the oracle), so accuracy has a ceiling of 100%."""
     out, seen = [], set()
     for where, row in read_jsonl(path):
-        if set(row) - {"numbers", "target"}:
-            raise InputError(f"{where}: expected an object with 'numbers' and 'target' only")
-        nums, target = row.get("numbers"), row.get("target")
-        if (not isinstance(nums, list) or not 2 <= len(nums) <= MAX_FILE_NUMBERS
-                or not all(type(x) is int and 1 <= x <= MAX_NUMBER for x in nums)):
-            raise InputError(f"{where}: 'numbers' must be a list of 2 to {MAX_FILE_NUMBERS} "
-                             f"integers in 1..1000000 (got {nums!r})")
-        if type(target) is not int or not 0 <= target <= MAX_TARGET:
-            raise InputError(f"{where}: 'target' must be an integer in 0..10000000 "
-                             f"(got {target!r})")
-        if target not in reachable(tuple(sorted(nums))):
-            raise InputError(f"{where}: {nums} cannot reach {target} (not solvable)")
-        prob = Countdown._problem((tuple(nums), target), split)
+        prob = problem_of(row, split, where)
         if prob.problem_id not in seen:
             seen.add(prob.problem_id)
             out.append(prob)
     if not out:
         raise InputError(f"{path}: no problems")
     return out
+
+
+def problem_of(row: dict, split: str = "given", where: str = "problem") -> Problem:
+    """`{"numbers": [..], "target": N}` → a problem, checked: the oracle must solve it."""
+    if not isinstance(row, dict) or set(row) - {"numbers", "target"}:
+        raise InputError(f"{where}: expected an object with 'numbers' and 'target' only")
+    nums, target = row.get("numbers"), row.get("target")
+    if (not isinstance(nums, list) or not 2 <= len(nums) <= MAX_FILE_NUMBERS
+            or not all(type(x) is int and 1 <= x <= MAX_NUMBER for x in nums)):
+        raise InputError(f"{where}: 'numbers' must be a list of 2 to {MAX_FILE_NUMBERS} "
+                         f"integers in 1..1000000 (got {nums!r})")
+    if type(target) is not int or not 0 <= target <= MAX_TARGET:
+        raise InputError(f"{where}: 'target' must be an integer in 0..10000000 "
+                         f"(got {target!r})")
+    if target not in reachable(tuple(sorted(nums))):
+        raise InputError(f"{where}: {nums} cannot reach {target} (not solvable)")
+    return Countdown._problem((tuple(nums), target), split)
 
 
 class Countdown:
@@ -141,6 +146,9 @@ class Countdown:
         nums, t = x
         return Problem(f"cd-{'-'.join(map(str, sorted(nums)))}-{t}", split,
                        format_prompt(nums, t), {"numbers": list(nums), "target": t})
+
+    def problem_from(self, row: dict) -> Problem:
+        return problem_of(row)
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
         return check(tuple(problem.meta["numbers"]), problem.meta["target"], completion)

@@ -73,7 +73,7 @@ class _Flush(TrainerCallback):
 # what a trajectory row needs (db.trajectories_frame): the verdict is stored as scored, so
 # writing the samples to DuckDB does not verify them a second time
 ROW_COLS = ("problem_id", "method", "sample_idx", "text", "n_tokens", "steps", "step_rewards",
-            "outcome_reward", "correct", *SHAPING_COLS)
+            "outcome_reward", "correct", *SHAPING_COLS, "verify_error")
 
 
 def flush(reward: VerifierReward, rows_dir: Path, step: int) -> None:
@@ -83,7 +83,8 @@ def flush(reward: VerifierReward, rows_dir: Path, step: int) -> None:
     tmp = rows_dir / f".upto-{step:06d}.parquet"
     pl.DataFrame([{k: r.get(k) for k in ROW_COLS} for r in reward.rows],
                  schema_overrides={"steps": pl.List(pl.String),
-                                   "step_rewards": pl.List(pl.Float64)}).write_parquet(tmp)
+                                   "step_rewards": pl.List(pl.Float64),
+                                   "verify_error": pl.String}).write_parquet(tmp)
     tmp.rename(rows_dir / f"upto-{step:06d}.parquet")
     reward.rows = []
 

@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 from reasonloop.errors import InputError
 from reasonloop.learn.common import cleanup
 from reasonloop.learn.sft import train_sft
-from reasonloop.policy.tokenizer import build_char_tokenizer
+from reasonloop.policy.tokenizer import CHARS, build_char_tokenizer
 
 
 def build_tiny_llama(tokenizer, hidden: int, layers: int, heads: int, seed: int,
@@ -70,6 +70,8 @@ def save_policy(model, tokenizer, path: Path, meta: dict | None = None) -> Path:
 
 def warmup(cfg, env, n: int, seed: int) -> list[dict]:
     """The env's policy-initialization examples of the configured kind."""
+    if not callable(getattr(env, "warmup_examples", None)):
+        raise InputError(f"env {env.name!r} has no warmup_examples(n, seed): set policy.path")
     if cfg.policy.init_data == "plays":
         return env.warmup_examples(n, seed=seed)
     if "traces" not in getattr(env, "warmup_kinds", ()):
@@ -78,16 +80,31 @@ def warmup(cfg, env, n: int, seed: int) -> list[dict]:
                                backtracks=cfg.policy.trace_backtracks)
 
 
+def spelled(examples: list[dict], tok, env_name: str) -> None:
+    """Every character of the warm-up data is in the char tokenizer (else it would learn
+    `<unk>`): a plugin env lists what it adds in `chars`."""
+    vocab = tok.get_vocab()
+    for ex in examples[:1000]:
+        if not isinstance(ex, dict) or not {"prompt", "completion"} <= set(ex):
+            raise InputError(f"env {env_name!r}: warmup_examples must return dicts with "
+                             f"'prompt' and 'completion' (got {ex!r:.80})")
+        missing = sorted(set(ex["prompt"] + ex["completion"]) - set(vocab))
+        if missing:
+            raise InputError(f"env {env_name!r}: warm-up text uses {''.join(missing)!r}, not "
+                             "in the char tokenizer: list them in the env's `chars`")
+
+
 def init_policy(cfg, env, out_dir: Path) -> Path:
     """Build + BC warm-up, or hand back a given model dir untouched."""
 
     if cfg.policy.path is not None:
         load_policy(cfg.policy.path)  # validates early, with one clear line
         return Path(cfg.policy.path)
-    tok = build_char_tokenizer()
+    tok = build_char_tokenizer(CHARS + sorted(set(getattr(env, "chars", "")) - set(CHARS)))
     model = build_tiny_llama(tok, cfg.policy.hidden_size, cfg.policy.n_layers,
                              cfg.policy.n_heads, cfg.run.seed, max_len=cfg.policy.context)
     examples = warmup(cfg, env, cfg.policy.init_examples, seed=cfg.run.seed + 17)
+    spelled(examples, tok, env.name)
     train_sft(model, tok, examples, out_dir, steps=cfg.policy.init_steps,
               batch_size=cfg.policy.init_batch_size, lr=cfg.policy.init_lr,
               bf16=cfg.learn.bf16, seed=cfg.run.seed,

@@ -12,7 +12,7 @@ def score(env: Env, problem: Problem, text: str) -> dict:
     v = env.verify(problem, text)
     return {"steps": v.steps, "step_rewards": v.step_rewards,
             "outcome_reward": 1.0 if v.correct else 0.0, "correct": v.correct,
-            "answer": v.answer, "legal": v.legal}
+            "answer": v.answer, "legal": v.legal, "verify_error": v.error}
 
 
 def score_rows(env: Env, problems: dict[str, Problem], rows: list[dict],

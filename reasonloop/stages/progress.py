@@ -65,5 +65,7 @@ class Laps:
         print(f"iteration {it.iteration} ({phase}): test pass@1 "
               f"{ev.metrics['test_pass@1']:.3f}  val {ev.metrics['val_pass@1']:.3f}  "
               f"|D_search| {search.n_search if search else learned.get('n_sampled', 0)}  "
-              f"|D_expert| {expert.n_expert if expert else 0}  {seconds['total']:.0f}s")
+              f"|D_expert| {expert.n_expert if expert else 0}  {seconds['total']:.0f}s"
+              + (f"  verify errors {search.verify_errors}" if search and search.verify_errors
+                 else ""))
         return row

@@ -30,6 +30,7 @@ class Searched:
     legal: float
     tokens: int
     solved_per_1k_tokens: float
+    verify_errors: int = 0        # texts the env's verify raised on (stored as incorrect)
     seconds: float = 0.0          # scoring time
 
     def row(self) -> dict:
@@ -80,4 +81,6 @@ def search_stats(d_search: pl.DataFrame, added: int, seconds: float) -> Searched
                     problems=d_search["problem_id"].n_unique(),
                     sample_acc=float(d_search["correct"].mean()),
                     legal=float(d_search["legal"].mean()), tokens=n_tok,
-                    solved_per_1k_tokens=1000 * solved / max(1, n_tok), seconds=seconds)
+                    solved_per_1k_tokens=1000 * solved / max(1, n_tok),
+                    verify_errors=int(d_search["verify_error"].is_not_null().sum())
+                    if "verify_error" in d_search.columns else 0, seconds=seconds)

@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS {TRAJECTORIES} (
   traj_id VARCHAR PRIMARY KEY, run_id VARCHAR, iteration INTEGER, problem_id VARCHAR,
   method VARCHAR, sample_idx INTEGER, text VARCHAR, steps VARCHAR[], step_rewards DOUBLE[],
   outcome_reward DOUBLE, correct BOOLEAN, n_tokens INTEGER, created_at TIMESTAMP,
-  r_format DOUBLE, r_valid_steps DOUBLE, r_length DOUBLE, shaped_reward DOUBLE);
+  r_format DOUBLE, r_valid_steps DOUBLE, r_length DOUBLE, shaped_reward DOUBLE,
+  verify_error VARCHAR);
 CREATE TABLE IF NOT EXISTS {EVALS} (
   run_id VARCHAR, iteration INTEGER, model_version VARCHAR, split VARCHAR, method VARCHAR,
   budget INTEGER, metric VARCHAR, k INTEGER, value DOUBLE, n INTEGER);
@@ -150,6 +151,8 @@ def init_db(path: Path) -> None:
         con.execute(SCHEMA)
         for c in SHAPING_COLS:       # stores made before shaping existed gain the columns
             con.execute(f"ALTER TABLE {TRAJECTORIES} ADD COLUMN IF NOT EXISTS {c} DOUBLE")
+        # ... and before an env's verify could raise (the error, kept with its trajectory)
+        con.execute(f"ALTER TABLE {TRAJECTORIES} ADD COLUMN IF NOT EXISTS verify_error VARCHAR")
         for c, t in LEARN_COLS.items():   # ... and those made before DPO/GRPO
             con.execute(f"ALTER TABLE {ITERATIONS} ADD COLUMN IF NOT EXISTS {c} {t}")
         for c, t in COMPUTE_COLS.items():   # ... and before the machine was recorded
@@ -191,7 +194,7 @@ LEARN_COLS = {"n_pairs": "INTEGER", "n_step_pairs": "INTEGER", "train_tokens": "
               "max_length": "INTEGER", "cut_examples": "INTEGER"}   # the learner's length
 TRAJ_COLS = ["traj_id", "run_id", "iteration", "problem_id", "method", "sample_idx", "text",
              "steps", "step_rewards", "outcome_reward", "correct", "n_tokens", "created_at",
-             *SHAPING_COLS]
+             *SHAPING_COLS, "verify_error"]
 
 
 def trajectories_frame(run_id: str, iteration: int, rows: list[dict],
@@ -207,16 +210,20 @@ def trajectories_frame(run_id: str, iteration: int, rows: list[dict],
         "outcome_reward": [r["outcome_reward"] for r in rows],
         "correct": [r["correct"] for r in rows], "n_tokens": [r["n_tokens"] for r in rows],
         "created_at": [ts] * len(rows),
-        **{c: [r.get(c) for r in rows] for c in SHAPING_COLS}},
+        **{c: [r.get(c) for r in rows] for c in SHAPING_COLS},
+        "verify_error": [r.get("verify_error") for r in rows]},
         schema_overrides={"steps": pl.List(pl.String), "step_rewards": pl.List(pl.Float64),
                           "iteration": pl.Int32, "sample_idx": pl.Int32, "n_tokens": pl.Int32,
-                          **dict.fromkeys(SHAPING_COLS, pl.Float64)})
+                          **dict.fromkeys(SHAPING_COLS, pl.Float64),
+                          "verify_error": pl.String})
 
 
 def insert_trajectories(path: Path, df: pl.DataFrame) -> int:
     """Insert, skipping ids already stored (a rerun of the same iteration adds nothing)."""
     if df.is_empty():
         return 0
+    if "verify_error" not in df.columns:      # a D_search written before the column existed
+        df = df.with_columns(pl.lit(None, pl.String).alias("verify_error"))
     with connect(path) as con:
         before = con.execute(f"SELECT count(*) FROM {TRAJECTORIES}").fetchone()[0]
         con.execute(f"INSERT INTO {TRAJECTORIES} SELECT {', '.join(TRAJ_COLS)} FROM df "

@@ -43,7 +43,7 @@ def test_code_in_model_text_does_not_run(tmp_path, shape):
 @pytest.mark.parametrize("line, msg", [
     ("{not json", "not valid JSON"), ('{"answer": "1"}', "missing 'question'"),
     ('{"question": "q"}', "missing 'answer'"), ('[1, 2]', "JSON object"),
-    ('{"question": "q", "answer": "1", "split": "dev"}', "split")])
+    ('{"question": "q", "answer": "1", "split": "holdout"}', "split")])
 def test_bad_jsonl_line_is_named(tmp_path, line, msg):
     p = _write(tmp_path, ['{"question": "ok", "answer": "1"}', line])
     with pytest.raises(InputError, match=f":2: .*{msg}"):
