@@ -31,7 +31,7 @@ from reasonloop.cliutil import (
     watch_storage,
 )
 from reasonloop.config import learned_prm, load_config
-from reasonloop.envs.countdown import load_problems
+from reasonloop.envs import plugins
 from reasonloop.errors import ReasonloopError
 from reasonloop.paths import Paths
 
@@ -166,7 +166,8 @@ def eval_(model: str = typer.Option(..., "--model", "-m",
                          "orm_weighted,beam,dvts,mcts,revise (without it: greedy pass@1, "
                          "pass@k, maj@k)"),
           budgets: str = typer.Option("1,4,16,64", help="budgets n for --methods"),
-          problems: Path | None = typer.Option(None, help="JSONL of {numbers, target}"),
+          problems: Path | None = typer.Option(None, help="JSONL of problems (Countdown: "
+                                               "{numbers, target}; math: {question, answer})"),
           split: str = typer.Option("test", help="split to search when no --problems"),
           limit: int | None = typer.Option(None, help="first N problems only"),
           config: Path = CONFIG,
@@ -183,7 +184,8 @@ def eval_(model: str = typer.Option(..., "--model", "-m",
         if methods is not None:
             ms, bs = _search_args(methods, budgets, split, limit)
             if problems is not None:           # fail before the flow starts, in one line
-                load_problems(problems)
+                from reasonloop.workspace import env
+                plugins.problems_file(env(cfg), problems)
             registry.setup(Paths(_root(root)).mlflow_db, Paths(_root(root)).mlartifacts)
             registry.resolve(model)
             _check_verifiers(cfg, ms)

@@ -10,10 +10,12 @@ writes anything.
 from __future__ import annotations
 
 import importlib.metadata
+from dataclasses import replace
+from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from reasonloop.envs.base import Problem, Verdict, split_steps
+from reasonloop.envs.base import Problem, Verdict, read_jsonl, split_steps
 from reasonloop.envs.countdown import Countdown
 from reasonloop.envs.imports import first_line, plugins_import
 from reasonloop.envs.math import MathEnv
@@ -184,3 +186,26 @@ def problem_from(env, row: dict, problem_id: str = "given") -> Problem:
         raise InputError("problem: 'prompt' must be a string")
     return Problem(str(row.get("problem_id", problem_id)), "given", row.get("prompt", ""),
                    dict(row.get("meta", row)), step_sep=env.step_sep)
+
+
+def problems_file(env, path) -> list[Problem]:
+    """A user's JSONL of problems for `env` (one JSON object a line, as `problem_from`
+    reads it; Countdown: {"numbers", "target"}), validated whole; the first bad line is
+    named. Split "file"; the same problem twice counts once."""
+    if not callable(getattr(env, "problem_from", None)):
+        raise InputError(f"env {env.name!r} has no problem_from(row): it cannot read a "
+                         "problems file")
+    out, seen = [], set()
+    for where, row in read_jsonl(path):
+        try:
+            p = problem_from(env, row)
+        except InputError as e:
+            raise InputError(f"{where}: {str(e).removeprefix('problem: ')}") from None
+        if p.problem_id == "given":     # an env without ids of its own: the line's number
+            p = replace(p, problem_id=f"{Path(path).stem}-{where.rsplit(':', 1)[1]}")
+        if p.problem_id not in seen:
+            seen.add(p.problem_id)
+            out.append(replace(p, split="file"))
+    if not out:
+        raise InputError(f"{path}: no problems")
+    return out

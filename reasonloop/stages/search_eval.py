@@ -8,8 +8,7 @@ import time
 from pathlib import Path
 
 from reasonloop.config import Config
-from reasonloop.envs.countdown import load_problems
-from reasonloop.errors import InputError
+from reasonloop.envs import plugins
 from reasonloop.eval.plots import plot_test_time
 from reasonloop.eval.test_time import eval_rows, results_table, to_metrics
 from reasonloop.policy.engines import policy_engine
@@ -28,10 +27,7 @@ def evaluate_search(cfg: Config, model: str, methods: list[str], budgets: list[i
     path, version = registry.resolve(model), registry.version_of(model)
     the_env = env(cfg)
     if problems_file is not None:
-        if the_env.name != "countdown":
-            raise InputError("--problems takes Countdown JSONL; math problems come from "
-                             "env.problems_file")
-        problems, split = load_problems(problems_file)[:limit], "file"
+        problems, split = plugins.problems_file(the_env, problems_file)[:limit], "file"
     else:
         problems = split_of(cfg, split)[:limit]
     set_threads(cfg)

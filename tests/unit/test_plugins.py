@@ -62,7 +62,7 @@ def test_the_three_ways_to_name_a_plugin_give_the_same_env(tmp_path, monkeypatch
 
 def test_the_example_config_loads_and_its_options_are_validated(tmp_path):
     cfg = load_config(EXAMPLE / "config.yaml")
-    assert cfg.env.options["length"] == 4
+    assert cfg.env.options["length"] == 3
     with pytest.raises(ConfigError, match=r"env\.options\.lenght: not a setting.*known: "
                                           r"length"):
         load_config(EXAMPLE / "config.yaml", ["env.options.lenght=5"])
@@ -183,3 +183,21 @@ def test_wordops_checker_against_an_independent_simulation():
             n_correct += v.correct
     assert n_correct > 20
     assert isinstance(v, Verdict)
+
+
+def test_a_problems_file_for_any_env_with_problem_from(tmp_path):
+    """`reasonloop eval --problems FILE` reads problems the env's own way."""
+    env = plugins.build(EnvConfig(name=FILE_REF))
+    f = tmp_path / "mine.jsonl"
+    f.write_text('{"start": "abc", "target": "bca"}\n{"start": "abc", "target": "bca"}\n'
+                 '{"start": "xyz", "target": "zyx"}\n')
+    ps = plugins.problems_file(env, f)
+    assert [(p.problem_id, p.split) for p in ps] == [("wo-abc-bca", "file"),
+                                                     ("wo-xyz-zyx", "file")]
+    assert env.verify(ps[1], "rev=zyx\n").correct
+    f.write_text('{"start": "abc", "target": "bca"}\n{"start": "abc", "target": "q"}\n')
+    with pytest.raises(InputError, match=r"mine\.jsonl:2: a wordops problem is"):
+        plugins.problems_file(env, f)
+    raw = plugins.build(EnvConfig(name=_plugin(tmp_path, GOOD, "noreader")))
+    with pytest.raises(InputError, match="has no problem_from"):
+        plugins.problems_file(raw, f)
