@@ -104,6 +104,8 @@ class Guarded:
         self._env = env
 
     def __getattr__(self, attr):
+        if attr == "_env":         # not set yet (unpickling): no recursion
+            raise AttributeError(attr)
         return getattr(self._env, attr)
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
