@@ -95,6 +95,20 @@ def check(env, name: str):
     return env
 
 
+# Optional hooks that read model text (and may call the env's own, unguarded verify): where
+# one raises, that text gets no feedback / no hindsight, and the run goes on.
+QUIET = ("feedback", "relabel")
+
+
+def _quiet(fn):
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception:   # noqa: BLE001 — user code on model text
+            return None
+    return call
+
+
 class Guarded:
     """An env whose `verify` cannot stop a run: a raise on some text is that text's verdict
     (incorrect, the error kept); a verdict of the wrong shape is the env's bug and stops
@@ -106,7 +120,8 @@ class Guarded:
     def __getattr__(self, attr):
         if attr == "_env":         # not set yet (unpickling): no recursion
             raise AttributeError(attr)
-        return getattr(self._env, attr)
+        value = getattr(self._env, attr)
+        return _quiet(value) if attr in QUIET and callable(value) else value
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
         try:

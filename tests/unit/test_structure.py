@@ -16,6 +16,7 @@ DEFERRED = {
     "reasonloop.cli_models": {"reasonloop.store.registry", "reasonloop.store.data",
                               "reasonloop.store.db"},
     "reasonloop.cli_ops": {"flows.deploy", "reasonloop.workspace", "reasonloop.stages.register"},
+    "reasonloop.cli_verify": {"reasonloop.workspace", "reasonloop.store.db"},
     "reasonloop.policy.engines": {"reasonloop.policy.engines.vllm"},
 }
 
