@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from reasonloop.cliutil import ROOT, SET, _fail, _root
 from reasonloop.config import Config, EnvConfig, load_config
 from reasonloop.envs import plugins
-from reasonloop.envs.base import Problem, read_jsonl
+from reasonloop.envs.base import Problem, json_object, read_jsonl
 from reasonloop.errors import ConfigError, InputError, ReasonloopError
 from reasonloop.paths import Paths
 
@@ -111,13 +111,9 @@ def _problem(env, given, where: str = "--problem") -> Problem:
             pass
         raise InputError(f"{where}: no problem {given!r} in env {env.name!r} (give the "
                          "problem as JSON)")
-    if isinstance(given, str):
-        try:
-            given = json.loads(given)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{where}: not valid JSON ({e.msg})") from None
+    given = json_object(given, where) if isinstance(given, str) else given
     if not isinstance(given, dict):
-        raise InputError(f"{where}: a problem is a JSON object")
+        raise InputError(f"{where}: expected a JSON object")
     try:
         return plugins.problem_from(env, given)
     except InputError as e:

@@ -118,10 +118,15 @@ def read_jsonl(path) -> Iterator[tuple[str, dict]]:
     for n, line in enumerate(p.read_text().splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{p}:{n}: not valid JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{p}:{n}: expected a JSON object")
-        yield f"{p}:{n}", row
+        yield f"{p}:{n}", json_object(line, f"{p}:{n}")
+
+
+def json_object(text: str, where: str) -> dict:
+    """One JSON object a user wrote, or one line saying what is wrong with it and where."""
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{where}: not valid JSON ({e.msg})") from None
+    if not isinstance(row, dict):
+        raise InputError(f"{where}: expected a JSON object")
+    return row
