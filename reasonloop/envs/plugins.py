@@ -25,12 +25,8 @@ GROUP = "reasonloop.envs"               # the entry-point group plugins register
 BUILTIN = {"countdown": Countdown, "math": MathEnv}
 REQUIRED = ("problems", "verify")       # methods every env has
 ATTRIBUTES = ("name", "step_sep")       # ... and attributes (strings)
-
-# Countdown's and math's own settings: a plugin env takes its settings under env.options
-BUILTIN_KEYS = {"n_numbers", "number_min", "number_max", "target_min", "target_max",
-                "test_target_fraction", "n_train", "n_val", "n_test", "problems_file",
-                "question_field", "answer_field", "answer_check", "split_field",
-                "holdout_field", "val_fraction", "test_fraction"}
+# env keys every env reads; the others are Countdown's and math's (a plugin: env.options)
+SHARED_KEYS = {"name", "options", "seed"}
 
 
 def resolve(name: str):
@@ -154,7 +150,7 @@ def validate(ecfg, from_scratch: bool) -> None:
             raise ConfigError(f"env.options: the built-in env {ecfg.name!r} takes its "
                               "settings as env keys")
         return
-    misplaced = sorted(ecfg.model_fields_set & BUILTIN_KEYS)
+    misplaced = sorted(ecfg.model_fields_set - SHARED_KEYS)
     if misplaced:
         raise ConfigError(f"env.{misplaced[0]} is a setting of the built-in envs; env "
                           f"{ecfg.name!r} takes its settings under env.options")
