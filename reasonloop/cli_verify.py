@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from reasonloop.cliutil import ROOT, SET, _fail, _root
-from reasonloop.config import Config, EnvConfig, load_config
+from reasonloop.config import Config, EnvConfig, _set_dotted, error_line, load_config
 from reasonloop.envs import plugins
 from reasonloop.envs.base import Problem, json_object, read_jsonl
 from reasonloop.errors import ConfigError, InputError, ReasonloopError
@@ -80,22 +80,16 @@ def _env(config: Path | None, name: str | None, set_: list[str]):
             return plugins.build(cfg.env, load=False)
         from reasonloop.workspace import env_and_problems
         return env_and_problems(cfg)[0]
-    raw = {"name": name}
+    raw = {"env": {"name": name}}
     for item in set_:
         key, _, value = item.partition("=")
         if not key.startswith("env.") or not _:
             raise ConfigError(f"--set {item!r}: with --env only env.* settings apply")
-        cur = raw
-        *parents, last = key.split(".")[1:]
-        for k in parents:
-            cur = cur.setdefault(k, {})
-        cur[last] = yaml.safe_load(value)
-    try:
-        ecfg = EnvConfig.model_validate(raw)
+        _set_dotted(raw, key, yaml.safe_load(value))
+    try:         # the env section alone: math needs no model or problems file to judge
+        ecfg = EnvConfig.model_validate(raw["env"])
     except ValidationError as e:
-        err = e.errors()[0]
-        raise ConfigError(f"env.{'.'.join(map(str, err['loc']))}: {err['msg']} "
-                          f"(got {err.get('input')!r})") from None
+        raise ConfigError(error_line(e, prefix="env.")) from None
     plugins.validate(ecfg, from_scratch=False)
     return plugins.build(ecfg, load=False)
 
@@ -114,10 +108,7 @@ def _problem(env, given, where: str = "--problem") -> Problem:
     given = json_object(given, where) if isinstance(given, str) else given
     if not isinstance(given, dict):
         raise InputError(f"{where}: expected a JSON object")
-    try:
-        return plugins.problem_from(env, given)
-    except InputError as e:
-        raise InputError(f"{where}: {e}") from None
+    return plugins.problem_from(env, given, where)
 
 
 def _verdict(env, problem: Problem, text: str) -> dict:

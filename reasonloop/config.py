@@ -364,6 +364,13 @@ def _set_dotted(d: dict, dotted: str, value) -> None:
     cur[keys[-1]] = value
 
 
+def error_line(e: ValidationError, prefix: str = "") -> str:
+    """pydantic's first error as one line: `where: what (got value)`."""
+    err = e.errors()[0]
+    where = prefix + ".".join(str(x) for x in err["loc"]) or "config"
+    return f"{where}: {err['msg']} (got {err.get('input')!r})"
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
     """YAML recipe → Config; `overrides` are `a.b=value` strings (YAML-parsed values)."""
     raw: dict = {}
@@ -385,9 +392,6 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "config"
-        src = f"{path}: " if path else ""
-        raise ConfigError(f"{src}{where}: {err['msg']} (got {err.get('input')!r})") from None
+        raise ConfigError((f"{path}: " if path else "") + error_line(e)) from None
     plugins.validate(cfg.env, from_scratch=cfg.policy.path is None)   # imports a plugin env
     return cfg

@@ -64,20 +64,22 @@ def load_problems(path, split: str = "file") -> list[Problem]:
     return out
 
 
-def problem_of(row: dict, split: str = "given", where: str = "problem") -> Problem:
-    """`{"numbers": [..], "target": N}` → a problem, checked: the oracle must solve it."""
+def problem_of(row: dict, split: str = "given", where: str | None = None) -> Problem:
+    """`{"numbers": [..], "target": N}` → a problem, checked: the oracle must solve it.
+    Errors name `where` (a file line) when given."""
+    at = f"{where}: " if where else ""
     if not isinstance(row, dict) or set(row) - {"numbers", "target"}:
-        raise InputError(f"{where}: expected an object with 'numbers' and 'target' only")
+        raise InputError(f"{at}expected an object with 'numbers' and 'target' only")
     nums, target = row.get("numbers"), row.get("target")
     if (not isinstance(nums, list) or not 2 <= len(nums) <= MAX_FILE_NUMBERS
             or not all(type(x) is int and 1 <= x <= MAX_NUMBER for x in nums)):
-        raise InputError(f"{where}: 'numbers' must be a list of 2 to {MAX_FILE_NUMBERS} "
+        raise InputError(f"{at}'numbers' must be a list of 2 to {MAX_FILE_NUMBERS} "
                          f"integers in 1..1000000 (got {nums!r})")
     if type(target) is not int or not 0 <= target <= MAX_TARGET:
-        raise InputError(f"{where}: 'target' must be an integer in 0..10000000 "
+        raise InputError(f"{at}'target' must be an integer in 0..10000000 "
                          f"(got {target!r})")
     if target not in reachable(tuple(sorted(nums))):
-        raise InputError(f"{where}: {nums} cannot reach {target} (not solvable)")
+        raise InputError(f"{at}{nums} cannot reach {target} (not solvable)")
     return Countdown._problem((tuple(nums), target), split)
 
 

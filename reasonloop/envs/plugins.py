@@ -180,24 +180,23 @@ def build(ecfg, tokenizer=None, load: bool = True):
     return Guarded(check(env, ecfg.name))
 
 
-def problem_from(env, row: dict, problem_id: str = "given") -> Problem:
+def problem_from(env, row: dict, where: str = "problem") -> Problem:
     """A problem from a JSON object a user typed (`reasonloop verify --problem`): the env's
-    own `problem_from` where it has one, else `prompt` plus the object as meta."""
+    own `problem_from` where it has one, else `prompt` plus the object as meta. Errors
+    name `where` (the option, or a file line)."""
     make = getattr(env, "problem_from", None)
     if make is not None:
         try:
             problem = make(row)
-        except InputError:
-            raise
         except Exception as e:   # noqa: BLE001 — the env's own check of a problem, one line
-            raise InputError(f"problem: {first_line(e)}") from None
+            raise InputError(f"{where}: {first_line(e)}") from None
         if not isinstance(problem, Problem):
             raise InputError(f"env {env.name!r}: problem_from returned "
                              f"{type(problem).__name__}, not a Problem")
         return problem
     if not isinstance(row.get("prompt", ""), str):
-        raise InputError("problem: 'prompt' must be a string")
-    return Problem(str(row.get("problem_id", problem_id)), "given", row.get("prompt", ""),
+        raise InputError(f"{where}: 'prompt' must be a string")
+    return Problem(str(row.get("problem_id", "given")), "given", row.get("prompt", ""),
                    dict(row.get("meta", row)), step_sep=env.step_sep)
 
 
@@ -210,10 +209,7 @@ def problems_file(env, path) -> list[Problem]:
                          "problems file")
     out, seen = [], set()
     for where, row in read_jsonl(path):
-        try:
-            p = problem_from(env, row)
-        except InputError as e:
-            raise InputError(f"{where}: {str(e).removeprefix('problem: ')}") from None
+        p = problem_from(env, row, where)
         if p.problem_id == "given":     # an env without ids of its own: the line's number
             p = replace(p, problem_id=f"{Path(path).stem}-{where.rsplit(':', 1)[1]}")
         if p.problem_id not in seen:
