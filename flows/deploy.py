@@ -20,23 +20,41 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from pydantic import ValidationError
 
 from flows.flywheel import run
+from reasonloop import retention
 from reasonloop.config import load_config
 from reasonloop.errors import ReasonloopError
-from reasonloop.workspace import continuation
+from reasonloop.store import db, turns
+from reasonloop.workspace import continuation, paths
 
 
 @flow(name="nightly-flywheel")
 def nightly(config_path: str = "configs/default.yaml", iterations: int | None = None,
             overrides: list[str] | None = None, root: str | None = None) -> list[dict]:
-    """One turn: continue this config's flywheel by `iterations` (or start it)."""
+    """One turn: continue this config's flywheel by `iterations` (or start it; a turn that
+    crashed is run again as itself), then apply `retention`. Its cost beyond the
+    iterations it ran goes to DuckDB `turns`."""
+    t0 = time.perf_counter()
     cfg = load_config(config_path, list(overrides or []) + ([f"run.root={root}"] if root
                                                           else []))
     run_id, total, first = continuation(cfg, iterations or cfg.serve.iterations)
     run_id = run_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.hash()[:6]}"
-    print(f"turn of {run_id}: iterations {(first or 1)}..{total}"
+    P = paths(cfg)
+    db.init_db(P.db)
+    turn = turns.begin(P.db, run_id, first or 1, total, first is not None)
+    print(f"turn {turn} of {run_id}: iterations {(first or 1)}..{total}"
           f"{' from the champion' if first else ''}")
     cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"iterations": total})})
-    return run(cfg, run_id, first)
+    history = run(cfg, run_id, first)
+    freed = 0
+    if cfg.retention.keep_last:      # retention between turns: the disk stays level
+        rep = retention.collect(P.root, cfg.retention.keep_last, progress=print)
+        freed = sum(rep["freed"].values())
+        print(f"retention: freed {freed / 2**20:.1f} MiB, kept iterations "
+              f"{rep['kept'].get(run_id)}")
+    done = turns.finish(P.db, run_id, turn, time.perf_counter() - t0, freed)
+    print(f"turn {turn}: {done['seconds']:.1f} s, {done['overhead_s']:.1f} s beyond its "
+          f"iterations")
+    return history
 
 
 def deployment_parameters(config_path: str, iterations: int | None, root: str | None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from prefect import flow, unmapped
 
-from reasonloop import stopping
+from reasonloop import runlock, stopping
 from reasonloop.config import Config
 from reasonloop.learn.schedule import phase as next_phase
 from reasonloop.policy.engines import close_engines
@@ -18,6 +18,7 @@ from reasonloop.workspace import Iteration
 from tasks.runner import prefect_api, task_runner
 from tasks.stages import (
     champion,
+    earlier_iterations,
     evaluate,
     filter_expert,
     fit_verifiers,
@@ -38,11 +39,14 @@ def flywheel(cfg: Config, run_id: str, from_champion: int | None = None) -> list
 
     # Step 0 — policy initialization: a tiny Llama BC'd on legal plays (or a given model).
     base = policy = init_policy(cfg, run_id)
-    ev = evaluate(Iteration(cfg, run_id, 0), base)
-    register(Iteration(cfg, run_id, 0), base, ev, "init", None)
-    history = [{"iteration": 0, "phase": "init", **ev.flat()}]
+    if from_champion is None:
+        ev = evaluate(Iteration(cfg, run_id, 0), base)
+        register(Iteration(cfg, run_id, 0), base, ev, "init", None)
+        history = [{"iteration": 0, "phase": "init", **ev.flat()}]
+    else:   # a scheduled turn reads the iterations before it from the stores: no replay
+        history, policy = earlier_iterations(cfg, run_id, from_champion)
 
-    for i in range(1, cfg.run.iterations + 1):
+    for i in range(from_champion or 1, cfg.run.iterations + 1):
         it = Iteration(cfg, run_id, i)
         # The learner of this iteration: BC → DPO → GRPO, switched when a phase plateaus.
         phase, lap = next_phase(cfg.learn, history, i), Laps(it)
@@ -85,8 +89,8 @@ def flywheel(cfg: Config, run_id: str, from_champion: int | None = None) -> list
 def run(cfg: Config, run_id: str, from_champion: int | None = None) -> list[dict]:
     """The flywheel on a Prefect API that answers, with its shards on the task runner the
     config names (threads, Ray, Dask): paths are made absolute, since a worker process need
-    not share our working directory."""
+    not share our working directory. The workspace lock keeps `reasonloop gc` out meanwhile."""
     root = cfg.run.model_copy(update={"root": cfg.run.root.resolve()})
-    with prefect_api(cfg.serve.start_timeout_s):
+    with runlock.held(root.root), prefect_api(cfg.serve.start_timeout_s):
         return flywheel.with_options(task_runner=task_runner(cfg.run))(
             cfg.model_copy(update={"run": root}), run_id, from_champion)

@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from reasonloop import faults, preflight, stopping
+from reasonloop.cli_gc import gc
 from reasonloop.cli_models import models_app, promote
 from reasonloop.cli_ops import report, serve, ui
 from reasonloop.cli_verify import verify
@@ -259,6 +260,7 @@ app.command()(report)
 app.command()(serve)
 app.command()(ui)
 app.command()(verify)
+app.command()(gc)
 
 if __name__ == "__main__":
     app()

@@ -306,6 +306,11 @@ class ServeConfig(_Section):
     start_timeout_s: float = Field(90, gt=0)
 
 
+class RetentionConfig(_Section):
+    """What the end of each scheduled turn deletes (`reasonloop gc`; never results)."""
+    keep_last: int | None = Field(None, ge=1)   # None: keep everything
+
+
 class Config(_Section):
     env: EnvConfig = EnvConfig()
     policy: PolicyConfig = PolicyConfig()
@@ -316,6 +321,7 @@ class Config(_Section):
     reward: RewardConfig = RewardConfig()
     run: RunConfig = RunConfig()
     serve: ServeConfig = ServeConfig()
+    retention: RetentionConfig = RetentionConfig()
 
     @model_validator(mode="after")
     def _orm_methods(self):
@@ -348,6 +354,7 @@ class Config(_Section):
             d["run"].pop(k, None)
         d["run"].pop("iterations", None)
         d.pop("serve", None)
+        d.pop("retention", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def to_json(self) -> str:

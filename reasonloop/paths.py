@@ -24,6 +24,18 @@ class Paths:
         return self.root / ".reasonloop-id"
 
     @property
+    def lock(self) -> Path:      # held by runs (shared) and gc (exclusive): reasonloop/runlock
+        return self.root / ".reasonloop.lock"
+
+    @property
+    def trash(self) -> Path:     # what gc is deleting: moved here whole, then removed
+        return self.root / ".reasonloop-trash"
+
+    @property
+    def dvc_keep(self) -> Path:  # a .dvc file per kept data version, so `dvc gc` keeps it
+        return self.root / ".reasonloop-keep"
+
+    @property
     def db(self) -> Path:
         return self.root / "reasonloop.duckdb"
 

@@ -22,7 +22,7 @@ from reasonloop.envs import plugins
 from reasonloop.envs.base import SPLITS, Problem
 from reasonloop.errors import InputError, ReasonloopError
 from reasonloop.paths import Paths
-from reasonloop.store import db, registry
+from reasonloop.store import db, registry, turns
 
 
 def paths(cfg: Config) -> Paths:
@@ -165,7 +165,8 @@ def stored_config(db_path: Path, run_id: str, **run_updates) -> Config | None:
 def continuation(cfg: Config, turn_iterations: int) -> tuple[str | None, int, int | None]:
     """The flywheel a scheduled turn continues: this workspace's latest run of the same
     config (same hash). → (run_id or None for a first run, iterations in all, the first new
-    iteration — to start from the champion — or None when there is nothing to continue)."""
+    iteration — to start from the champion — or None when there is nothing to continue).
+    A turn that crashed is continued as itself."""
     P = paths(cfg)
     if not P.db.exists():
         return None, turn_iterations, None
@@ -178,4 +179,8 @@ def continuation(cfg: Config, turn_iterations: int) -> tuple[str | None, int, in
     if not df.height:
         return None, turn_iterations, None
     run_id, done = df["run_id"][0], int(df["done"][0])
+    crashed = turns.unfinished(P.db, run_id)
+    if crashed:    # the same turn again: its iterations, its start (resumed, not redrawn)
+        first, last, from_champion = crashed
+        return run_id, last, first if from_champion else None
     return run_id, done + turn_iterations, (done + 1 if done else None)

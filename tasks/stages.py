@@ -23,12 +23,15 @@ from reasonloop.workspace import Iteration
 from tasks.common import CACHED, RETRIED, stage_key
 
 
-def _stage(fn, name: str):
-    return task(fn, name=name, cache_key_fn=stage_key(name), **CACHED, **RETRIED)
+def _stage(fn, name: str, run_level: bool = False):
+    """A cached stage; one of an iteration is named for it in the UI (`train-it21`)."""
+    return task(fn, name=name, cache_key_fn=stage_key(name), **CACHED, **RETRIED,
+                **({} if run_level else {"task_run_name": name + "-it{it.iteration}"}))
 
 
 start_run = task(start.start_run, name="start-run", **RETRIED)
-init_policy = _stage(init.init, "init-policy")
+earlier_iterations = task(start.earlier, name="earlier-iterations", **RETRIED)
+init_policy = _stage(init.init, "init-policy", run_level=True)
 generate_shard = _stage(generate.generate_shard, "generate")                 # Step 1
 verify_search = _stage(verify.verify, "verify")                              # Step 2
 fit_verifiers = _stage(fit_stage.fit_verifiers, "fit-verifiers")
@@ -38,7 +41,8 @@ evaluate = _stage(evaluate_stage.evaluate_policy, "evaluate")                # S
 champion = task(register_stage.champion_policy, name="champion", **RETRIED)
 
 
-@task(name="register", cache_key_fn=stage_key("register"), **CACHED, **RETRIED)
+@task(name="register", task_run_name="register-it{it.iteration}",
+      cache_key_fn=stage_key("register"), **CACHED, **RETRIED)
 def register(it: Iteration, policy: str, ev: Evaluation, phase: str,
              data_md5: str | None) -> dict:
     reg = register_stage.register(it, policy, ev, phase, data_md5)

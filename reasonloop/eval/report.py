@@ -33,12 +33,20 @@ def iterations(db_path: Path, run_id: str) -> pl.DataFrame:
         WHERE i.run_id = $run ORDER BY i.iteration""", {"run": run_id})
 
 
+# Per-iteration distributions show the last WINDOW iterations: after a hundred nights the
+# report (written at the end of every turn) would otherwise read and draw every one of them.
+WINDOW = 12
+
+
 def trajectories(db_path: Path, run_id: str) -> pl.DataFrame:
-    """Training trajectories with one reward each: shaped, else mean PRM step, else ORM."""
+    """Training trajectories of the last WINDOW iterations with one reward each: shaped,
+    else mean PRM step, else ORM."""
     df = db.query(db_path, f"""
         SELECT iteration, correct, n_tokens, shaped_reward, outcome_reward,
           list_avg(step_rewards) AS step_mean
-        FROM trajectories WHERE run_id = $run AND {TRAINING}""", {"run": run_id})
+        FROM trajectories WHERE run_id = $run AND {TRAINING} AND iteration > (
+          SELECT max(iteration) FROM iterations WHERE run_id = $run) - {WINDOW}""",
+                  {"run": run_id})
     kind = next((k for k in ("shaped_reward", "step_mean", "outcome_reward")
                  if df.height and df[k].null_count() < df.height), "outcome_reward")
     return df.with_columns(pl.col(kind).alias("reward"), pl.lit(kind).alias("reward_kind"))
@@ -110,7 +118,8 @@ def build(db_path: Path, run_id: str, out_dir: Path, model: str | None = None) -
     traj = trajectories(db_path, run_id)
     if traj.height:
         pngs["distributions"] = report_plots.distributions(
-            traj, out_dir / "distributions.png", f"D_search — {run_id}")
+            traj, out_dir / "distributions.png",
+            f"D_search — {run_id} (the last {WINDOW} iterations)")
         pngs["growth"] = report_plots.data_growth(
             growth(db_path, run_id), out_dir / "data_growth.png",
             f"D_search / D_expert growth — {run_id}")

@@ -10,6 +10,7 @@ import polars as pl
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 PHASE_COLOURS = {"init": "#eeeeee", "bc": "#dbe9f6", "dpo": "#fde6c8", "grpo": "#dcefd9"}
 
@@ -46,7 +47,7 @@ def train_time(its: pl.DataFrame, promoted: set[int], out: Path, title: str) -> 
     if stars:
         ax.plot([r["iteration"] for r in stars], [100 * r["val_pass1"] for r in stars], "*",
                 ms=14, color="gold", mec="black", label="promoted → champion")
-    ax.set_xticks(x)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=12))   # not one per night
     ax.set_xlabel("iteration (0 = after policy init)")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
@@ -110,7 +111,7 @@ def data_growth(growth: pl.DataFrame, out: Path, title: str) -> Path:
              label="D_search (cumulative)")
     ax2.plot(x, growth["n_expert"].cum_sum().to_list(), "s-", color="#b8621b",
              label="D_expert (cumulative)")
-    ax.set_xticks(x)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=12))   # not one per night
     ax.set_xlabel("iteration")
     ax.set_ylabel("trajectories per iteration")
     ax2.set_ylabel("trajectories (cumulative)")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 
 from reasonloop.errors import ReasonloopError
@@ -245,3 +246,62 @@ def _is_number(v: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def versions(name: str) -> list:
+    """[(version, its aliases)] of a registered model ([] if there is no such model)."""
+    client = MlflowClient()
+    try:
+        aliases = client.get_registered_model(name).aliases
+    except MlflowException:
+        return []
+    by_version: dict[str, list[str]] = {}
+    for a, v in aliases.items():
+        by_version.setdefault(str(v), []).append(a)
+    return [(mv, by_version.get(str(mv.version), []))
+            for mv in client.search_model_versions(f"name = {_q(name)}")]
+
+
+def iteration_runs(name: str) -> list[dict]:
+    """The experiment's iteration runs (`<run_id>/iterNN`, live or deleted-not-purged), with
+    the versions registered from each: what retention may prune."""
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is None:
+        return []
+    rows = []
+    for r in mlflow.search_runs([exp.experiment_id], run_view_type=ViewType.ALL,
+                                output_format="list"):
+        tags = r.data.tags
+        if "run_id" in tags and "iteration" in tags and \
+                tags.get("mlflow.runName") == f"{tags['run_id']}/iter{int(tags['iteration']):02d}":
+            rows.append({"mlflow_run": r.info.run_id, "run_id": tags["run_id"],
+                         "iteration": int(tags["iteration"]),
+                         "deleted": r.info.lifecycle_stage == "deleted",
+                         "artifacts": r.info.artifact_uri})
+    return rows
+
+
+def prune_run(name: str, mlflow_run: str) -> list[str]:
+    """Delete the versions registered from an iteration run, then the run (soft: `purge`
+    removes it and its artifacts for good). → the deleted versions."""
+    client = MlflowClient()
+    gone = []
+    for mv in client.search_model_versions(f"name = {_q(name)} AND run_id = {_q(mlflow_run)}"):
+        client.delete_model_version(name, mv.version)
+        gone.append(str(mv.version))
+    client.delete_run(mlflow_run)
+    return gone
+
+
+def purge(run_ids: list[str]) -> None:
+    """MLflow's own `mlflow gc` on these deleted runs — their metadata and artifacts, for
+    good — called in-process (a subprocess spends seconds importing MLflow again)."""
+    if not run_ids:
+        return
+    from mlflow.cli import gc as mlflow_gc  # 1 s of imports, only when there is work
+    uri = mlflow.get_tracking_uri()
+    try:
+        mlflow_gc.main(["--backend-store-uri", uri, "--tracking-uri", uri,
+                        "--run-ids", ",".join(run_ids)], standalone_mode=False)
+    except Exception as e:  # noqa: BLE001 — click and the stores raise many types
+        raise ReasonloopError(f"mlflow gc failed: {str(e).splitlines()[0]}") from None
