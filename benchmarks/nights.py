@@ -16,6 +16,7 @@ import argparse
 import logging
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +43,9 @@ from tasks.runner import prefect_api  # noqa: E402
 
 CONFIG = ROOT / "configs" / "tiny.yaml"      # seconds a turn
 SHOWN = (1, 2, 10, 50, 100)
+WHERE = "each in a process of its own (as serve runs them)"
+TURN = ("import sys; from flows.deploy import nightly; "
+        "nightly(sys.argv[1], 1, sys.argv[3:], sys.argv[2])")
 
 
 def views(path: Path) -> dict[str, float]:
@@ -54,7 +58,8 @@ def views(path: Path) -> dict[str, float]:
 
 
 def disk(P: Paths) -> int:
-    """The workspace on disk (Prefect's own state lives elsewhere)."""
+    """The workspace on disk (Prefect's own state — its database and the task results the
+    cache keeps, a few KB a stage — lives in PREFECT_HOME)."""
     return size(P.root)
 
 
@@ -63,6 +68,8 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=100)
     ap.add_argument("--keep-last", type=int, default=3)
     ap.add_argument("--root", type=Path, default=None)
+    ap.add_argument("--same-process", action="store_true",
+                    help="every turn in this process (faster; memory and caches accumulate)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "nights.md")
     a = ap.parse_args()
     ws = (a.root or Path(tempfile.mkdtemp(prefix="reasonloop-nights-"))).resolve()
@@ -74,7 +81,11 @@ def main() -> None:
     with prefect_api(cfg.serve.start_timeout_s):
         for t in range(1, a.turns + 1):
             t0 = time.perf_counter()
-            nightly(str(CONFIG), 1, overrides, str(ws))
+            if a.same_process:
+                nightly(str(CONFIG), 1, overrides, str(ws))
+            else:       # as `serve` runs a scheduled flow run: a process of its own
+                subprocess.run([sys.executable, "-c", TURN, str(CONFIG), str(ws), *overrides],
+                               cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
             wall = time.perf_counter() - t0
             turn = db.query(P.db, "SELECT * FROM turns ORDER BY turn DESC LIMIT 1").row(
                 0, named=True)
@@ -102,8 +113,11 @@ def write(rows: list[dict], a, ws: Path) -> None:
     lines = ["# A hundred nights: cost per turn, disk, store", "",
              f"machine: {compute.machine().describe()}; one turn = one "
              f"iteration of `configs/tiny.yaml`, through "
-             f"`flows.deploy.nightly` on one Prefect server; `retention.keep_last` = "
-             f"{a.keep_last}", "",
+             f"`flows.deploy.nightly` on one Prefect server, "
+             f"{'all in one process' if a.same_process else WHERE}; "
+             f"`retention.keep_last` = {a.keep_last}. Wall time is the whole turn"
+             f"{'' if a.same_process else ' with the interpreter start'}; overhead is the "
+             f"turn (from `nightly`'s start) less its iteration's own stages.", "",
              "| turn | wall s | overhead s | overhead s (median of 5) | iteration s | "
              "DuckDB MB | disk MB | disk MB without retention | slowest view s |",
              "|---|---|---|---|---|---|---|---|---|"]

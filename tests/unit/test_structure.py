@@ -17,6 +17,7 @@ DEFERRED = {
                               "reasonloop.store.db"},
     "reasonloop.cli_ops": {"flows.deploy", "reasonloop.workspace", "reasonloop.stages.register"},
     "reasonloop.cli_verify": {"reasonloop.workspace", "reasonloop.store.db"},
+    "reasonloop.cli_gc": {"reasonloop.retention", "reasonloop.workspace"},
     "reasonloop.policy.engines": {"reasonloop.policy.engines.vllm"},
 }
 
