@@ -192,7 +192,7 @@ def collect(root: Path, keep_last: int, dry_run: bool = False,
                                          ("dvc remote", P.dvc_remote))}
         dvc_rows = [{"run_id": None, "iteration": None, "kind": k,
                      "target": f"dvc gc {uuid.uuid4().hex[:8]}", "bytes": before[k] - after[k]}
-                    for k in before]
+                    for k in before if before[k] > after[k]]
         turns.record_deleted(P.db, dvc_rows)
         report["freed"].update({k: before[k] - after[k] for k in before})
         lap("dvc")
