@@ -158,7 +158,7 @@ def collect(root: Path, keep_last: int, dry_run: bool = False,
                   "freed": {**freed, **p.dvc}, "seconds": lap.seconds}
         if dry_run:
             return report
-        turns.record_deleted(P.db, [{k: v for k, v in asdict(i).items()} for i in p.items])
+        turns.record_deleted(P.db, [asdict(i) for i in p.items])
         faults.point("gc-recorded", 0)
         mlruns = [i for i in p.items if i.kind == "mlflow"]
         progress(f"MLflow: pruning {len(mlruns)} iteration run(s)")

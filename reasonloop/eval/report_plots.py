@@ -23,16 +23,27 @@ def _save(fig, out: Path) -> Path:
     return out
 
 
+def _phase_spans(rows: list[dict]) -> list[tuple[str, int, int]]:
+    """(phase, first, last iteration) of each run of iterations in one phase."""
+    spans: list[tuple[str, int, int]] = []
+    for r in rows:
+        ph = r["phase"] or "?"
+        if spans and spans[-1][0] == ph and spans[-1][2] == r["iteration"] - 1:
+            spans[-1] = (ph, spans[-1][1], r["iteration"])
+        else:
+            spans.append((ph, r["iteration"], r["iteration"]))
+    return spans
+
+
 def train_time(its: pl.DataFrame, promoted: set[int], out: Path, title: str) -> Path:
     """pass@1 by iteration (train-time scaling): the learner's phase shaded behind each
     iteration, a star where the gate promoted the iteration's model to champion."""
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     rows = its.to_dicts()
     seen = set()
-    for r in rows:
-        ph = r["phase"] or "?"
-        ax.axvspan(r["iteration"] - 0.5, r["iteration"] + 0.5, color=PHASE_COLOURS.get(
-            ph, "#f2f2f2"), alpha=0.8, lw=0, label=None if ph in seen else f"phase: {ph}")
+    for ph, lo, hi in _phase_spans(rows):     # one span per phase run, not per iteration
+        ax.axvspan(lo - 0.5, hi + 0.5, color=PHASE_COLOURS.get(ph, "#f2f2f2"), alpha=0.8,
+                   lw=0, label=None if ph in seen else f"phase: {ph}")
         seen.add(ph)
     x = [r["iteration"] for r in rows]
     for key, label, style in [("test_pass1", "test pass@1", "o-"),
@@ -101,11 +112,12 @@ def data_growth(growth: pl.DataFrame, out: Path, title: str) -> Path:
     flywheel searches for each trajectory it keeps."""
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     x = growth["iteration"].to_list()
-    w = 0.38
-    ax.bar([i - w / 2 for i in x], growth["n_search"].to_list(), w, label="|D_search|",
-           color="#7fa7d6")
-    ax.bar([i + w / 2 for i in x], growth["n_expert"].to_list(), w, label="|D_expert|",
-           color="#f0a35e")
+    edges = [i - 0.5 for i in x] + [x[-1] + 0.5] if x else [0, 1]
+    # one artist each however many iterations (a bar per iteration slows a long run's report)
+    ax.stairs(growth["n_search"].to_list() or [0], edges, fill=True, alpha=0.7,
+              label="|D_search|", color="#7fa7d6")
+    ax.stairs(growth["n_expert"].to_list() or [0], edges, fill=True, alpha=0.8,
+              label="|D_expert|", color="#f0a35e")
     ax2 = ax.twinx()
     ax2.plot(x, growth["n_search"].cum_sum().to_list(), "o-", color="#2c5d94",
              label="D_search (cumulative)")
