@@ -22,8 +22,10 @@ def gc(keep_last: int | None = typer.Option(
            help="iterations kept per run [default: the latest run's retention.keep_last]"),
        dry_run: bool = typer.Option(False, "--dry-run", help="say what would go; delete nothing"),
        root: Path | None = ROOT):
-    """Delete old iterations' checkpoints, data and MLflow artifacts; keep the champion, the
-    challenger, the last N and every kept version's lineage."""
+    """Prune old iterations; keep the champion, the challenger, the last N and their lineage.
+
+    Deletes their checkpoints, local data and MLflow runs, then `dvc gc`; every kept version
+    stays restorable (`reasonloop models restore`)."""
     _quiet_env()
     from reasonloop import retention
     from reasonloop.workspace import latest_run, stored_config
