@@ -45,6 +45,7 @@ class Plan:
     items: list[Item] = field(default_factory=list)
     kept: dict[str, list[int]] = field(default_factory=dict)    # run → kept iterations
     keep_md5: set[str] = field(default_factory=set)             # data versions kept
+    names: set[str] = field(default_factory=set)                # registered model names
     dvc: dict[str, int] = field(default_factory=dict)           # what dvc gc would free
 
 
@@ -92,7 +93,7 @@ def plan(root: Path, keep_last: int) -> Plan:
     if not P.db.exists():
         return out
     runs = _runs(P)
-    names = {cfg.run.name for cfg, _ in runs.values()}
+    names = out.names = {cfg.run.name for cfg, _ in runs.values()}
     has_registry = P.mlflow_db.exists() or registry.USER_TRACKING_URI is not None
     if has_registry:
         registry.setup(P.mlflow_db, P.mlartifacts)
@@ -135,6 +136,10 @@ class _Laps:
         self.seconds[name], self._t = now - self._t, now
 
 
+def _dvc_sizes(P: Paths) -> dict[str, int]:
+    return {"dvc cache": size(P.root / ".dvc" / "cache"), "dvc remote": size(P.dvc_remote)}
+
+
 def _empty_trash(P: Paths) -> None:
     shutil.rmtree(P.trash, ignore_errors=True)
 
@@ -162,9 +167,8 @@ def collect(root: Path, keep_last: int, dry_run: bool = False,
         faults.point("gc-recorded", 0)
         mlruns = [i for i in p.items if i.kind == "mlflow"]
         progress(f"MLflow: pruning {len(mlruns)} iteration run(s)")
-        names = {c.run.name for c, _ in _runs(P).values()}
         for k, it in enumerate(mlruns):
-            for name in names:
+            for name in p.names:
                 registry.prune_run(name, it.target)
             faults.point("gc-mlflow", k)
         registry.purge([i.target for i in mlruns])
@@ -184,12 +188,10 @@ def collect(root: Path, keep_last: int, dry_run: bool = False,
         progress("DVC: dropping cache and remote objects no kept version names")
         data.keep_versions(P.root, P.dvc_keep, p.keep_md5)
         faults.point("gc-dvc", 0)
-        before = {k: size(s) for k, s in (("dvc cache", P.root / ".dvc" / "cache"),
-                                          ("dvc remote", P.dvc_remote))}
+        before = _dvc_sizes(P)
         if (P.root / ".dvc").is_dir():
             data.gc(P.root)
-        after = {k: size(s) for k, s in (("dvc cache", P.root / ".dvc" / "cache"),
-                                         ("dvc remote", P.dvc_remote))}
+        after = _dvc_sizes(P)
         dvc_rows = [{"run_id": None, "iteration": None, "kind": k,
                      "target": f"dvc gc {uuid.uuid4().hex[:8]}", "bytes": before[k] - after[k]}
                     for k in before if before[k] > after[k]]
