@@ -33,6 +33,7 @@ from reasonloop.envs.countdown_rules import (
     random_trajectory,
     reachable,
     solve,
+    target_copies,
     walk,
 )
 from reasonloop.envs.countdown_trace import relabel_text, search_trace
@@ -170,6 +171,11 @@ class Countdown:
                 random_trajectory(nums, rng)
             out.append({"prompt": format_prompt(nums, t), "completion": "\n".join(lines) + "\n"})
         return out
+
+    def copy_spans(self, prompt: str, completion: str) -> list[tuple[int, int]]:
+        """What BC leaves out of the loss under `learn.mask_target_copies`: results that
+        restate the target (the policy learns which steps reach it, not to write it down)."""
+        return target_copies(prompt, completion)
 
     def feedback(self, problem: Problem, completion: str) -> str | None:
         return diagnose(tuple(problem.meta["numbers"]), problem.meta["target"], completion)

@@ -20,6 +20,7 @@ NUM = r"(?:0|[1-9][0-9]{0,63})"
 STEP_RE = re.compile(rf"^({NUM})([-+*/])({NUM})=({NUM}) \[({NUM}(?: {NUM})*)\]$")
 CHECK_RE = re.compile(rf"^({NUM}) (?:ok|not ({NUM}))$")       # search traces (walk)
 BACK_RE = re.compile(rf"^back \[({NUM}(?: {NUM})*)\]$")
+PROMPT_RE = re.compile(rf"^{NUM}(?: {NUM})*>({NUM})\n")
 
 
 def apply(a: int, op: str, b: int) -> int | None:
@@ -81,6 +82,22 @@ def solve(numbers: tuple[int, ...], target: int) -> list[str] | None:
 
 def format_prompt(numbers, target: int) -> str:
     return " ".join(map(str, numbers)) + f">{target}\n"
+
+
+def target_copies(prompt: str, completion: str) -> list[tuple[int, int]]:
+    """Character spans of `completion` where a step's result restates the prompt's target
+    (`T [T]` in `a*b=T [T]`): in D_expert every solution ends so, and a policy trained on it
+    learns to write the target as its last result whatever its arithmetic gives."""
+    m = PROMPT_RE.match(prompt)
+    if m is None:
+        return []
+    spans, pos = [], 0
+    for line in completion.split("\n"):
+        s = STEP_RE.match(line)
+        if s is not None and s.group(4) == m.group(1):
+            spans.append((pos + s.start(4), pos + len(line)))
+        pos += len(line) + 1
+    return spans
 
 
 def format_step(a, op, b, c, remaining) -> str:
