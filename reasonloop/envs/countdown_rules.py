@@ -86,8 +86,9 @@ def format_prompt(numbers, target: int) -> str:
 
 def target_copies(prompt: str, completion: str) -> list[tuple[int, int]]:
     """Character spans of `completion` where a step's result restates the prompt's target
-    (`T [T]` in `a*b=T [T]`): in D_expert every solution ends so, and a policy trained on it
-    learns to write the target as its last result whatever its arithmetic gives."""
+    (`T` in `a*b=T [T]`): in D_expert every solution ends so, and a policy trained on it
+    learns to write the target as its last result whatever its arithmetic gives. The
+    remaining list stays learned: masked too, the policy lost the format of a last step."""
     m = PROMPT_RE.match(prompt)
     if m is None:
         return []
@@ -95,7 +96,7 @@ def target_copies(prompt: str, completion: str) -> list[tuple[int, int]]:
     for line in completion.split("\n"):
         s = STEP_RE.match(line)
         if s is not None and s.group(4) == m.group(1):
-            spans.append((pos + s.start(4), pos + len(line)))
+            spans.append((pos + s.start(4), pos + s.end(4)))
         pos += len(line) + 1
     return spans
 
