@@ -198,6 +198,8 @@ class LearnConfig(_Section):
     # BC leaves results that restate the target out of the loss (env.copy_spans; Countdown:
     # the T of `=T [T]`): the policy learns which steps reach the target, not to write it down
     mask_target_copies: bool = False
+    augment: int = Field(0, ge=0)     # each BC example also in K variants (env.augment;
+                                      # Countdown: its numbers in other orders)
     threads: Threads = "auto"   # auto: every usable CPU (training has the machine to itself)
     # inprocess: TRL in the flow's process; accelerate: the stage under `accelerate launch`
     # with this accelerate config (multi-GPU DDP by default; FSDP/DeepSpeed by its file)

@@ -32,6 +32,7 @@ from reasonloop.envs.countdown_rules import (
     moves,
     random_trajectory,
     reachable,
+    reorder,
     solve,
     target_copies,
     walk,
@@ -176,6 +177,10 @@ class Countdown:
         """What BC leaves out of the loss under `learn.mask_target_copies`: results that
         restate the target (the policy learns which steps reach it, not to write it down)."""
         return target_copies(prompt, completion)
+
+    def augment(self, prompt: str, completion: str, rng: random.Random) -> tuple[str, str]:
+        """A variant of a BC example for `learn.augment`: the numbers in another order."""
+        return reorder(prompt, rng), completion
 
     def feedback(self, problem: Problem, completion: str) -> str | None:
         return diagnose(tuple(problem.meta["numbers"]), problem.meta["target"], completion)

@@ -101,6 +101,17 @@ def target_copies(prompt: str, completion: str) -> list[tuple[int, int]]:
     return spans
 
 
+def reorder(prompt: str, rng: random.Random) -> str:
+    """The same problem with its numbers in another order (a BC augmentation): a solution's
+    steps name values and the verifier keeps a multiset, so every solution still holds."""
+    m = PROMPT_RE.match(prompt)
+    if m is None:
+        return prompt
+    nums = prompt[: prompt.index(">")].split(" ")
+    rng.shuffle(nums)
+    return " ".join(nums) + prompt[prompt.index(">"):]
+
+
 def format_step(a, op, b, c, remaining) -> str:
     return f"{a}{op}{b}={c} [{' '.join(map(str, remaining))}]"
 

@@ -13,9 +13,10 @@ def start_run(cfg: Config, run_id: str) -> dict:
     """DuckDB schema + problems + the run row; DVC repo with a local remote; MLflow store."""
     P = paths(cfg)
     env, problems, _ = env_and_problems(cfg)
-    if cfg.learn.mask_target_copies and not callable(getattr(env, "copy_spans", None)):
-        raise InputError(f"learn.mask_target_copies: env {cfg.env.name!r} has no "
-                         "copy_spans(prompt, completion)")
+    for key, on, hook in (("mask_target_copies", cfg.learn.mask_target_copies, "copy_spans"),
+                          ("augment", cfg.learn.augment, "augment")):
+        if on and not callable(getattr(env, hook, None)):
+            raise InputError(f"learn.{key}: env {cfg.env.name!r} has no {hook}()")
     db.init_db(P.db)
     added = db.insert_problems(P.db, env.name, problems)
     db.record_run(P.db, run_id, cfg.to_json(), cfg.hash(), git_sha(P.root),

@@ -39,13 +39,19 @@ def training_examples(it: Iteration) -> list[dict]:
     """BC data. ReST-EM (`init_from: base`) retrains on every D_expert so far; `previous`
     continues on this iteration's plus the last `learn.replay_iterations` ones (iterations
     that ran another phase have no D_expert file and are skipped). `learn.replay_init` mixes
-    policy-initialization data (plays or traces) back in."""
+    policy-initialization data (plays or traces) back in; `learn.augment` adds K variants of
+    each example (env.augment)."""
     cfg, P = it.cfg, it.paths
     first = 1 if cfg.learn.init_from == "base" else \
         max(1, it.iteration - cfg.learn.replay_iterations)
     files = [P.d_expert(it.run_id, i) for i in range(first, it.iteration + 1)]
     df = pl.concat([pl.read_parquet(f) for f in files if f.exists()])
     ex = df.select("prompt", "completion").to_dicts()
+    if cfg.learn.augment:
+        rng = random.Random(cfg.run.seed * 7919 + it.iteration)
+        ex += [dict(zip(("prompt", "completion"), env(cfg).augment(e["prompt"],
+                                                                   e["completion"], rng)))
+               for e in ex for _ in range(cfg.learn.augment)]
     n_replay = int(len(ex) * cfg.learn.replay_init)
     if n_replay:
         ex += warmup(cfg, env(cfg), n_replay, seed=cfg.run.seed * 7919 + it.iteration)

@@ -134,3 +134,21 @@ def test_target_copies_name_each_result_equal_to_the_target():
     assert target_copies(p, "14+26=40 [40") == []                      # not a step line
     assert target_copies("not a prompt", c) == []
     assert target_copies(p, "13*2=26 [14 26]\n") == []
+
+
+def test_augment_reorders_numbers_and_every_solution_still_verifies():
+    from reasonloop.envs.base import Problem
+    env = Countdown(EnvConfig(n_train=200, n_val=10, n_test=10))
+    rng, orders = random.Random(0), set()
+    for p in env.problems()[:200]:
+        sol = "\n".join(solve(tuple(p.meta["numbers"]), p.meta["target"])) + "\n"
+        prompt, completion = env.augment(p.prompt, sol, rng)
+        assert completion == sol
+        nums, target = prompt[:-1].split(">")
+        assert sorted(map(int, nums.split())) == sorted(p.meta["numbers"])
+        assert int(target) == p.meta["target"]
+        q = Problem(p.problem_id, "train", prompt, {"numbers": [int(x) for x in nums.split()],
+                                                    "target": int(target)})
+        assert env.verify(q, sol).correct
+        orders.add(prompt != p.prompt)
+    assert orders == {True, False}          # some orders change, not all (3! = 6 orders)
