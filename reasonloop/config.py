@@ -195,9 +195,6 @@ class LearnConfig(_Section):
                                                  # the rest of a batch accumulates
     replay_init: float = Field(0.0, ge=0, le=1)  # fraction of init (legal-format) data mixed in
     replay_iterations: int = Field(0, ge=0)     # also train on the last K iterations' D_expert
-    # BC leaves results that restate the target out of the loss (env.copy_spans; Countdown:
-    # the T of `=T [T]`): the policy learns which steps reach the target, not to write it down
-    mask_target_copies: bool = False
     augment: int = Field(0, ge=0)     # each BC example also in K variants (env.augment;
                                       # Countdown: its numbers in other orders)
     threads: Threads = "auto"   # auto: every usable CPU (training has the machine to itself)

@@ -58,9 +58,8 @@ class Env(Protocol):
       relabel(problem, completion, verdict, exclude) -> (Problem, str) | None
                                 hindsight: a miss as a correct solution of another train
                                 problem (`filter.hindsight`)
-      copy_spans(prompt, completion) -> [(start, end)]
-                                character spans BC leaves out of the loss: text that restates
-                                the prompt's answer (`learn.mask_target_copies`)
+      augment(prompt, completion, rng) -> (prompt, completion)
+                                a variant of a BC example that is as true (`learn.augment`)
       warmup_examples(n, seed) -> [{"prompt", "completion"}]
                                 policy-init data, for a policy built from scratch
       chars: str                characters a from-scratch (char-level) tokenizer must add

@@ -34,7 +34,6 @@ from reasonloop.envs.countdown_rules import (
     reachable,
     reorder,
     solve,
-    target_copies,
     walk,
 )
 from reasonloop.envs.countdown_trace import relabel_text, search_trace
@@ -172,11 +171,6 @@ class Countdown:
                 random_trajectory(nums, rng)
             out.append({"prompt": format_prompt(nums, t), "completion": "\n".join(lines) + "\n"})
         return out
-
-    def copy_spans(self, prompt: str, completion: str) -> list[tuple[int, int]]:
-        """What BC leaves out of the loss under `learn.mask_target_copies`: results that
-        restate the target (the policy learns which steps reach it, not to write it down)."""
-        return target_copies(prompt, completion)
 
     def augment(self, prompt: str, completion: str, rng: random.Random) -> tuple[str, str]:
         """A variant of a BC example for `learn.augment`: the numbers in another order."""

@@ -84,23 +84,6 @@ def format_prompt(numbers, target: int) -> str:
     return " ".join(map(str, numbers)) + f">{target}\n"
 
 
-def target_copies(prompt: str, completion: str) -> list[tuple[int, int]]:
-    """Character spans of `completion` where a step's result restates the prompt's target
-    (`T` in `a*b=T [T]`): in D_expert every solution ends so, and a policy trained on it
-    learns to write the target as its last result whatever its arithmetic gives. The
-    remaining list stays learned: masked too, the policy lost the format of a last step."""
-    m = PROMPT_RE.match(prompt)
-    if m is None:
-        return []
-    spans, pos = [], 0
-    for line in completion.split("\n"):
-        s = STEP_RE.match(line)
-        if s is not None and s.group(4) == m.group(1):
-            spans.append((pos + s.start(4), pos + s.end(4)))
-        pos += len(line) + 1
-    return spans
-
-
 def reorder(prompt: str, rng: random.Random) -> str:
     """The same problem with its numbers in another order (a BC augmentation): a solution's
     steps name values and the verifier keeps a multiset, so every solution still holds."""

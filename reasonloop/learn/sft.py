@@ -8,7 +8,6 @@ the hardware has it (~1.9× faster than fp32 there at equal loss; 10× slower wh
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from pathlib import Path
 
 from datasets import Dataset
@@ -16,8 +15,6 @@ from trl import SFTConfig, SFTTrainer
 from trl.data_utils import common_prefix_length
 
 from reasonloop.learn import common
-
-Masker = Callable[[str, str], list[tuple[int, int]]]
 
 
 def sft_args(out_dir: Path, steps: int, batch_size: int, lr: float, bf16: bool | str, seed: int,
@@ -34,29 +31,20 @@ def sft_args(out_dir: Path, steps: int, batch_size: int, lr: float, bf16: bool |
         dataset_kwargs={"skip_prepare_dataset": True}, **extra)   # tokenized by `tokenize`
 
 
-def tokenize(tokenizer, examples: list[dict], masked: Masker | None = None
-             ) -> dict[tuple[str, str], dict]:
+def tokenize(tokenizer, examples: list[dict]) -> dict[tuple[str, str], dict]:
     """Each distinct prompt/completion once, exactly as TRL's SFT preparation would (prompt +
     completion + EOS, loss only from where the tokenized prompt stops being a prefix); `cut`
     then applies the length. TRL tokenizes every row of the dataset, and `batch_order` repeats
     examples for `steps` batches: ~40 s per BC stage here for ~5k distinct examples; once per
-    distinct example it is ~1 s. `masked(prompt, completion)` names character spans of the
-    completion whose tokens are left out of the loss as well."""
+    distinct example it is ~1 s."""
     keys = list(dict.fromkeys((e["prompt"], e["completion"]) for e in examples))
     eos = tokenizer.eos_token
     prompt_ids = tokenizer([p for p, _ in keys])["input_ids"]
-    full = tokenizer([p + c + ("" if c.endswith(eos) else eos) for p, c in keys],
-                     return_offsets_mapping=masked is not None)
+    full_ids = tokenizer([p + c + ("" if c.endswith(eos) else eos) for p, c in keys])["input_ids"]
     out = {}
-    for i, (key, p, f) in enumerate(zip(keys, prompt_ids, full["input_ids"], strict=True)):
+    for key, p, f in zip(keys, prompt_ids, full_ids, strict=True):
         n = common_prefix_length(p, f)
-        labels = [-100] * n + f[n:]
-        if masked is not None:
-            at = len(key[0])
-            spans = [(at + a, at + b) for a, b in masked(*key)]
-            labels = [-100 if any(a < e and s < b for a, b in spans) else x
-                      for x, (s, e) in zip(labels, full["offset_mapping"][i], strict=True)]
-        out[key] = {"input_ids": f, "labels": labels, "prompt_len": len(p)}
+        out[key] = {"input_ids": f, "labels": [-100] * n + f[n:], "prompt_len": len(p)}
     return out
 
 
@@ -100,15 +88,14 @@ def batch_order(examples: list[dict], batch_size: int, steps: int, seed: int) ->
 def train_sft(model, tokenizer, examples: list[dict], out_dir: Path, *, steps: int,
               batch_size: int, lr: float, bf16: bool | str, seed: int, desc: str = "BC",
               save_every: int | None = None, max_new_tokens: int | None = None,
-              grad_ckpt: bool = False, micro_batch: int | None = None,
-              masked: Masker | None = None) -> dict:
+              grad_ckpt: bool = False, micro_batch: int | None = None) -> dict:
     """Fine-tune `model` in place on prompt/completion pairs; returns loss stats. With
     `save_every`, checkpoints under `out_dir` and resumes from the last one. Examples are cut
     at the longest prompt + `max_new_tokens` (+ EOS), or not at all without a budget
     (`common.fit_length`); how many were cut is in the stats."""
     if not examples:
         return {"loss_first": None, "loss_last": None, "steps": 0, "train_tokens": 0}
-    full = tokenize(tokenizer, examples, masked)
+    full = tokenize(tokenizer, examples)
     max_length, n_cut = common.fit_length(
         model, [t["prompt_len"] for t in full.values()],
         [len(t["input_ids"]) for t in full.values()], max_new_tokens, desc)

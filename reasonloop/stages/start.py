@@ -13,10 +13,8 @@ def start_run(cfg: Config, run_id: str) -> dict:
     """DuckDB schema + problems + the run row; DVC repo with a local remote; MLflow store."""
     P = paths(cfg)
     env, problems, _ = env_and_problems(cfg)
-    for key, on, hook in (("mask_target_copies", cfg.learn.mask_target_copies, "copy_spans"),
-                          ("augment", cfg.learn.augment, "augment")):
-        if on and not callable(getattr(env, hook, None)):
-            raise InputError(f"learn.{key}: env {cfg.env.name!r} has no {hook}()")
+    if cfg.learn.augment and not callable(getattr(env, "augment", None)):
+        raise InputError(f"learn.augment: env {cfg.env.name!r} has no augment()")
     db.init_db(P.db)
     added = db.insert_problems(P.db, env.name, problems)
     db.record_run(P.db, run_id, cfg.to_json(), cfg.hash(), git_sha(P.root),

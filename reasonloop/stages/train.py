@@ -58,11 +58,6 @@ def training_examples(it: Iteration) -> list[dict]:
     return ex
 
 
-def copy_spans(cfg: Config):
-    """The env's spans left out of the BC loss, under `learn.mask_target_copies`."""
-    return env(cfg).copy_spans if cfg.learn.mask_target_copies else None   # checked at start
-
-
 def preference_pairs(it: Iteration) -> list[dict]:
     df = pl.read_parquet(it.d_pairs)
     if df.height > it.cfg.learn.dpo.max_pairs:
@@ -98,8 +93,7 @@ def train(it: Iteration, start_from: str, phase: str) -> dict:
                           steps=L.steps, batch_size=L.batch_size, lr=L.lr, bf16=L.bf16,
                           seed=seed, desc=desc, save_every=L.save_every,
                           max_new_tokens=cfg.policy.max_new_tokens,
-                          grad_ckpt=L.gradient_checkpointing, micro_batch=L.micro_batch,
-                          masked=copy_spans(cfg))
+                          grad_ckpt=L.gradient_checkpointing, micro_batch=L.micro_batch)
     elif phase == "dpo":
         stats = train_dpo(model, tok, preference_pairs(it), out,
                           dcfg=L.dpo, bf16=L.bf16, seed=seed, save_every=L.save_every,

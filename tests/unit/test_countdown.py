@@ -122,20 +122,6 @@ def test_hindsight_relabels_only_to_train_targets():
     assert seen_train > 0
 
 
-def test_target_copies_name_each_result_equal_to_the_target():
-    from reasonloop.envs.countdown_rules import target_copies
-    p = "13 14 2>40\n"
-    c = "13*2=26 [14 26]\n26-14=12 [12]\n12 not 40\nback [14 26]\n14+26=40 [40]\n40 ok\n"
-    assert [c[a:b] for a, b in target_copies(p, c)] == ["40"]
-    # only step results: the check line's "40" and a 40 inside another result are kept
-    c2 = "2*20=40 [40 13]\n40*13=520 [520]\n"
-    assert [c2[a:b] for a, b in target_copies("2 20 13>40\n", c2)] == ["40"]
-    assert target_copies(p, "garbage\n14+26=40 [40]") == [(14, 16)]    # offsets in the text
-    assert target_copies(p, "14+26=40 [40") == []                      # not a step line
-    assert target_copies("not a prompt", c) == []
-    assert target_copies(p, "13*2=26 [14 26]\n") == []
-
-
 def test_augment_reorders_numbers_and_every_solution_still_verifies():
     from reasonloop.envs.base import Problem
     env = Countdown(EnvConfig(n_train=200, n_val=10, n_test=10))

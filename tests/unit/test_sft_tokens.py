@@ -74,27 +74,3 @@ def test_bc_learns_long_completions_whole(tmp_path):
     small = build_tiny_llama(tok, 32, 1, 2, 0, max_len=128)
     assert train_sft(small, tok, ex, tmp_path, steps=1, batch_size=3, lr=1e-3, bf16=False,
                      seed=0, max_new_tokens=320)["max_length"] == 128
-
-
-@pytest.mark.parametrize("kind", ["char", "bpe"])
-def test_masked_spans_leave_exactly_their_tokens_out(kind):
-    """`learn.mask_target_copies`: the tokens of the target's restatement (`=T [T]`) get no
-    loss; every other completion token keeps its label, and the ids do not change."""
-    from reasonloop.envs.countdown_rules import target_copies
-    cd = [{"prompt": "5 19 3>285\n", "completion": "5*19=95 [3 95]\n3*95=285 [285]\n"},
-          {"prompt": "15 16 13>18\n", "completion": "15-13=2 [16 2]\n16+2=18 [18]\n"}]
-    tok = build_char_tokenizer() if kind == "char" else build_bpe_tokenizer(
-        [e["prompt"] + e["completion"] for e in EXAMPLES + cd] * 20, vocab_size=300)
-    plain, masked = tokenize(tok, cd), tokenize(tok, cd, target_copies)
-    for e in cd:
-        key = (e["prompt"], e["completion"])
-        p, m = plain[key], masked[key]
-        assert p["input_ids"] == m["input_ids"]
-        gone = [i for i, (a, b) in enumerate(zip(p["labels"], m["labels"], strict=True))
-                if a != b]
-        assert all(m["labels"][i] == -100 for i in gone)
-        text = tok.decode([p["input_ids"][i] for i in gone]).replace(" ", "")
-        t = e["prompt"].split(">")[1].strip()
-        # the last step's result, nothing else (a BPE token may straddle the span's edge:
-        # it goes too)
-        assert t in text and len(text) <= len(t) + 2
