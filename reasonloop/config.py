@@ -402,5 +402,6 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         cfg = Config.model_validate(raw)
     except ValidationError as e:
         raise ConfigError((f"{path}: " if path else "") + error_line(e)) from None
-    plugins.validate(cfg.env, from_scratch=cfg.policy.path is None)   # imports a plugin env
+    plugins.validate(cfg.env, from_scratch=cfg.policy.path is None,   # imports a plugin env
+                     augment=cfg.learn.augment > 0)
     return cfg

@@ -142,9 +142,13 @@ def checked_verdict(v, name: str) -> Verdict:
     return v
 
 
-def validate(ecfg, from_scratch: bool) -> None:
+def validate(ecfg, from_scratch: bool, augment: bool = False) -> None:
     """A plugin env's part of the config, checked at load: it imports, its options validate,
-    it has no Countdown/math settings, and a from-scratch policy has warm-up data."""
+    it has no Countdown/math settings, and a from-scratch policy has warm-up data; any env
+    asked to augment BC data can."""
+    if augment and not callable(getattr(resolve(ecfg.name), "augment", None)):
+        raise ConfigError(f"learn.augment: env {ecfg.name!r} has no "
+                          "augment(prompt, completion, rng)")
     if ecfg.name in BUILTIN:
         if ecfg.options:
             raise ConfigError(f"env.options: the built-in env {ecfg.name!r} takes its "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reasonloop import compute
 from reasonloop.config import Config
-from reasonloop.errors import InputError, ReasonloopError
+from reasonloop.errors import ReasonloopError
 from reasonloop.store import data, db
 from reasonloop.workspace import env_and_problems, git_sha, open_registry, paths
 
@@ -13,8 +13,6 @@ def start_run(cfg: Config, run_id: str) -> dict:
     """DuckDB schema + problems + the run row; DVC repo with a local remote; MLflow store."""
     P = paths(cfg)
     env, problems, _ = env_and_problems(cfg)
-    if cfg.learn.augment and not callable(getattr(env, "augment", None)):
-        raise InputError(f"learn.augment: env {cfg.env.name!r} has no augment()")
     db.init_db(P.db)
     added = db.insert_problems(P.db, env.name, problems)
     db.record_run(P.db, run_id, cfg.to_json(), cfg.hash(), git_sha(P.root),

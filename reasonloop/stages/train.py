@@ -48,10 +48,10 @@ def training_examples(it: Iteration) -> list[dict]:
     df = pl.concat([pl.read_parquet(f) for f in files if f.exists()])
     ex = df.select("prompt", "completion").to_dicts()
     if cfg.learn.augment:
-        rng = random.Random(cfg.run.seed * 7919 + it.iteration)
-        ex += [dict(zip(("prompt", "completion"), env(cfg).augment(e["prompt"],
-                                                                   e["completion"], rng)))
-               for e in ex for _ in range(cfg.learn.augment)]
+        rng, augment = random.Random(cfg.run.seed * 7919 + it.iteration), env(cfg).augment
+        variants = [augment(e["prompt"], e["completion"], rng)
+                    for e in ex for _ in range(cfg.learn.augment)]
+        ex += [{"prompt": p, "completion": c} for p, c in variants]
     n_replay = int(len(ex) * cfg.learn.replay_init)
     if n_replay:
         ex += warmup(cfg, env(cfg), n_replay, seed=cfg.run.seed * 7919 + it.iteration)

@@ -138,3 +138,36 @@ def test_augment_reorders_numbers_and_every_solution_still_verifies():
         assert env.verify(q, sol).correct
         orders.add(prompt != p.prompt)
     assert orders == {True, False}          # some orders change, not all (3! = 6 orders)
+
+
+def test_bc_data_holds_k_reordered_variants_of_each_d_expert_example(tmp_path):
+    """`learn.augment: K` → the iteration's BC data is D_expert (this iteration's and the
+    replayed one's) plus K reorderings of each, all true; other envs must have augment()."""
+    import polars as pl
+
+    from reasonloop.config import load_config
+    from reasonloop.stages.train import training_examples
+    from reasonloop.workspace import Iteration
+    cfg = load_config(None, [f"run.root={tmp_path}", "learn.augment=2",
+                             "learn.replay_iterations=1", "env.n_train=200", "env.n_val=10",
+                             "env.n_test=10"])
+    env = Countdown(cfg.env)
+    probs = [p for p in env.problems() if p.split == "train"]
+    for i, chunk in ((1, probs[:30]), (2, probs[30:50])):
+        it = Iteration(cfg, "r", i)
+        it.d_expert.parent.mkdir(parents=True)
+        pl.DataFrame({"problem_id": [p.problem_id for p in chunk],
+                      "prompt": [p.prompt for p in chunk],
+                      "completion": ["\n".join(solve(tuple(p.meta["numbers"]),
+                                                     p.meta["target"])) + "\n"
+                                     for p in chunk]}).write_parquet(it.d_expert)
+    ex = training_examples(Iteration(cfg, "r", 2))
+    assert len(ex) == 3 * 50
+    by_key = {tuple(sorted(p.meta["numbers"])) + (p.meta["target"],): p for p in probs[:50]}
+    moved = 0
+    for e in ex:
+        nums, target = e["prompt"][:-1].split(">")
+        p = by_key[tuple(sorted(map(int, nums.split()))) + (int(target),)]
+        assert check(tuple(map(int, nums.split())), int(target), e["completion"]).correct
+        moved += e["prompt"] != p.prompt
+    assert moved > 40                  # most variants show another order (5 of 6 orders)

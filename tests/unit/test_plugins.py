@@ -141,6 +141,12 @@ def test_options_without_a_model_and_from_scratch_without_warmup(tmp_path):
     with pytest.raises(ConfigError, match="no warmup_examples.*set policy.path"):
         plugins.validate(EnvConfig(name=ref), from_scratch=True)
     plugins.validate(EnvConfig(name=ref), from_scratch=False)     # a given model: fine
+    with pytest.raises(ConfigError, match="learn.augment: env .* has no augment"):
+        plugins.validate(EnvConfig(name=ref), from_scratch=False, augment=True)
+    with pytest.raises(ConfigError, match="learn.augment: env 'math' has no augment"):
+        load_config(None, ["env.name=math", "env.problems_file=p.jsonl", "policy.path=/m",
+                           "learn.augment=1"])
+    load_config(None, ["learn.augment=1"])                        # Countdown has one
 
 
 def test_problem_from_a_users_json():
