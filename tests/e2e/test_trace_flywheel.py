@@ -22,7 +22,7 @@ def trace_run(tmp_path_factory, trace_solver_overrides):
     ws = tmp_path_factory.mktemp("traces")
     cfg = load_config(SMOKE, [f"run.root={ws}", *trace_solver_overrides,
                               "filter.prefer_shorter=true", "filter.max_per_problem=1",
-                              "learn.replay_init=0.25",
+                              "learn.replay_init=0.25", "learn.augment=1",
                               "eval.search_methods=[best_of_n,beam]", "run.iterations=1"])
     history = flywheel(cfg, "run-t")
     return cfg, ws, history
@@ -58,8 +58,9 @@ def test_d_expert_holds_true_traces_and_bc_trains_on_them(trace_run):
     # true traces too — checked with every row above; the rule itself: tests/unit/test_traces
     trained = json.loads((Path(it["policy_path"][0]) / "reasonloop.json").read_text())
     assert trained["train"]["steps"] == cfg.learn.steps and trained["train"]["train_tokens"] > 0
-    # replay_init mixes init data back in: traces, as policy.init_data says
-    assert trained["train"]["n_examples"] > expert.height
+    # augment adds a reordered copy of each row, then replay_init mixes init traces back in
+    h = expert.height
+    assert trained["train"]["n_examples"] == 2 * h + int(2 * h * cfg.learn.replay_init)
 
 
 def test_prefer_shorter_keeps_each_problems_shortest_correct_traces(trace_run):
