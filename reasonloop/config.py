@@ -195,8 +195,8 @@ class LearnConfig(_Section):
                                                  # the rest of a batch accumulates
     replay_init: float = Field(0.0, ge=0, le=1)  # fraction of init (legal-format) data mixed in
     replay_iterations: int = Field(0, ge=0)     # also train on the last K iterations' D_expert
-    augment: int = Field(0, ge=0)     # each BC example also in K variants (env.augment;
-                                      # Countdown: its numbers in other orders)
+    augment: int = Field(0, ge=0)     # each BC example K more times as a variant
+                                      # (env.augment; Countdown: its numbers shuffled)
     threads: Threads = "auto"   # auto: every usable CPU (training has the machine to itself)
     # inprocess: TRL in the flow's process; accelerate: the stage under `accelerate launch`
     # with this accelerate config (multi-GPU DDP by default; FSDP/DeepSpeed by its file)

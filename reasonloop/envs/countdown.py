@@ -173,7 +173,7 @@ class Countdown:
         return out
 
     def augment(self, prompt: str, completion: str, rng: random.Random) -> tuple[str, str]:
-        """A variant of a BC example for `learn.augment`: the numbers in another order."""
+        """A variant of a BC example for `learn.augment`: its numbers shuffled."""
         return reorder(prompt, rng), completion
 
     def feedback(self, problem: Problem, completion: str) -> str | None:

@@ -20,7 +20,7 @@ NUM = r"(?:0|[1-9][0-9]{0,63})"
 STEP_RE = re.compile(rf"^({NUM})([-+*/])({NUM})=({NUM}) \[({NUM}(?: {NUM})*)\]$")
 CHECK_RE = re.compile(rf"^({NUM}) (?:ok|not ({NUM}))$")       # search traces (walk)
 BACK_RE = re.compile(rf"^back \[({NUM}(?: {NUM})*)\]$")
-PROMPT_RE = re.compile(rf"^{NUM}(?: {NUM})*>({NUM})\n")
+PROMPT_RE = re.compile(rf"^{NUM}(?: {NUM})*>{NUM}\n")
 
 
 def apply(a: int, op: str, b: int) -> int | None:
@@ -85,10 +85,10 @@ def format_prompt(numbers, target: int) -> str:
 
 
 def reorder(prompt: str, rng: random.Random) -> str:
-    """The same problem with its numbers in another order (a BC augmentation): a solution's
-    steps name values and the verifier keeps a multiset, so every solution still holds."""
-    m = PROMPT_RE.match(prompt)
-    if m is None:
+    """The same problem with its numbers shuffled (a BC augmentation; the order may come out
+    the same): a solution's steps name values and the verifier keeps a multiset, so every
+    solution still holds. Text that is not a Countdown prompt comes back as it is."""
+    if PROMPT_RE.match(prompt) is None:
         return prompt
     nums = prompt[: prompt.index(">")].split(" ")
     rng.shuffle(nums)

@@ -138,6 +138,7 @@ def test_augment_reorders_numbers_and_every_solution_still_verifies():
         assert env.verify(q, sol).correct
         orders.add(prompt != p.prompt)
     assert orders == {True, False}          # some orders change, not all (3! = 6 orders)
+    assert env.augment("no prompt>\n", "x\n", rng) == ("no prompt>\n", "x\n")
 
 
 def test_bc_data_holds_k_reordered_variants_of_each_d_expert_example(tmp_path):
