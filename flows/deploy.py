@@ -40,7 +40,7 @@ def nightly(config_path: str = "configs/default.yaml", iterations: int | None = 
     run_id = run_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.hash()[:6]}"
     P = paths(cfg)
     db.init_db(P.db)
-    turn = turns.begin(P.db, run_id, first or 1, total, first is not None)
+    turn, resumed = turns.begin(P.db, run_id, first or 1, total, first is not None)
     print(f"turn {turn} of {run_id}: iterations {(first or 1)}..{total}"
           f"{' from the champion' if first else ''}")
     cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"iterations": total})})
@@ -51,9 +51,10 @@ def nightly(config_path: str = "configs/default.yaml", iterations: int | None = 
         freed = sum(rep["freed"].values())
         print(f"retention: freed {freed / 2**20:.1f} MiB, kept iterations "
               f"{rep['kept'].get(run_id)}")
-    done = turns.finish(P.db, run_id, turn, time.perf_counter() - t0, freed)
-    print(f"turn {turn}: {done['seconds']:.1f} s, {done['overhead_s']:.1f} s beyond its "
-          f"iterations")
+    done = turns.finish(P.db, run_id, turn, time.perf_counter() - t0, freed, resumed)
+    print(f"turn {turn}: {done['seconds']:.1f} s" + (
+        " (resumed after a crash: its overhead is not measured)" if resumed else
+        f", {done['overhead_s']:.1f} s beyond its iterations"))
     return history
 
 

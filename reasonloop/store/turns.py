@@ -44,9 +44,10 @@ def unfinished(path: Path, run_id: str) -> tuple[int, int, bool] | None:
         bool(df["from_champion"][0])
 
 
-def begin(path: Path, run_id: str, first: int, last: int, from_champion: bool) -> int:
-    """The turn's number: a new row, or the unfinished one with the same iterations (its
-    rerun after a crash)."""
+def begin(path: Path, run_id: str, first: int, last: int, from_champion: bool
+          ) -> tuple[int, bool]:
+    """(the turn's number, resumed): a new row, or the unfinished one with the same
+    iterations (its rerun after a crash)."""
     with db.connect(path) as con:
         _tables(con)
         con.execute("BEGIN")
@@ -59,22 +60,26 @@ def begin(path: Path, run_id: str, first: int, last: int, from_champion: bool) -
             con.execute(f"INSERT INTO {TURNS} (run_id, turn, first_iteration, last_iteration, "
                         f"from_champion, started_at) VALUES (?, ?, ?, ?, ?, ?)",
                         [run_id, n, first, last, from_champion, db.now()])
-            row = (n,)
+            con.execute("COMMIT")
+            return int(n), False
         con.execute("COMMIT")
-    return int(row[0])
+    return int(row[0]), True
 
 
-def finish(path: Path, run_id: str, turn: int, seconds: float, freed_bytes: int) -> dict:
+def finish(path: Path, run_id: str, turn: int, seconds: float, freed_bytes: int,
+           resumed: bool = False) -> dict:
     """Close the turn; its overhead is its wall time less the seconds of the iterations it
-    ran (what the turn costs beyond its own work: flow start, stores, report, retention)."""
+    ran (what the turn costs beyond its own work: flow start, stores, report, retention).
+    A resumed turn's stages partly ran in the attempt that crashed, whose wall time is
+    unknown: its overhead stays NULL (and `seconds` is the last attempt's)."""
     with db.connect(path) as con:
         first, last = con.execute(f"SELECT first_iteration, last_iteration FROM {TURNS} "
                                   f"WHERE run_id = ? AND turn = ?", [run_id, turn]).fetchone()
         it_s = con.execute("SELECT coalesce(sum(CAST(seconds->>'total' AS DOUBLE)), 0) FROM "
                            "iterations WHERE run_id = ? AND iteration BETWEEN ? AND ?",
                            [run_id, first, last]).fetchone()[0]
-        row = {"seconds": seconds, "iteration_seconds": it_s, "overhead_s": seconds - it_s,
-               "freed_bytes": freed_bytes}
+        row = {"seconds": seconds, "iteration_seconds": it_s,
+               "overhead_s": None if resumed else seconds - it_s, "freed_bytes": freed_bytes}
         con.execute(f"UPDATE {TURNS} SET finished_at = ?, seconds = ?, iteration_seconds = ?, "
                     f"overhead_s = ?, freed_bytes = ? WHERE run_id = ? AND turn = ?",
                     [db.now(), *row.values(), run_id, turn])
