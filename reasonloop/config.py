@@ -72,9 +72,11 @@ class PolicyConfig(_Section):
     n_layers: int = Field(4, ge=1)
     n_heads: int = Field(4, ge=1)
     init_examples: int = Field(60000, ge=1)   # BC warm-up examples
-    # the warm-up data: random legal plays (format and arithmetic), or search traces that
-    # teach searching in the policy's own output: attempts, checks, dead ends, backtracking
-    init_data: Literal["plays", "traces"] = "plays"
+    # the warm-up data: random legal plays (format and arithmetic); goal_plays, the same plays
+    # shown with the value they reached as target (hindsight at init: format, arithmetic and
+    # aiming); or search traces that teach searching in the policy's own output: attempts,
+    # checks, dead ends, backtracking
+    init_data: Literal["plays", "goal_plays", "traces"] = "plays"
     trace_backtracks: int = Field(1, ge=0)    # traces: each explores 0..this dead ends
     context: int = Field(128, ge=16)          # a built policy's positions: prompt + output
     init_steps: int = Field(600, ge=1)

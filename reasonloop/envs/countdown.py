@@ -89,7 +89,7 @@ class Countdown:
 
     name = "countdown"
     step_sep = "\n"              # one equation per line
-    warmup_kinds = ("plays", "traces")
+    warmup_kinds = ("plays", "goal_plays", "traces")
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -159,18 +159,35 @@ class Countdown:
     def warmup_examples(self, n: int, seed: int, kind: str = "plays",
                         backtracks: int = 1) -> list[dict]:
         """Policy-initialization data. `plays`: random legal plays with an unrelated
-        (solvable) target — format and arithmetic, not how to win. `traces`: search traces
-        on training targets (countdown_trace) — attempts, checks, dead ends, backtracking."""
+        (solvable) target — format and arithmetic, not how to win. `goal_plays`: the same
+        plays, each shown with the value it reached as its target (hindsight at init: a
+        random play is a true solution of that problem), kept only where that value is a
+        training target and the problem is not a val one — format, arithmetic *and* aiming,
+        with no solver. `traces`: search traces on training targets (countdown_trace) —
+        attempts, checks, dead ends, backtracking."""
         rng = random.Random(seed)
+        held = self._val_ids() if kind == "goal_plays" else frozenset()
         out = []
         while len(out) < n:       # one draw, then its play: the same data for a seed as ever
             if (drawn := self._draw(rng, self.train_targets)) is None:
                 continue
             nums, t = drawn
-            lines = search_trace(nums, t, rng, backtracks) if kind == "traces" else \
-                random_trajectory(nums, rng)
+            if kind == "traces":
+                lines = search_trace(nums, t, rng, backtracks)
+            else:
+                lines = random_trajectory(nums, rng)
+            if kind == "goal_plays":
+                t = int(lines[-1].rsplit("[", 1)[1].rstrip("]"))
+                if t not in self.train_targets or self._problem((nums, t), "x").problem_id in held:
+                    continue
             out.append({"prompt": format_prompt(nums, t), "completion": "\n".join(lines) + "\n"})
         return out
+
+    def _val_ids(self) -> frozenset[str]:
+        """The val problems' ids: init data must not hold them (test has unseen targets)."""
+        if getattr(self, "_val", None) is None:
+            self._val = frozenset(p.problem_id for p in self.problems() if p.split == "val")
+        return self._val
 
     def augment(self, prompt: str, completion: str, rng: random.Random) -> tuple[str, str]:
         """A variant of a BC example for `learn.augment`: its numbers shuffled."""

@@ -74,10 +74,12 @@ def warmup(cfg, env, n: int, seed: int) -> list[dict]:
         raise InputError(f"env {env.name!r} has no warmup_examples(n, seed): set policy.path")
     if cfg.policy.init_data == "plays":
         return env.warmup_examples(n, seed=seed)
-    if "traces" not in getattr(env, "warmup_kinds", ()):
-        raise InputError(f"env {env.name!r} has no search traces (policy.init_data)")
-    return env.warmup_examples(n, seed=seed, kind="traces",
-                               backtracks=cfg.policy.trace_backtracks)
+    kind = cfg.policy.init_data
+    if kind not in getattr(env, "warmup_kinds", ()):
+        raise InputError(f"env {env.name!r} has no {kind!r} warm-up data (policy.init_data)")
+    if kind == "traces":
+        return env.warmup_examples(n, seed=seed, kind=kind, backtracks=cfg.policy.trace_backtracks)
+    return env.warmup_examples(n, seed=seed, kind=kind)
 
 
 def spelled(examples: list[dict], tok, env_name: str) -> None:
