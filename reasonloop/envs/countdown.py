@@ -168,10 +168,14 @@ class Countdown:
         rng = random.Random(seed)
         held = self._val_ids() if kind == "goal_plays" else frozenset()
         out = []
+        c = self.cfg
         while len(out) < n:       # one draw, then its play: the same data for a seed as ever
-            if (drawn := self._draw(rng, self.train_targets)) is None:
+            if kind == "goal_plays":       # its target comes from the play: no oracle needed
+                nums = tuple(rng.randint(c.number_min, c.number_max) for _ in range(c.n_numbers))
+            elif (drawn := self._draw(rng, self.train_targets)) is None:
                 continue
-            nums, t = drawn
+            else:
+                nums, t = drawn
             if kind == "traces":
                 lines = search_trace(nums, t, rng, backtracks)
             else:

@@ -122,6 +122,26 @@ def test_hindsight_relabels_only_to_train_targets():
     assert seen_train > 0
 
 
+def test_goal_plays_are_true_solutions_of_train_targets_never_val_or_test():
+    """Hindsight at init: each play is shown with the value it reached as target; the
+    reference checker (independent of the env's) agrees every one is solved, no target is a
+    test target, no problem is a val problem, and the targets are not one value."""
+    env = Countdown(EnvConfig(n_val=300))
+    val = {p.problem_id for p in env.problems() if p.split == "val"}
+    ex = env.warmup_examples(3000, seed=4, kind="goal_plays")
+    assert ex == env.warmup_examples(3000, seed=4, kind="goal_plays")
+    targets = set()
+    for e in ex:
+        nums, t = parse_prompt(e["prompt"])
+        assert reference(nums, t, e["completion"])
+        assert t in env.train_targets and t not in env.test_targets
+        assert f"cd-{'-'.join(map(str, sorted(nums)))}-{t}" not in val
+        targets.add(t)
+    assert len(targets) > 40
+    plays = env.warmup_examples(3000, seed=4)       # plain plays mostly miss their target
+    assert sum(reference(*parse_prompt(e["prompt"]), e["completion"]) for e in plays) < 600
+
+
 def test_augment_reorders_numbers_and_every_solution_still_verifies():
     from reasonloop.envs.base import Problem
     env = Countdown(EnvConfig(n_train=200, n_val=10, n_test=10))
