@@ -405,5 +405,5 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     except ValidationError as e:
         raise ConfigError((f"{path}: " if path else "") + error_line(e)) from None
     plugins.validate(cfg.env, from_scratch=cfg.policy.path is None,   # imports a plugin env
-                     augment=cfg.learn.augment > 0)
+                     augment=cfg.learn.augment > 0, init_data=cfg.policy.init_data)
     return cfg

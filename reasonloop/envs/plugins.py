@@ -142,13 +142,17 @@ def checked_verdict(v, name: str) -> Verdict:
     return v
 
 
-def validate(ecfg, from_scratch: bool, augment: bool = False) -> None:
+def validate(ecfg, from_scratch: bool, augment: bool = False, init_data: str = "plays") -> None:
     """A plugin env's part of the config, checked at load: it imports, its options validate,
     it has no Countdown/math settings, and a from-scratch policy has warm-up data; any env
-    asked to augment BC data can."""
+    asked to augment BC data can, and one asked for a kind of warm-up data has it."""
     if augment and not callable(getattr(resolve(ecfg.name), "augment", None)):
         raise ConfigError(f"learn.augment: env {ecfg.name!r} has no "
                           "augment(prompt, completion, rng)")
+    kinds = getattr(resolve(ecfg.name), "warmup_kinds", ("plays",))
+    if from_scratch and init_data not in kinds:
+        raise ConfigError(f"policy.init_data: env {ecfg.name!r} has no {init_data!r} warm-up "
+                          f"data (it has: {', '.join(kinds)})")
     if ecfg.name in BUILTIN:
         if ecfg.options:
             raise ConfigError(f"env.options: the built-in env {ecfg.name!r} takes its "

@@ -147,6 +147,9 @@ def test_options_without_a_model_and_from_scratch_without_warmup(tmp_path):
         load_config(None, ["env.name=math", "env.problems_file=p.jsonl", "policy.path=/m",
                            "learn.augment=1"])
     load_config(None, ["learn.augment=1"])                        # Countdown has one
+    with pytest.raises(ConfigError, match="init_data: env .* no 'goal_plays'.*has: plays"):
+        plugins.validate(EnvConfig(name=ref), from_scratch=True, init_data="goal_plays")
+    load_config(None, ["policy.init_data=goal_plays"])            # Countdown has them
 
 
 def test_problem_from_a_users_json():
