@@ -188,6 +188,9 @@ class LearnConfig(_Section):
     grpo: GRPOLearnConfig = GRPOLearnConfig()
     init_from: Literal["base", "previous"] = "previous"
     steps: int = Field(200, ge=1)
+    # BC: at most this many passes over an iteration's BC data (fewer steps when D_expert is
+    # small: 200 steps on 55 examples wiped a policy's skill out); None: always `steps`
+    max_epochs: float | None = Field(None, gt=0)
     batch_size: int = Field(128, ge=1)
     lr: float = Field(1e-3, gt=0)
     bf16: bool | Literal["auto"] = "auto"   # auto: where the hardware has native bf16 (a

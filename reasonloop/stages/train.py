@@ -14,6 +14,7 @@ With `learn.launcher: accelerate` the same function runs on every rank (stages/l
 from __future__ import annotations
 
 import json
+import math
 import random
 import sys
 import time
@@ -73,6 +74,14 @@ def rl_problems(cfg: Config, iteration: int) -> list:
     return train[: g.steps * g.prompts_per_step]
 
 
+def bc_steps(n_examples: int, learn) -> int:
+    """`learn.steps`, or fewer where that would pass over the BC data more than
+    `learn.max_epochs` times."""
+    if learn.max_epochs is None:
+        return learn.steps
+    return max(1, min(learn.steps, math.ceil(learn.max_epochs * n_examples / learn.batch_size)))
+
+
 def train(it: Iteration, start_from: str, phase: str) -> dict:
     """BC, DPO or GRPO from `start_from` → this iteration's policy; its stats (+ `seconds`)."""
     cfg, out = it.cfg, it.policy
@@ -89,8 +98,9 @@ def train(it: Iteration, start_from: str, phase: str) -> dict:
                              if cfg.policy.path is None else None)
     L, seed, desc = cfg.learn, it.seed, f"iter {it.iteration} {phase.upper()}"
     if phase == "bc":
-        stats = train_sft(model, tok, training_examples(it), out,
-                          steps=L.steps, batch_size=L.batch_size, lr=L.lr, bf16=L.bf16,
+        examples = training_examples(it)
+        stats = train_sft(model, tok, examples, out,
+                          steps=bc_steps(len(examples), L), batch_size=L.batch_size, lr=L.lr, bf16=L.bf16,
                           seed=seed, desc=desc, save_every=L.save_every,
                           max_new_tokens=cfg.policy.max_new_tokens,
                           grad_ckpt=L.gradient_checkpointing, micro_batch=L.micro_batch)

@@ -22,7 +22,7 @@ def trace_run(tmp_path_factory, trace_solver_overrides):
     ws = tmp_path_factory.mktemp("traces")
     cfg = load_config(SMOKE, [f"run.root={ws}", *trace_solver_overrides,
                               "filter.prefer_shorter=true", "filter.max_per_problem=1",
-                              "learn.replay_init=0.25", "learn.augment=1",
+                              "learn.replay_init=0.25", "learn.augment=1", "learn.max_epochs=2",
                               "eval.search_methods=[best_of_n,beam]", "run.iterations=1"])
     history = flywheel(cfg, "run-t")
     return cfg, ws, history
@@ -57,10 +57,14 @@ def test_d_expert_holds_true_traces_and_bc_trains_on_them(trace_run):
     # hindsight rows (few here: ~2% of this policy's misses have only legal steps) are
     # true traces too — checked with every row above; the rule itself: tests/unit/test_traces
     trained = json.loads((Path(it["policy_path"][0]) / "reasonloop.json").read_text())
-    assert trained["train"]["steps"] == cfg.learn.steps and trained["train"]["train_tokens"] > 0
+    assert trained["train"]["train_tokens"] > 0
     # augment adds a reordered copy of each row, then replay_init mixes init traces back in
     h = expert.height
-    assert trained["train"]["n_examples"] == 2 * h + int(2 * h * cfg.learn.replay_init)
+    n = trained["train"]["n_examples"]
+    assert n == 2 * h + int(2 * h * cfg.learn.replay_init)
+    # learn.max_epochs=2: no more steps than two passes over those rows take
+    b = cfg.learn.batch_size
+    assert trained["train"]["steps"] == min(cfg.learn.steps, -(-2 * n // b))
 
 
 def test_prefer_shorter_keeps_each_problems_shortest_correct_traces(trace_run):
