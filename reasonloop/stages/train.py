@@ -100,7 +100,8 @@ def train(it: Iteration, start_from: str, phase: str) -> dict:
     if phase == "bc":
         examples = training_examples(it)
         stats = train_sft(model, tok, examples, out,
-                          steps=bc_steps(len(examples), L), batch_size=L.batch_size, lr=L.lr, bf16=L.bf16,
+                          steps=bc_steps(len(examples), L), batch_size=L.batch_size,
+                          lr=L.lr, bf16=L.bf16,
                           seed=seed, desc=desc, save_every=L.save_every,
                           max_new_tokens=cfg.policy.max_new_tokens,
                           grad_ckpt=L.gradient_checkpointing, micro_batch=L.micro_batch)
