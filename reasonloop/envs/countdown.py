@@ -166,26 +166,32 @@ class Countdown:
         with no solver. `traces`: search traces on training targets (countdown_trace) —
         attempts, checks, dead ends, backtracking."""
         rng = random.Random(seed)
-        held = self._val_ids() if kind == "goal_plays" else frozenset()
+        if kind == "goal_plays":
+            held, out = self._val_ids(), []
+            while len(out) < n:
+                if (ex := self._goal_play(rng, held)) is not None:
+                    out.append(ex)
+            return out
         out = []
-        c = self.cfg
         while len(out) < n:       # one draw, then its play: the same data for a seed as ever
-            if kind == "goal_plays":       # its target comes from the play: no oracle needed
-                nums = tuple(rng.randint(c.number_min, c.number_max) for _ in range(c.n_numbers))
-            elif (drawn := self._draw(rng, self.train_targets)) is None:
+            if (drawn := self._draw(rng, self.train_targets)) is None:
                 continue
-            else:
-                nums, t = drawn
-            if kind == "traces":
-                lines = search_trace(nums, t, rng, backtracks)
-            else:
-                lines = random_trajectory(nums, rng)
-            if kind == "goal_plays":
-                t = int(lines[-1].rsplit("[", 1)[1].rstrip("]"))
-                if t not in self.train_targets or self._problem((nums, t), "x").problem_id in held:
-                    continue
+            nums, t = drawn
+            lines = search_trace(nums, t, rng, backtracks) if kind == "traces" else \
+                random_trajectory(nums, rng)
             out.append({"prompt": format_prompt(nums, t), "completion": "\n".join(lines) + "\n"})
         return out
+
+    def _goal_play(self, rng, held: frozenset[str]) -> dict | None:
+        """A random legal play on random numbers, shown with the value it reached as target;
+        None when that value is not a training target or the problem is a val one."""
+        c = self.cfg
+        nums = tuple(rng.randint(c.number_min, c.number_max) for _ in range(c.n_numbers))
+        lines = random_trajectory(nums, rng)
+        t = int(lines[-1].rsplit("[", 1)[1].rstrip("]"))
+        if t not in self.train_targets or self._problem((nums, t), "train").problem_id in held:
+            return None
+        return {"prompt": format_prompt(nums, t), "completion": "\n".join(lines) + "\n"}
 
     def _val_ids(self) -> frozenset[str]:
         """The val problems' ids: init data must not hold them (test has unseen targets)."""
