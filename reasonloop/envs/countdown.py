@@ -98,6 +98,7 @@ class Countdown:
         n_test = max(1, round(len(targets) * cfg.test_target_fraction))
         self.test_targets = frozenset(rng.sample(targets, n_test))
         self.train_targets = frozenset(t for t in targets if t not in self.test_targets)
+        self._val: frozenset[str] | None = None      # val problem ids, once needed
 
     def _draw(self, rng, targets: frozenset[int]) -> tuple[tuple[int, ...], int] | None:
         c = self.cfg
@@ -188,14 +189,14 @@ class Countdown:
         c = self.cfg
         nums = tuple(rng.randint(c.number_min, c.number_max) for _ in range(c.n_numbers))
         lines = random_trajectory(nums, rng)
-        t = int(lines[-1].rsplit("[", 1)[1].rstrip("]"))
+        t = int(STEP_RE.match(lines[-1]).group(4))         # the value the play reached
         if t not in self.train_targets or self._problem((nums, t), "train").problem_id in held:
             return None
         return {"prompt": format_prompt(nums, t), "completion": "\n".join(lines) + "\n"}
 
     def _val_ids(self) -> frozenset[str]:
         """The val problems' ids: init data must not hold them (test has unseen targets)."""
-        if getattr(self, "_val", None) is None:
+        if self._val is None:
             self._val = frozenset(p.problem_id for p in self.problems() if p.split == "val")
         return self._val
 
