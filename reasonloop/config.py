@@ -177,10 +177,12 @@ class GRPOLearnConfig(_Section):
 
 
 class LearnConfig(_Section):
-    # Phases in order; the next one starts when the last iteration's val pass@1 gain is
-    # below `plateau`, or after `max_iterations` in a phase. `phases` fixes one per iteration.
+    # Phases in order; the next one starts when none of the phase's last `patience`
+    # iterations gained `plateau` of val pass@1 over the one before them, or after
+    # `max_iterations` in a phase. `phases` fixes one per iteration.
     schedule: list[PHASES] = ["bc"]
     plateau: float = 0.01
+    patience: int = Field(1, ge=1)    # iterations without a val gain ≥ plateau that end a phase
     max_iterations: int | None = Field(None, ge=1)
     phases: list[PHASES] | None = None
     save_every: int = Field(50, ge=1)     # trainer checkpoint every N steps (resume point)

@@ -119,6 +119,24 @@ def test_schedule_switches_at_plateau():
     assert phase(LearnConfig(schedule=["bc"]), h[:3], 3) == "bc"
 
 
+def test_schedule_patience_outlasts_one_noisy_dip():
+    L = LearnConfig(schedule=["bc", "dpo", "grpo"], plateau=0.01, patience=2)
+    h = [{"phase": "init", "val_pass@1": 0.20}, {"phase": "bc", "val_pass@1": 0.26},
+         {"phase": "bc", "val_pass@1": 0.25}]
+    assert phase(L.model_copy(update={"patience": 1}), h, 3) == "dpo"   # one dip ends it
+    assert phase(L, h, 3) == "bc"                      # patience 2: one dip does not
+    h.append({"phase": "bc", "val_pass@1": 0.30})
+    assert phase(L, h, 4) == "bc"                      # a new best inside the window
+    h.append({"phase": "bc", "val_pass@1": 0.29})
+    assert phase(L, h, 5) == "bc"                      # 0.30 is still 5 over 0.25
+    h.append({"phase": "bc", "val_pass@1": 0.305})
+    assert phase(L, h, 6) == "dpo"                     # 2 iterations, < 1 point over 0.30
+    h.append({"phase": "dpo", "val_pass@1": 0.10})
+    assert phase(L, h, 7) == "dpo"                     # a new phase gets `patience` tries
+    h.append({"phase": "dpo", "val_pass@1": 0.12})
+    assert phase(L, h, 8) == "grpo"
+
+
 def test_schedule_max_iterations_and_fixed_phases():
     L = LearnConfig(schedule=["bc", "grpo"], max_iterations=2, plateau=-1.0)
     h = [{"phase": "init", "val_pass@1": 0.0}, {"phase": "bc", "val_pass@1": 0.1}]
