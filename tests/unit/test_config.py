@@ -52,3 +52,13 @@ def test_the_standard_setting_config_fits_its_traces():
     longest = max(len(x["completion"]) + 1 for x in examples)       # + EOS; a char each
     assert longest <= p.max_new_tokens
     assert max(len(x["prompt"]) + len(x["completion"]) + 2 for x in examples) <= p.context
+
+
+def test_long_init_recipe_is_the_default_spent_on_init():
+    """configs/long-init.yaml differs from the default only where its header says."""
+    base = load_config("configs/default.yaml").model_dump()
+    long = load_config("configs/long-init.yaml").model_dump()
+    changed = {(s, k) for s in base for k in base[s] if base[s][k] != long[s][k]}
+    assert changed == {("policy", "init_steps"), ("learn", "lr"), ("eval", "search_methods"),
+                       ("run", "iterations")}
+    assert long["policy"]["init_steps"] >= 10 * base["policy"]["init_steps"]
