@@ -26,14 +26,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def greedy(env, engine, problems, max_new_tokens: int) -> float:
-    from reasonloop.policy.engines.base import SamplingParams
-    out = engine.sample([p.prompt for p in problems], 1,
-                        SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens))
-    return sum(env.verify(p, o[0].text).correct for p, o in zip(problems, out)) / len(problems)
-
-
 def run_variant(cfg, env, examples, splits, tok, batch: int, lr: float, n_examples: int) -> dict:
+    from benchmarks.sos import greedy
     from reasonloop.learn.sft import train_sft
     from reasonloop.policy.engines import load_engine
     from reasonloop.policy.init import build_tiny_llama, save_policy
@@ -49,7 +43,8 @@ def run_variant(cfg, env, examples, splits, tok, batch: int, lr: float, n_exampl
         seconds = time.perf_counter() - t
         save_policy(model, tok, Path(d) / "policy")
         engine = load_engine("lean", Path(d) / "policy", seed=cfg.run.seed, dtype="fp32")
-        acc = {s: greedy(env, engine, ps, p.max_new_tokens) for s, ps in splits.items()}
+        acc = {s: greedy(env, engine, ps, p.max_new_tokens)["accuracy"]
+               for s, ps in splits.items()}
     return {"batch": batch, "lr": lr, "steps": steps, "seconds": seconds,
             "loss": stats["loss_last"], **acc}
 

@@ -84,6 +84,11 @@ def problem_of(row: dict, split: str = "given", where: str | None = None) -> Pro
     return Countdown._problem((tuple(nums), target), split)
 
 
+def _example(nums, target: int, lines: list[str]) -> dict:
+    """One warm-up example: the problem's prompt, the play's lines as the completion."""
+    return {"prompt": format_prompt(nums, target), "completion": "\n".join(lines) + "\n"}
+
+
 class Countdown:
     """Deterministic problem sets from a seed; train/val share targets, test holds some out."""
 
@@ -180,7 +185,7 @@ class Countdown:
             nums, t = drawn
             lines = search_trace(nums, t, rng, backtracks) if kind == "traces" else \
                 random_trajectory(nums, rng)
-            out.append({"prompt": format_prompt(nums, t), "completion": "\n".join(lines) + "\n"})
+            out.append(_example(nums, t, lines))
         return out
 
     def _goal_play(self, rng, held: frozenset[str]) -> dict | None:
@@ -192,7 +197,7 @@ class Countdown:
         t = int(STEP_RE.match(lines[-1]).group(4))         # the value the play reached
         if t not in self.train_targets or self._problem((nums, t), "train").problem_id in held:
             return None
-        return {"prompt": format_prompt(nums, t), "completion": "\n".join(lines) + "\n"}
+        return _example(nums, t, lines)
 
     def _val_ids(self) -> frozenset[str]:
         """The val problems' ids: init data must not hold them (test has unseen targets)."""
