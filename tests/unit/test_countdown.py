@@ -4,6 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reasonloop.config import EnvConfig
+from reasonloop.envs import countdown
 from reasonloop.envs.countdown import (
     Countdown,
     check,
@@ -19,7 +20,9 @@ numbers = st.lists(st.integers(1, 30), min_size=2, max_size=4)
 
 def test_generator_is_deterministic_and_only_solvable():
     cfg = EnvConfig(n_train=500, n_val=50, n_test=50)
-    a, b = Countdown(cfg).problems(), Countdown(cfg).problems()
+    a = Countdown(cfg).problems()
+    countdown._SPACES.clear()                       # draw again, not from the process cache
+    b = Countdown(cfg).problems()
     assert [p.problem_id for p in a] == [p.problem_id for p in b]
     for p in a:
         nums, t = p.meta["numbers"], p.meta["target"]
@@ -39,6 +42,20 @@ def test_splits_test_targets_held_out_val_disjoint():
     assert {p.meta["target"] for p in by["val"]} <= env.train_targets
     assert not {p.problem_id for p in by["val"]} & {p.problem_id for p in by["train"]}
     assert Countdown(EnvConfig(seed=1)).test_targets != env.test_targets
+
+
+def test_problem_space_is_drawn_once_per_config(monkeypatch):
+    """Policy init asks for the val ids after the flow loaded the problems: on 4 × 1–99 a
+    second draw cost ~70 s. Same config → one draw; another config → its own."""
+    calls = []
+    real = Countdown._space
+    monkeypatch.setattr(Countdown, "_space", lambda self, rng: calls.append(1) or real(self, rng))
+    countdown._SPACES.clear()
+    cfg = EnvConfig(n_train=300, n_val=30, n_test=30)
+    first = [p.problem_id for p in Countdown(cfg).problems()]
+    assert [p.problem_id for p in Countdown(cfg).problems()] == first and len(calls) == 1
+    other = [p.problem_id for p in Countdown(EnvConfig(seed=3, n_train=300)).problems()]
+    assert len(calls) == 2 and other != first
 
 
 def test_different_seed_different_problems():
