@@ -89,6 +89,7 @@ def main() -> None:
     lines += [f"| {r['batch']} | {r['lr']:g} | {r['steps']} | {r['seconds']:.0f} | "
               f"{r['loss']:.3f} | {r['val']:.1%} | {r['test']:.1%} |" for r in rows]
     out = Path(a.out) / "init_sweep.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"wrote {out}")
