@@ -3,16 +3,17 @@ method-specific promises (beam prunes by the PRM, MCTS visits = budget, revision
 carry the verifier's feedback)."""
 
 from collections import defaultdict
+from typing import get_args
 
 import pytest
 
-from reasonloop.config import EnvConfig
+from reasonloop.config import TEST_TIME_METHODS, EnvConfig
 from reasonloop.envs.countdown import Countdown
 from reasonloop.policy.engines import SamplingParams
 from reasonloop.reward.process import oracle_prm
 from reasonloop.search.aggregate import majority, select, weighted
 from reasonloop.search.base import SearchSpec, share
-from reasonloop.search.methods import SEARCH
+from reasonloop.search.methods import SEARCH, TEST_TIME
 from tests.unit.test_search import RandomLegalPolicy
 
 ENV = Countdown(EnvConfig(n_train=300))
@@ -231,3 +232,10 @@ def test_revision_examples_from_failures():
     assert ex.height == 1 and ex["completion"][0] == good and ex["source"][0] == "revision"
     assert ex["prompt"][0] == f"{p.prompt}1+1=2 [2]\nfix: {ENV.feedback(p, bad)}\n"
     assert revision_examples(ENV, d, {p.problem_id: p}, 0).is_empty()
+
+
+def test_the_config_and_the_cli_know_exactly_the_test_time_methods_there_are():
+    """`reasonloop eval --methods` and `eval.search_methods` check names against the config's
+    list (no torch import for a typo); it must be the table the search runs from."""
+    assert list(get_args(TEST_TIME_METHODS)) == list(TEST_TIME)
+    assert {search for search, _, _ in TEST_TIME.values()} <= set(SEARCH)
