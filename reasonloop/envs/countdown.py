@@ -178,7 +178,7 @@ class Countdown:
         random play is a true solution of that problem), kept only where that value is a
         training target and the problem is not a val one — format, arithmetic *and* aiming,
         with no solver. `traces`: search traces on training targets (countdown_trace) —
-        attempts, checks, dead ends, backtracking."""
+        attempts, checks, dead ends, backtracking. No kind holds a val problem."""
         rng = random.Random(seed)
         if kind == "goal_plays":
             held, out = self._val_ids(), []
@@ -186,11 +186,13 @@ class Countdown:
                 if (ex := self._goal_play(rng, held)) is not None:
                     out.append(ex)
             return out
-        out = []
-        while len(out) < n:       # one draw, then its play: the same data for a seed as ever
+        held, out = self._val_ids(), []
+        while len(out) < n:       # one draw, then its play or trace; never a val problem
             if (drawn := self._draw(rng, self.train_targets)) is None:
                 continue
             nums, t = drawn
+            if self._problem(drawn, "train").problem_id in held:
+                continue
             lines = search_trace(nums, t, rng, backtracks) if kind == "traces" else \
                 random_trajectory(nums, rng)
             out.append(_example(nums, t, lines))

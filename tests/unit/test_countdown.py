@@ -1,5 +1,6 @@
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -157,6 +158,18 @@ def test_goal_plays_are_true_solutions_of_train_targets_never_val_or_test():
     assert len(targets) > 40
     plays = env.warmup_examples(3000, seed=4)       # plain plays mostly miss their target
     assert sum(reference(*parse_prompt(e["prompt"]), e["completion"]) for e in plays) < 600
+
+
+@pytest.mark.parametrize("kind", Countdown.warmup_kinds)
+def test_no_kind_of_init_data_holds_a_val_problem(kind):
+    """Val is seen targets on problems disjoint from train: init data that held a val problem
+    (traces once drew theirs from every training-target problem) would inflate val pass@1."""
+    env = Countdown(EnvConfig(n_val=2000))        # ~15% of the 3 × 1–20 problems: hits show
+    val = {p.problem_id for p in env.problems() if p.split == "val"}
+    ex = env.warmup_examples(1500, seed=5, kind=kind)
+    ids = {f"cd-{'-'.join(map(str, sorted(n)))}-{t}" for n, t in
+           (parse_prompt(e["prompt"]) for e in ex)}
+    assert len(ids) > 500 and not ids & val
 
 
 def test_augment_reorders_numbers_and_every_solution_still_verifies():
