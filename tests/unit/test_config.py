@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from reasonloop.config import load_config
@@ -38,15 +40,18 @@ def test_hash_ignores_workspace_and_iterations():
     assert a.hash() == b.hash() != load_config(SMOKE, ["search.n=9"]).hash()
 
 
-def test_the_standard_setting_config_fits_its_traces():
-    """configs/sos.yaml: Stream of Search's setting, initialised on traces — and the traces
-    it makes fit its context and generation budget (a cut trace would teach a cut search)."""
+def test_the_standard_setting_config_and_its_trace_variant():
+    """configs/sos.yaml is Stream of Search's setting; the trace policy its header names
+    (init on search traces) gets a context and budget its traces fit (a cut trace would
+    teach a cut search). Its own goal plays: `test_every_shipped_policy_init_fits...`."""
     from reasonloop.envs.countdown import Countdown
-    cfg = load_config("configs/sos.yaml", ["env.n_train=200", "env.n_val=10", "env.n_test=10"])
+    over = ["policy.init_data=traces", "policy.context=384", "policy.max_new_tokens=320"]
+    assert "--set " + " --set ".join(over) in Path("configs/sos.yaml").read_text()
+    cfg = load_config("configs/sos.yaml",
+                      ["env.n_train=200", "env.n_val=10", "env.n_test=10", *over])
     e, p = cfg.env, cfg.policy
     assert (e.n_numbers, e.number_min, e.number_max, e.target_min, e.target_max) == \
         (4, 1, 99, 10, 100)
-    assert p.init_data == "traces" and p.trace_backtracks >= 1
     examples = Countdown(e).warmup_examples(2000, seed=0, kind="traces",
                                             backtracks=p.trace_backtracks)
     longest = max(len(x["completion"]) + 1 for x in examples)       # + EOS; a char each
@@ -62,3 +67,26 @@ def test_long_init_recipe_is_the_default_spent_on_init():
     assert changed == {("policy", "init_steps"), ("learn", "lr"), ("eval", "search_methods"),
                        ("run", "iterations")}
     assert long["policy"]["init_steps"] >= 10 * base["policy"]["init_steps"]
+
+
+SHIPPED = sorted(str(p) for p in [*Path("configs").glob("*.yaml"),
+                                  *Path("examples").glob("*/config.yaml")])
+
+
+@pytest.mark.parametrize("path", SHIPPED)
+def test_every_shipped_policy_init_fits_its_generation_budget(path):
+    """A shipped config that builds its policy makes init data whose every completion fits
+    `policy.max_new_tokens` (+ EOS) and `policy.context`: longer ones are cut in training
+    (an answer without its end) and could never be written whole at eval (sos.yaml's 64
+    tokens cut ~0.1% of its goal plays)."""
+    from reasonloop.envs import plugins
+    from reasonloop.policy.init import warmup
+    cfg = load_config(path)
+    if cfg.env.name == "countdown":          # a small pool: the data does not depend on it
+        cfg = load_config(path, ["env.n_train=200", "env.n_val=10", "env.n_test=10"])
+    if cfg.policy.path is not None:
+        pytest.skip("a given model: no init data")
+    examples = warmup(cfg, plugins.build(cfg.env), 10000, seed=0)
+    assert max(len(x["completion"]) + 1 for x in examples) <= cfg.policy.max_new_tokens
+    assert max(len(x["prompt"]) + len(x["completion"]) + 2 for x in examples) <= \
+        cfg.policy.context
