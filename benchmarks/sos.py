@@ -96,13 +96,16 @@ def main() -> None:
     last = db.query(P.db, "SELECT policy_path FROM iterations WHERE run_id = $run AND "
                     "policy_path IS NOT NULL ORDER BY iteration DESC LIMIT 1",
                     {"run": run_id})["policy_path"][0]
+    run_cfg = workspace.stored_config(P.db, run_id) or cfg
+    who = "Trace policy" if run_cfg.policy.init_data == "traces" else \
+        f"The run's policy ({run_cfg.policy.init_data} init)"
     env = workspace.env(cfg)
     test = workspace.split(cfg, "test")[: args.limit]
     t0 = time.perf_counter()
     traced = greedy(env, load_engine(cfg.policy.engine, last, dtype=cfg.policy.dtype), test,
                     cfg.policy.max_new_tokens)
     lines += ["", f"## Inside vs outside search on {len(test)} test problems", "",
-              f"Trace policy (`{last}`), greedy: **{100 * traced['accuracy']:.1f}%** at "
+              f"{who} (`{last}`), greedy: **{100 * traced['accuracy']:.1f}%** at "
               f"{traced['tokens']:.0f} generated tokens per problem; "
               f"{100 * traced['backtracked']:.0f}% of its outputs backtrack, "
               f"{100 * traced['solved_after_backtrack']:.1f}% solve after a backtrack "
@@ -113,7 +116,7 @@ def main() -> None:
         budgets = [int(b) for b in args.budgets.split(",")]
         results, _ = test_time_search(cfg, engine, test, ["majority", "weighted_bon", "beam"],
                                       budgets)
-        results.append({"method": "trace policy, greedy", "budget": 1,
+        results.append({"method": f"{who.lower()}, greedy", "budget": 1,
                         "accuracy": traced["accuracy"], "tokens": traced["tokens"]})
         lines += [f"Direct policy (`{direct}`), searched from outside (oracle PRM):", "",
                   results_table(results)]
