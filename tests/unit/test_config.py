@@ -90,3 +90,27 @@ def test_every_shipped_policy_init_fits_its_generation_budget(path):
     assert max(len(x["completion"]) + 1 for x in examples) <= cfg.policy.max_new_tokens
     assert max(len(x["prompt"]) + len(x["completion"]) + 2 for x in examples) <= \
         cfg.policy.context
+
+
+@pytest.mark.parametrize("path", [p for p in SHIPPED if "countdown" in Path(p).read_text()])
+def test_every_shipped_countdown_policy_fits_its_revision_examples(path):
+    """D_expert holds revision examples (a failed attempt + the verifier's feedback → a
+    correct solution): a policy built with too few positions has them cut or dropped in BC
+    (sos.yaml's first 128 cut ~all of them). Failed attempts here: random legal plays."""
+    import random
+
+    from reasonloop.envs.countdown import Countdown, problem_of
+    from reasonloop.envs.countdown_rules import random_trajectory
+    from reasonloop.search.revise import revision_prompt
+    cfg = load_config(path, ["env.n_train=200", "env.n_val=10", "env.n_test=10"])
+    if cfg.env.name != "countdown" or cfg.policy.path is not None:
+        pytest.skip("not a built countdown policy")
+    env, rng, longest = Countdown(cfg.env), random.Random(0), 0
+    for ex in env.warmup_examples(1000, seed=0, kind="goal_plays"):
+        nums, target = ex["prompt"].split(">")
+        p = problem_of({"numbers": [int(x) for x in nums.split()], "target": int(target)})
+        failed = "\n".join(random_trajectory(tuple(p.meta["numbers"]), rng)) + "\n"
+        if not env.verify(p, failed).correct:
+            prompt = revision_prompt(p.prompt, failed, env.feedback(p, failed) or "wrong")
+            longest = max(longest, len(prompt) + len(ex["completion"]) + 2)
+    assert 0 < longest <= cfg.policy.context
