@@ -81,7 +81,7 @@ def main() -> None:
     run_id = args.run_id or workspace.latest_run(P.db)
     if run_id is None:
         raise SystemExit(f"error: no run in {root}")
-    lines = [f"# Search traces: {args.config}", "", header(), "",
+    lines = [f"# The flywheel on {Path(args.config).name}: curve and search", "", header(), "",
              f"run `{run_id}` in `{root}`", ""]
 
     c = curve(P.db, run_id)
