@@ -40,6 +40,14 @@ def test_hash_ignores_workspace_and_iterations():
     assert a.hash() == b.hash() != load_config(SMOKE, ["search.n=9"]).hash()
 
 
+def _assert_fits(examples: list[dict], policy) -> None:
+    """Every completion (+ EOS) within the generation budget, every example (+ BOS, EOS)
+    within the context: a char a token."""
+    assert max(len(x["completion"]) + 1 for x in examples) <= policy.max_new_tokens
+    assert max(len(x["prompt"]) + len(x["completion"]) + 2 for x in examples) <= \
+        policy.context
+
+
 def test_the_standard_setting_config_and_its_trace_variant():
     """configs/sos.yaml is Stream of Search's setting; the trace policy its header names
     (init on search traces) gets a context and budget its traces fit (a cut trace would
@@ -54,9 +62,7 @@ def test_the_standard_setting_config_and_its_trace_variant():
         (4, 1, 99, 10, 100)
     examples = Countdown(e).warmup_examples(2000, seed=0, kind="traces",
                                             backtracks=p.trace_backtracks)
-    longest = max(len(x["completion"]) + 1 for x in examples)       # + EOS; a char each
-    assert longest <= p.max_new_tokens
-    assert max(len(x["prompt"]) + len(x["completion"]) + 2 for x in examples) <= p.context
+    _assert_fits(examples, p)
 
 
 def test_long_init_recipe_is_the_default_spent_on_init():
@@ -87,9 +93,7 @@ def test_every_shipped_policy_init_fits_its_generation_budget(path):
     if cfg.policy.path is not None:
         pytest.skip("a given model: no init data")
     examples = warmup(cfg, plugins.build(cfg.env), 10000, seed=0)
-    assert max(len(x["completion"]) + 1 for x in examples) <= cfg.policy.max_new_tokens
-    assert max(len(x["prompt"]) + len(x["completion"]) + 2 for x in examples) <= \
-        cfg.policy.context
+    _assert_fits(examples, cfg.policy)
 
 
 @pytest.mark.parametrize("path", [p for p in SHIPPED if "countdown" in Path(p).read_text()])
