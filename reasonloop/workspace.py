@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
 
-import torch
-from transformers import AutoTokenizer
-
 from reasonloop import compute
 from reasonloop.config import Config, EnvConfig
 from reasonloop.envs import plugins
@@ -69,7 +66,10 @@ class Iteration:
 @lru_cache(maxsize=4)
 def _env_and_problems(env_json: str, policy_path: str | None):
     ecfg = EnvConfig.model_validate_json(env_json)
-    tok = AutoTokenizer.from_pretrained(policy_path) if policy_path else None
+    tok = None
+    if policy_path:
+        from transformers import AutoTokenizer
+        tok = AutoTokenizer.from_pretrained(policy_path)
     env = plugins.build(ecfg, tok)
     problems = checked_problems(env, ecfg.name)
     return env, problems, {p.problem_id: p for p in problems}
@@ -138,6 +138,7 @@ def set_threads(cfg: Config, purpose: str = "search") -> None:
     generate runs failed that check ("thread_num == thread_num (2 vs. 1)")."""
     if purpose == "search" and cfg.policy.engine == "vllm":
         return
+    import torch
     c = compute.resolve(cfg)
     torch.set_num_threads(c.search_threads if purpose == "search" else c.train_threads)
 

@@ -51,3 +51,16 @@ def test_layers():
     for f in (ROOT / "reasonloop").rglob("*.py"):
         assert "import prefect" not in f.read_text() and "from prefect" not in \
             f.read_text(), f"{f} imports Prefect: the library stays Prefect-free"
+
+
+def test_the_workspace_and_gc_load_no_model_library():
+    """`reasonloop gc`, `eval`'s argument checks and `run --resume`'s stand on the workspace
+    module: importing transformers there cost them ~5 s each before they did anything."""
+    import subprocess
+    import sys
+    code = ("import sys, reasonloop.workspace, reasonloop.retention, reasonloop.cli_gc; "
+            "print(sorted(m for m in ('transformers', 'trl', 'vllm', 'prefect') "
+            "if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr[-2000:]
