@@ -106,10 +106,11 @@ def main() -> None:
                     cfg.policy.max_new_tokens)
     lines += ["", f"## Inside vs outside search on {len(test)} test problems", "",
               f"{who} (`{last}`), greedy: **{100 * traced['accuracy']:.1f}%** at "
-              f"{traced['tokens']:.0f} generated tokens per problem; "
-              f"{100 * traced['backtracked']:.0f}% of its outputs backtrack, "
-              f"{100 * traced['solved_after_backtrack']:.1f}% solve after a backtrack "
-              f"({time.perf_counter() - t0:.0f} s).", ""]
+              f"{traced['tokens']:.0f} generated tokens per problem"
+              + (f"; {100 * traced['backtracked']:.0f}% of its outputs backtrack, "
+                 f"{100 * traced['solved_after_backtrack']:.1f}% solve after a backtrack"
+                 if run_cfg.policy.init_data == "traces" else "")
+              + f" ({time.perf_counter() - t0:.0f} s).", ""]
     if args.direct:
         direct = registry.resolve(args.direct) if "@" in args.direct else args.direct
         engine = load_engine(cfg.policy.engine, direct, dtype=cfg.policy.dtype)

@@ -65,9 +65,9 @@ def run(config: Path | None = typer.Option(None, "--config", "-c",
         # fail before anything is written: workspace and stores, model dir, problems
         preflight.workspace(cfg.run.root, cfg.run.min_free_mb)
         watch_storage(cfg.run.root, cfg.run.min_free_mb)
-        if cfg.policy.path is not None:
+        if cfg.policy.path is not None or cfg.policy.init_from is not None:
             from reasonloop.policy.init import load_policy
-            load_policy(cfg.policy.path)
+            load_policy(cfg.policy.path or cfg.policy.init_from)
         from reasonloop.workspace import env_and_problems, latest_run, stored_config
         env_and_problems(cfg)
         store = Paths(Path(cfg.run.root)).db

@@ -68,6 +68,9 @@ class EnvConfig(_Section):
 
 class PolicyConfig(_Section):
     path: Path | None = None          # an existing HF causal LM dir; None → build from scratch
+    # policy init continued from a saved policy dir instead of a fresh Llama: BC it on
+    # init_data (e.g. teach a direct-answer policy to search in traces); positions → context
+    init_from: Path | None = None
     hidden_size: int = Field(128, ge=8)
     n_layers: int = Field(4, ge=1)
     n_heads: int = Field(4, ge=1)
@@ -339,6 +342,13 @@ class Config(_Section):
         if orm and "orm" not in self.reward.train and self.reward.orm_model is None:
             raise ValueError(f"eval.search_methods {orm} need a learned ORM: add orm to "
                              "reward.train or set reward.orm_model")
+        return self
+
+    @model_validator(mode="after")
+    def _one_starting_policy(self):
+        if self.policy.path is not None and self.policy.init_from is not None:
+            raise ValueError("policy.path (used as is) and policy.init_from (BC'd further on "
+                             "policy.init_data) both name the starting policy: set one")
         return self
 
     @model_validator(mode="after")

@@ -59,6 +59,15 @@ def load_policy(path: str | Path, dtype=torch.float32, attn_implementation: str 
     return model, tok
 
 
+def continued(path: str | Path, context: int):
+    """A saved policy to BC further, in training mode, its positions stretched to `context`
+    (rotary positions: longer sequences need no new weights, only training on them)."""
+    model, tok = load_policy(path, attn_implementation=TINY_ATTN)
+    if getattr(model.config, "max_position_embeddings", context) < context:
+        model.config.max_position_embeddings = context
+    return model.train(), tok
+
+
 def save_policy(model, tokenizer, path: Path, meta: dict | None = None) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)
@@ -102,9 +111,12 @@ def init_policy(cfg, env, out_dir: Path) -> Path:
     if cfg.policy.path is not None:
         load_policy(cfg.policy.path)  # validates early, with one clear line
         return Path(cfg.policy.path)
-    tok = build_char_tokenizer(CHARS + sorted(set(getattr(env, "chars", "")) - set(CHARS)))
-    model = build_tiny_llama(tok, cfg.policy.hidden_size, cfg.policy.n_layers,
-                             cfg.policy.n_heads, cfg.run.seed, max_len=cfg.policy.context)
+    if cfg.policy.init_from is not None:
+        model, tok = continued(cfg.policy.init_from, cfg.policy.context)
+    else:
+        tok = build_char_tokenizer(CHARS + sorted(set(getattr(env, "chars", "")) - set(CHARS)))
+        model = build_tiny_llama(tok, cfg.policy.hidden_size, cfg.policy.n_layers,
+                                 cfg.policy.n_heads, cfg.run.seed, max_len=cfg.policy.context)
     examples = warmup(cfg, env, cfg.policy.init_examples, seed=cfg.run.seed + 17)
     spelled(examples, tok, env.name)
     train_sft(model, tok, examples, out_dir, steps=cfg.policy.init_steps,
@@ -115,6 +127,7 @@ def init_policy(cfg, env, out_dir: Path) -> Path:
               desc=f"policy init (BC on {cfg.policy.init_data})")
     n_params = sum(p.numel() for p in model.parameters())
     save_policy(model, tok, out_dir, {"stage": "init", "params": n_params,
-                                      "config": cfg.model_dump(mode="json")})
+                                      "config": cfg.model_dump(mode="json"),
+                                      "init_from": cfg.policy.init_from})
     cleanup(out_dir)
     return out_dir

@@ -202,3 +202,42 @@ def test_hindsight_turns_a_false_ok_into_a_true_trace_and_skips_wrong_steps():
     assert relabel_text((3, 5, 7), 12, "3*5=15 [7 15]\n15+7=23 [23]\n23 ok\n") is None
     assert relabel_text((3, 5, 7), 12, "3*5=15 [7 15]\n15+7=22 [22]\n22 ok\nback [9]\n") \
         == (22, "3*5=15 [7 15]\n15+7=22 [22]\n22 ok\n")
+
+
+def test_a_direct_policy_is_taught_traces_by_continuing_its_init(tiny_model_dir, tmp_path):
+    """`policy.init_from`: the given policy's weights and tokenizer are the start, its
+    positions stretch to the trace context, the BC on traces moves it, and the given dir is
+    left as it was."""
+    import hashlib
+
+    import torch
+
+    from reasonloop.config import load_config
+    from reasonloop.policy.init import init_policy, load_policy
+    from reasonloop.workspace import env
+    from tests.conftest import SMOKE
+    given_md5 = hashlib.md5((tiny_model_dir / "model.safetensors").read_bytes()).hexdigest()
+    cfg = load_config(SMOKE, [f"run.root={tmp_path}", f"policy.init_from={tiny_model_dir}",
+                              "policy.init_data=traces", "policy.context=256",
+                              "policy.max_new_tokens=200", "policy.init_examples=64",
+                              "policy.init_steps=2", "policy.init_batch_size=8",
+                              "policy.hidden_size=64"])        # ignored: the given one's shape
+    out = init_policy(cfg, env(cfg), tmp_path / "init")
+    before, tok0 = load_policy(tiny_model_dir)
+    after, tok = load_policy(out)
+    assert after.config.max_position_embeddings == 256 > before.config.max_position_embeddings
+    assert after.config.hidden_size == before.config.hidden_size == 32
+    assert tok.get_vocab() == tok0.get_vocab()
+    moved = [not torch.equal(a, b) for a, b in zip(before.state_dict().values(),
+                                                   after.state_dict().values())]
+    assert any(moved)
+    assert hashlib.md5((tiny_model_dir / "model.safetensors").read_bytes()).hexdigest() == \
+        given_md5
+
+
+def test_one_starting_policy_is_named_at_most():
+    import pytest
+
+    from reasonloop.config import ConfigError, load_config
+    with pytest.raises(ConfigError, match="policy.path .* policy.init_from"):
+        load_config(None, ["policy.path=/a", "policy.init_from=/b"])
