@@ -40,15 +40,40 @@ def curve(db_path: Path, run_id: str):
 
 
 def greedy(env, engine, problems, max_new_tokens: int) -> dict:
+    from collections import Counter
+
     from reasonloop.policy.engines import SamplingParams
     out = engine.sample([p.prompt for p in problems], 1,
                         SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens))
     correct = [env.verify(p, o[0].text).correct for p, o in zip(problems, out)]
     back = ["\nback [" in "\n" + o[0].text for o in out]
+    fails = Counter(failure(p, o[0].text) for p, o, c in zip(problems, out, correct) if not c)
     return {"accuracy": sum(correct) / len(problems),
             "tokens": sum(o[0].n_tokens for o in out) / len(problems),
             "backtracked": sum(back) / len(problems),
-            "solved_after_backtrack": sum(c and b for c, b in zip(correct, back)) / len(problems)}
+            "solved_after_backtrack": sum(c and b for c, b in zip(correct, back)) / len(problems),
+            "failures": fails}
+
+
+def failure(problem, text: str) -> str:
+    """Where a wrong output first goes wrong (the verifier's own walk over its lines): the
+    step that must reach the target from the last two numbers (a policy that cannot look
+    ahead writes the target there anyway), an earlier step, a check or `back` line, or
+    nowhere (legal but unfinished or ending on another number)."""
+    from collections import Counter
+
+    from reasonloop.envs.base import split_steps
+    from reasonloop.envs.countdown_rules import walk
+    before = Counter(problem.meta["numbers"])
+    for kind, state, error in walk(problem.meta["numbers"], problem.meta["target"],
+                                   split_steps(text)):
+        if error is not None:
+            if kind != "step":
+                return f"a {kind} line"
+            return "the last step (2 numbers left)" if sum(before.values()) == 2 \
+                else "an earlier step"
+        before = state
+    return "legal, wrong or no end"
 
 
 def main() -> None:
@@ -103,14 +128,17 @@ def main() -> None:
     test = workspace.split(cfg, "test")[: args.limit]
     t0 = time.perf_counter()
     traced = greedy(env, load_engine(cfg.policy.engine, last, dtype=cfg.policy.dtype), test,
-                    cfg.policy.max_new_tokens)
+                    run_cfg.policy.max_new_tokens)
     lines += ["", f"## Inside vs outside search on {len(test)} test problems", "",
               f"{who} (`{last}`), greedy: **{100 * traced['accuracy']:.1f}%** at "
               f"{traced['tokens']:.0f} generated tokens per problem"
               + (f"; {100 * traced['backtracked']:.0f}% of its outputs backtrack, "
                  f"{100 * traced['solved_after_backtrack']:.1f}% solve after a backtrack"
                  if run_cfg.policy.init_data == "traces" else "")
-              + f" ({time.perf_counter() - t0:.0f} s).", ""]
+              + f" ({time.perf_counter() - t0:.0f} s).", "",
+              "Where its wrong greedy outputs first go wrong (the verifier's walk):", "",
+              "| first error | outputs |", "|---|---|",
+              *[f"| {k} | {n} |" for k, n in traced["failures"].most_common()], ""]
     if args.direct:
         direct = registry.resolve(args.direct) if "@" in args.direct else args.direct
         engine = load_engine(cfg.policy.engine, direct, dtype=cfg.policy.dtype)
