@@ -145,8 +145,11 @@ def main() -> None:
         budgets = [int(b) for b in args.budgets.split(",")]
         results, _ = test_time_search(cfg, engine, test, ["majority", "weighted_bon", "beam"],
                                       budgets)
-        results.append({"method": f"{who.lower()}, greedy", "budget": 1,
-                        "accuracy": traced["accuracy"], "tokens": traced["tokens"]})
+        plain = greedy(env, engine, test, cfg.policy.max_new_tokens)
+        results += [{"method": f"{who.lower()}, greedy", "budget": 1,
+                     "accuracy": traced["accuracy"], "tokens": traced["tokens"]},
+                    {"method": "direct policy, greedy", "budget": 1,
+                     "accuracy": plain["accuracy"], "tokens": plain["tokens"]}]
         lines += [f"Direct policy (`{direct}`), searched from outside (oracle PRM):", "",
                   results_table(results)]
         _plot(results, Path(args.out) / f"{args.name}.png")
