@@ -9,7 +9,8 @@
    policy: it tries, checks and backtracks in its own output) decoded greedily, against a
    direct-answer policy (`--direct`: a path or NAME@alias) searched from outside — majority
    vote, best-of-N picked by the oracle PRM, and beam search on the oracle PRM — at budgets
-   around the trace policy's tokens per problem.
+   around the trace policy's tokens per problem, beside the direct policy's own greedy output;
+   and where the run's policy's wrong greedy outputs first go wrong (the verifier's walk).
 3. Guidance from inside vs outside (`--prms oracle,self,mix`): beam search and PRM-weighted
    best-of-N with each PRM (reward.prm), on the direct policy and the trace policy.
 Writes <out>/<name>.md and <name>.png (name: sos); names the processor. MODEL: any HF dir.
