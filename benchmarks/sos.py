@@ -22,6 +22,7 @@ import argparse
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,8 +42,6 @@ def curve(db_path: Path, run_id: str):
 
 
 def greedy(env, engine, problems, max_new_tokens: int) -> dict:
-    from collections import Counter
-
     from reasonloop.policy.engines import SamplingParams
     out = engine.sample([p.prompt for p in problems], 1,
                         SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens))
@@ -61,8 +60,6 @@ def failure(problem, text: str) -> str:
     step that must reach the target from the last two numbers (a policy that cannot look
     ahead writes the target there anyway), an earlier step, a check or `back` line, or
     nowhere (legal but unfinished or ending on another number)."""
-    from collections import Counter
-
     from reasonloop.envs.base import split_steps
     from reasonloop.envs.countdown_rules import walk
     before = Counter(problem.meta["numbers"])

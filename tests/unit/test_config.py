@@ -5,6 +5,7 @@ import pytest
 from reasonloop.config import load_config
 from reasonloop.errors import ConfigError
 from tests.conftest import SMOKE
+from tests.countdown_reference import parse_prompt
 
 
 def test_default_and_smoke_load():
@@ -111,10 +112,15 @@ def test_every_shipped_countdown_policy_fits_its_revision_examples(path):
         pytest.skip("not a built countdown policy")
     env, rng, longest = Countdown(cfg.env), random.Random(0), 0
     for ex in env.warmup_examples(1000, seed=0, kind="goal_plays"):
-        nums, target = ex["prompt"].split(">")
-        p = problem_of({"numbers": [int(x) for x in nums.split()], "target": int(target)})
+        nums, target = parse_prompt(ex["prompt"])
+        p = problem_of({"numbers": list(nums), "target": target})
         failed = "\n".join(random_trajectory(tuple(p.meta["numbers"]), rng)) + "\n"
         if not env.verify(p, failed).correct:
             prompt = revision_prompt(p.prompt, failed, env.feedback(p, failed) or "wrong")
             longest = max(longest, len(prompt) + len(ex["completion"]) + 2)
     assert 0 < longest <= cfg.policy.context
+
+
+def test_one_starting_policy_is_named_at_most():
+    with pytest.raises(ConfigError, match="policy.path .* policy.init_from"):
+        load_config(None, ["policy.path=/a", "policy.init_from=/b"])

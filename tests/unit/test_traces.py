@@ -234,10 +234,3 @@ def test_a_direct_policy_is_taught_traces_by_continuing_its_init(tiny_model_dir,
     assert hashlib.md5((tiny_model_dir / "model.safetensors").read_bytes()).hexdigest() == \
         given_md5
 
-
-def test_one_starting_policy_is_named_at_most():
-    import pytest
-
-    from reasonloop.config import ConfigError, load_config
-    with pytest.raises(ConfigError, match="policy.path .* policy.init_from"):
-        load_config(None, ["policy.path=/a", "policy.init_from=/b"])
