@@ -201,6 +201,10 @@ class LearnConfig(_Section):
     bf16: bool | Literal["auto"] = "auto"   # auto: where the hardware has native bf16 (a
                                             # CPU without it runs bf16 10–20× slower)
     gradient_checkpointing: bool = False    # recompute activations: GPU memory for time
+    # torch.compile the policy for BC (init and BC iterations): ~1.6× faster steps on a tiny
+    # policy on CPU, after ~80 s of compiling the first time on a machine (inductor caches it
+    # on disk; later compiles take seconds) — pays on a long init, not on a short run
+    compile: bool = False
     micro_batch: int | None = Field(None, ge=1)  # BC/DPO examples per forward/backward pass;
                                                  # the rest of a batch accumulates
     replay_init: float = Field(0.0, ge=0, le=1)  # fraction of init (legal-format) data mixed in
