@@ -1,7 +1,7 @@
-"""fp32 against bf16 on the machine at hand: a matmul, a BC step of the default policy (eager
-and under `learn.compile`) and the lean sampler's tokens/s — and what `auto` picks here.
-Whether bf16 pays depends on the processor (native AVX512_BF16/AMX: ~2× faster; AVX2 only:
-10–20× slower), so every number is printed under the machine's description.
+"""fp32 against bf16 on the machine at hand: a matmul, a BC step of the default policy and the
+lean sampler's tokens/s — and what `auto` picks here. Whether bf16 pays depends on the
+processor (native AVX512_BF16/AMX: ~2× faster; AVX2 only: 10–20× slower), so every number
+is printed under the machine's description.
 
     python benchmarks/dtype.py [--threads N] [--out benchmarks/results]
 """
@@ -37,9 +37,8 @@ def matmul(dtype) -> float:
     return 20 * 2 * 3840 * 128 * 512 / s / 1e9
 
 
-def bc_step(bf16: bool, steps: int = 4, compile: bool = False) -> tuple[float, float]:
-    """Seconds per SFTTrainer step of the default policy (hidden 128, 4 layers, batch 128),
-    and the seconds the first run took beyond a later one of the same length (compiling)."""
+def bc_step(bf16: bool, steps: int = 4) -> float:
+    """Seconds per SFTTrainer step of the default policy (hidden 128, 4 layers, batch 128)."""
     from reasonloop.config import load_config
     from reasonloop.envs.countdown import Countdown
     from reasonloop.learn.sft import train_sft
@@ -53,12 +52,10 @@ def bc_step(bf16: bool, steps: int = 4, compile: bool = False) -> tuple[float, f
         model = build_tiny_llama(tok, 128, 4, 4, seed=0)
         t0 = time.perf_counter()
         train_sft(model, tok, ex, Path(tempfile.mkdtemp()), steps=n, batch_size=128, lr=1e-3,
-                  bf16=bf16, seed=0, desc=f"BC {'bf16' if bf16 else 'fp32'}", compile=compile)
+                  bf16=bf16, seed=0, desc=f"BC {'bf16' if bf16 else 'fp32'}")
         return time.perf_counter() - t0
-    first = run(1)          # compiles (inductor caches on disk; a later compile takes seconds)
-    short = run(1)
     # the difference of a long and a short run cancels the trainer's set-up cost
-    return (run(steps + 1) - short) / steps, first - short
+    return (run(steps + 1) - run(1)) / steps
 
 
 def sampler(dtype, prompts: int = 512, tokens: int = 32) -> float:
@@ -89,26 +86,17 @@ def main() -> None:
     rows = []
     for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         print(f"measuring {name} …", flush=True)
-        # compiled: only the dtype `auto` trains in here (inductor 2.13 failed to build a
-        # bf16 kernel in a process that had compiled the fp32 policy first)
-        compiled, compiling = bc_step(name == "bf16", steps=12, compile=True) \
-            if name == c.record()["train_dtype"] else (float("nan"), float("nan"))
-        rows.append((name, matmul(dt), bc_step(name == "bf16")[0], compiled, compiling,
-                     sampler(dt)))
+        rows.append((name, matmul(dt), bc_step(name == "bf16"), sampler(dt)))
     fp32, bf16 = rows
-    trained = bf16 if c.record()["train_dtype"] == "bf16" else fp32
     lines = [f"# fp32 vs bf16 — {compute.header()}", "",
              f"`auto` picks here: train **{c.record()['train_dtype']}**, sampling "
              f"**{c.record()['sample_dtype']}** ({c.machine.describe()})", "",
-             "| dtype | matmul GFLOP/s | BC step (s, batch 128) | compiled BC step (s) "
-             "| first compile (s) | lean sampler tok/s |", "|---|---|---|---|---|---|"]
-    lines += [f"| {n} | {g:.1f} | {s:.2f} | {cs:.2f} | {cc:.0f} | {t:,.0f} |"
-              for n, g, s, cs, cc, t in rows]
+             "| dtype | matmul GFLOP/s | BC step (s, batch 128) | lean sampler tok/s |",
+             "|---|---|---|---|"]
+    lines += [f"| {n} | {g:.1f} | {s:.2f} | {t:,.0f} |" for n, g, s, t in rows]
     lines += ["", f"bf16 / fp32: matmul {bf16[1] / fp32[1]:.2f}×, BC step time "
-                  f"{bf16[2] / fp32[2]:.2f}×, sampler {bf16[5] / fp32[5]:.2f}× "
-                  f"(> 1 is faster for the first and last, slower for the step time); "
-                  f"compiled / eager BC step ({c.record()['train_dtype']}): "
-                  f"{trained[3] / trained[2]:.2f}×"]
+                  f"{bf16[2] / fp32[2]:.2f}×, sampler {bf16[3] / fp32[3]:.2f}× "
+                  f"(> 1 is faster for the first and last, slower for the step time)"]
     text = "\n".join(lines) + "\n"
     print(text)
     tag = "bf16" if c.machine.bf16_native else "nobf16"

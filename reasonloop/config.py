@@ -201,9 +201,9 @@ class LearnConfig(_Section):
     bf16: bool | Literal["auto"] = "auto"   # auto: where the hardware has native bf16 (a
                                             # CPU without it runs bf16 10–20× slower)
     gradient_checkpointing: bool = False    # recompute activations: GPU memory for time
-    # torch.compile the policy for BC (init and BC iterations): ~1.6× faster steps on a tiny
-    # policy on CPU, after ~80 s of compiling the first time on a machine (inductor caches it
-    # on disk; later compiles take seconds) — pays on a long init, not on a short run
+    # torch.compile the policy for BC (init and BC iterations). On a 2-CPU bf16 machine a
+    # compiled init step measured 0.87–1.47× the eager speed (benchmarks/compile.py; the
+    # machine drifts ±20%), after ~65 s of compiling the first time: not shown to pay on CPU
     compile: bool = False
     micro_batch: int | None = Field(None, ge=1)  # BC/DPO examples per forward/backward pass;
                                                  # the rest of a batch accumulates
