@@ -1,5 +1,5 @@
-"""`learn.compile` against eager BC on the machine at hand: seconds per policy-init step of the
-default policy (128×4, goal plays, batch 64, `learn.bf16: auto`), eager and compiled,
+"""`learn.torch_compile` against eager BC on the machine at hand: seconds per policy-init
+step of the default policy (128×4, goal plays, batch 64, `learn.bf16: auto`), eager and compiled,
 alternated so that a machine's drift hits both, and the first compile's seconds.
 
     python benchmarks/compile.py [--steps 200] [--repeats 2] [--out benchmarks/results]
@@ -47,7 +47,7 @@ def main() -> None:
         train_sft(model, tok, examples, Path(tempfile.mkdtemp()), steps=n,
                   batch_size=p.init_batch_size, lr=p.init_lr, bf16=cfg.learn.bf16,
                   seed=cfg.run.seed, max_new_tokens=p.max_new_tokens,
-                  desc="compiled" if compiled else "eager", compile=compiled)
+                  desc="compiled" if compiled else "eager", torch_compile=compiled)
         return time.perf_counter() - t0
 
     first = run(WARM, True)

@@ -204,7 +204,7 @@ class LearnConfig(_Section):
     # torch.compile the policy for BC (init and BC iterations). On a 2-CPU bf16 machine a
     # compiled init step measured 0.87–1.47× the eager speed (benchmarks/compile.py; the
     # machine drifts ±20%), after ~65 s of compiling the first time: not shown to pay on CPU
-    compile: bool = False
+    torch_compile: bool = False
     micro_batch: int | None = Field(None, ge=1)  # BC/DPO examples per forward/backward pass;
                                                  # the rest of a batch accumulates
     replay_init: float = Field(0.0, ge=0, le=1)  # fraction of init (legal-format) data mixed in

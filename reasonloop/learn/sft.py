@@ -19,14 +19,15 @@ from reasonloop.learn import common
 
 def sft_args(out_dir: Path, steps: int, batch_size: int, lr: float, bf16: bool | str, seed: int,
              max_length: int, save_every: int | None = None, grad_ckpt: bool = False,
-             micro_batch: int | None = None, compile: bool = False, **extra) -> SFTConfig:
+             micro_batch: int | None = None, torch_compile: bool = False, **extra) -> SFTConfig:
     saving = common.checkpoint_args(out_dir, save_every) if save_every else \
         {"output_dir": str(common.trainer_dir(out_dir)), "save_strategy": "no"}
     return SFTConfig(
         **common.base_args(bf16, seed, steps, grad_ckpt), **saving,
         **common.batching(batch_size, micro_batch), learning_rate=lr,
         lr_scheduler_type="cosine", warmup_steps=max(1, steps // 20), weight_decay=0.0,
-        completion_only_loss=True, packing=False, max_length=max_length, torch_compile=compile,
+        completion_only_loss=True, packing=False, max_length=max_length,
+        torch_compile=torch_compile,
         train_sampling_strategy="sequential",              # the order comes from `batch_order`
         dataset_kwargs={"skip_prepare_dataset": True}, **extra)   # tokenized by `tokenize`
 
@@ -89,11 +90,11 @@ def train_sft(model, tokenizer, examples: list[dict], out_dir: Path, *, steps: i
               batch_size: int, lr: float, bf16: bool | str, seed: int, desc: str = "BC",
               save_every: int | None = None, max_new_tokens: int | None = None,
               grad_ckpt: bool = False, micro_batch: int | None = None,
-              compile: bool = False) -> dict:
+              torch_compile: bool = False) -> dict:
     """Fine-tune `model` in place on prompt/completion pairs; returns loss stats. With
     `save_every`, checkpoints under `out_dir` and resumes from the last one. Examples are cut
     at the longest prompt + `max_new_tokens` (+ EOS), or not at all without a budget
-    (`common.fit_length`); how many were cut is in the stats. `compile`: torch.compile the
+    (`common.fit_length`); how many were cut is in the stats. `torch_compile`: compile the
     forward and backward (the trainer wraps the module; `model` itself is what trains)."""
     if not examples:
         return {"loss_first": None, "loss_last": None, "steps": 0, "train_tokens": 0}
@@ -102,8 +103,8 @@ def train_sft(model, tokenizer, examples: list[dict], out_dir: Path, *, steps: i
         model, [t["prompt_len"] for t in full.values()],
         [len(t["input_ids"]) for t in full.values()], max_new_tokens, desc)
     args = sft_args(Path(out_dir), steps, batch_size, lr, bf16, seed, max_length, save_every,
-                    grad_ckpt, micro_batch, compile)
-    if compile:
+                    grad_ckpt, micro_batch, torch_compile)
+    if torch_compile:
         # a graph inductor fails to build (seen: a bf16 C++ kernel) runs eager instead of
         # ending a long init
         import torch._dynamo

@@ -123,7 +123,7 @@ def init_policy(cfg, env, out_dir: Path) -> Path:
               batch_size=cfg.policy.init_batch_size, lr=cfg.policy.init_lr,
               bf16=cfg.learn.bf16, seed=cfg.run.seed,
               save_every=cfg.learn.save_every,              # a killed init resumes
-              compile=cfg.learn.compile,
+              torch_compile=cfg.learn.torch_compile,
               max_new_tokens=cfg.policy.max_new_tokens,
               desc=f"policy init (BC on {cfg.policy.init_data})")
     n_params = sum(p.numel() for p in model.parameters())

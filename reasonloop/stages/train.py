@@ -105,7 +105,7 @@ def train(it: Iteration, start_from: str, phase: str) -> dict:
                           seed=seed, desc=desc, save_every=L.save_every,
                           max_new_tokens=cfg.policy.max_new_tokens,
                           grad_ckpt=L.gradient_checkpointing, micro_batch=L.micro_batch,
-                          compile=L.compile)
+                          torch_compile=L.torch_compile)
     elif phase == "dpo":
         stats = train_dpo(model, tok, preference_pairs(it), out,
                           dcfg=L.dpo, bf16=L.bf16, seed=seed, save_every=L.save_every,

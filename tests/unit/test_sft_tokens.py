@@ -77,7 +77,7 @@ def test_bc_learns_long_completions_whole(tmp_path):
 
 
 def test_compiled_bc_trains_the_policy_itself_like_eager(tmp_path):
-    """`learn.compile`: the trainer compiles a wrapper of the module; the policy object that
+    """`learn.torch_compile`: the trainer compiles a wrapper of the module; the policy object that
     is saved afterwards must be the one that learned, with plain parameter names, and the
     compiled steps must compute what eager ones do (fp32: the same losses, same weights)."""
     import torch
@@ -90,7 +90,7 @@ def test_compiled_bc_trains_the_policy_itself_like_eager(tmp_path):
         model = build_tiny_llama(tok, 32, 1, 2, 0)
         before = {k: v.clone() for k, v in model.state_dict().items()}
         stats = train_sft(model, tok, ex, tmp_path / str(compiled), steps=4, batch_size=4,
-                          lr=1e-2, bf16=False, seed=0, compile=compiled)
+                          lr=1e-2, bf16=False, seed=0, torch_compile=compiled)
         after = model.state_dict()
         assert not any("_orig_mod" in k for k in after) and after.keys() == before.keys()
         assert any(not torch.equal(before[k], after[k]) for k in after)      # it learned
