@@ -120,7 +120,8 @@ def main() -> None:
                     "policy_path IS NOT NULL ORDER BY iteration DESC LIMIT 1",
                     {"run": run_id})["policy_path"][0]
     run_cfg = workspace.stored_config(P.db, run_id) or cfg
-    who = "Trace policy" if run_cfg.policy.init_data == "traces" else \
+    traces = run_cfg.policy.init_data in ("traces", "goal_traces")
+    who = "Trace policy" if traces else \
         f"The run's policy ({run_cfg.policy.init_data} init)"
     env = workspace.env(cfg)
     test = workspace.split(cfg, "test")[: args.limit]
@@ -132,7 +133,7 @@ def main() -> None:
               f"{traced['tokens']:.0f} generated tokens per problem"
               + (f"; {100 * traced['backtracked']:.0f}% of its outputs backtrack, "
                  f"{100 * traced['solved_after_backtrack']:.1f}% solve after a backtrack"
-                 if run_cfg.policy.init_data == "traces" else "")
+                 if traces else "")
               + f" ({time.perf_counter() - t0:.0f} s).", "",
               "Where its wrong greedy outputs first go wrong (the verifier's walk):", "",
               "| first error | outputs |", "|---|---|",

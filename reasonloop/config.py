@@ -78,8 +78,8 @@ class PolicyConfig(_Section):
     # the warm-up data: random legal plays (format and arithmetic); goal_plays, the same plays
     # shown with the value they reached as target (hindsight at init: format, arithmetic and
     # aiming); or search traces that teach searching in the policy's own output: attempts,
-    # checks, dead ends, backtracking
-    init_data: Literal["plays", "goal_plays", "traces"] = "plays"
+    # checks, dead ends, backtracking; goal_traces: traces around goal plays (hindsight)
+    init_data: Literal["plays", "goal_plays", "traces", "goal_traces"] = "plays"
     trace_backtracks: int = Field(1, ge=0)    # traces: each explores 0..this dead ends
     context: int = Field(128, ge=16)          # a built policy's positions: prompt + output
     init_steps: int = Field(600, ge=1)

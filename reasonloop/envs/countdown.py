@@ -36,7 +36,7 @@ from reasonloop.envs.countdown_rules import (
     solve,
     walk,
 )
-from reasonloop.envs.countdown_trace import relabel_text, search_trace
+from reasonloop.envs.countdown_trace import goal_trace, relabel_text, search_trace
 from reasonloop.errors import InputError
 
 # the rules, re-exported: most callers know Countdown by this module
@@ -97,7 +97,7 @@ class Countdown:
 
     name = "countdown"
     step_sep = "\n"              # one equation per line
-    warmup_kinds = ("plays", "goal_plays", "traces")
+    warmup_kinds = ("plays", "goal_plays", "traces", "goal_traces")
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -178,12 +178,13 @@ class Countdown:
         random play is a true solution of that problem), kept only where that value is a
         training target and the problem is not a val one — format, arithmetic *and* aiming,
         with no solver. `traces`: search traces on training targets (countdown_trace) —
-        attempts, checks, dead ends, backtracking. No kind holds a val problem."""
+        attempts, checks, dead ends, backtracking. `goal_traces`: traces whose solution path
+        is a goal play (hindsight for traces). No kind holds a val problem."""
         rng = random.Random(seed)
-        if kind == "goal_plays":
+        if kind in ("goal_plays", "goal_traces"):
             held, out = self._val_ids(), []
             while len(out) < n:
-                if (ex := self._goal_play(rng, held)) is not None:
+                if (ex := self._goal_play(rng, held, kind, backtracks)) is not None:
                     out.append(ex)
             return out
         held, out = self._val_ids(), []
@@ -198,13 +199,20 @@ class Countdown:
             out.append(_example(nums, t, lines))
         return out
 
-    def _goal_play(self, rng, held: frozenset[str]) -> dict | None:
-        """A random legal play on random numbers, shown with the value it reached as target;
-        None when that value is not a training target or the problem is a val one."""
+    def _goal_play(self, rng, held: frozenset[str], kind: str = "goal_plays",
+                   backtracks: int = 1) -> dict | None:
+        """A random legal play on random numbers, shown with the value it reached as target
+        (as a trace with dead ends for `goal_traces`); None when that value is not a
+        training target, the problem is a val one, or a dead end ends on a test target."""
         c = self.cfg
         nums = tuple(rng.randint(c.number_min, c.number_max) for _ in range(c.n_numbers))
-        lines = random_trajectory(nums, rng)
-        t = int(STEP_RE.match(lines[-1]).group(4))         # the value the play reached
+        if kind == "goal_traces":
+            t, lines = goal_trace(nums, rng, backtracks)
+            if any(CHECK_RE.match(x) and int(x.split()[0]) in self.test_targets for x in lines):
+                return None        # "15 not 40" would teach that a test target is never ok
+        else:
+            lines = random_trajectory(nums, rng)
+            t = int(STEP_RE.match(lines[-1]).group(4))     # the value the play reached
         if t not in self.train_targets or self._problem((nums, t), "train").problem_id in held:
             return None
         return _example(nums, t, lines)

@@ -60,19 +60,42 @@ def search_trace(numbers, target: int, rng: random.Random, backtracks: int) -> l
     state = tuple(numbers)
     if target not in reachable(tuple(sorted(state))):
         raise ValueError(f"{list(numbers)} cannot reach {target}")
-    k = rng.randint(0, backtracks)
-    depths = len(state) - 1
-    at_depth = Counter(rng.randrange(depths) for _ in range(k))
+    path = []
+    while len(state) > 1:
+        a, op, b, c, _ = rng.choice([m for m in moves(state) if target in reachable(m[4])])
+        path.append((a, op, b, c))
+        state = play(state, a, b, c)
+    return _trace(numbers, target, path, rng, backtracks)
+
+
+def goal_trace(numbers, rng: random.Random, backtracks: int) -> tuple[int, list[str]]:
+    """Hindsight for traces: a uniformly random play is the solution path and the value it
+    reaches the target, with dead ends off it as in `search_trace` — unlimited true traces
+    with no solver. Its last attempt aims exactly as a goal play does, and its dead ends
+    end on a number that is not the target, so the last step's result must be worked out,
+    not copied from the prompt. (target, lines)."""
+    state, path = tuple(numbers), []
+    while len(state) > 1:
+        a, op, b, c, _ = rng.choice(list(moves(state)))
+        path.append((a, op, b, c))
+        state = play(state, a, b, c)
+    return state[0], _trace(numbers, state[0], path, rng, backtracks)
+
+
+def _trace(numbers, target: int, path, rng, backtracks: int) -> list[str]:
+    """The solution `path` (steps a, op, b, c) written out, with k ∈ 0..backtracks dead ends
+    leaving it at random depths, each closed by its check and a `back` to where it left."""
+    state = tuple(numbers)
+    at_depth = Counter(rng.randrange(len(path)) for _ in range(rng.randint(0, backtracks)))
     lines = []
-    for depth in range(depths):
-        live = [m for m in moves(state) if target in reachable(m[4])]
-        a, op, b, c, nxt = rng.choice(live)
-        tried = {nxt}
+    for depth, (a, op, b, c) in enumerate(path):
+        nxt = play(state, a, b, c)
+        tried = {tuple(sorted(nxt))}
         for _ in range(at_depth[depth]):
             branch = _dead_end(state, target, tried, rng)
             if branch:
                 lines += branch + [f"back [{_show(state)}]"]
-        state = play(state, a, b, c)
+        state = nxt
         lines.append(format_step(a, op, b, c, state))
     return lines + [f"{target} ok"]
 

@@ -86,7 +86,7 @@ def warmup(cfg, env, n: int, seed: int) -> list[dict]:
     kind = cfg.policy.init_data
     if kind not in getattr(env, "warmup_kinds", ()):
         raise InputError(f"env {env.name!r} has no {kind!r} warm-up data (policy.init_data)")
-    if kind == "traces":
+    if kind in ("traces", "goal_traces"):
         return env.warmup_examples(n, seed=seed, kind=kind, backtracks=cfg.policy.trace_backtracks)
     return env.warmup_examples(n, seed=seed, kind=kind)
 

@@ -6,6 +6,7 @@ import random
 import re
 import statistics
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,9 +46,10 @@ def _replay(nums, lines):
     return out
 
 
-def test_every_trace_solves_and_every_explored_step_is_legal_from_its_state():
+@pytest.mark.parametrize("data", ["traces", "goal_traces"])
+def test_every_trace_solves_and_every_explored_step_is_legal_from_its_state(data):
     for env, bt in ((EASY, 2), (SOS, 3)):
-        for ex in env.warmup_examples(400, seed=1, kind="traces", backtracks=bt):
+        for ex in env.warmup_examples(400, seed=1, kind=data, backtracks=bt):
             nums, t, lines = _lines(ex)
             assert check(nums, t, ex["completion"]).correct
             assert reference(nums, t, ex["completion"])
@@ -60,9 +62,10 @@ def test_every_trace_solves_and_every_explored_step_is_legal_from_its_state():
             assert all(ln.endswith(f" not {t}") for ln in checks)
 
 
-def test_the_knob_sets_how_much_the_traces_backtrack():
+@pytest.mark.parametrize("kind", ["traces", "goal_traces"])
+def test_the_knob_sets_how_much_the_traces_backtrack(kind):
     mean = {bt: statistics.mean(count_backtracks(e["completion"]) for e in
-                                EASY.warmup_examples(600, seed=2, kind="traces", backtracks=bt))
+                                EASY.warmup_examples(600, seed=2, kind=kind, backtracks=bt))
             for bt in (0, 1, 3)}
     assert mean[0] == 0
     assert 0.3 < mean[1] < 0.7 < 1.0 < mean[3] < 2.0
@@ -72,6 +75,33 @@ def test_traces_are_not_the_same_search_every_time():
     rng = random.Random(0)
     texts = {"\n".join(search_trace((7, 17, 5), 50, rng, 2)) for _ in range(50)}
     assert len(texts) > 10
+
+
+def test_goal_traces_aim_like_goal_plays_and_their_dead_ends_miss():
+    """Hindsight for traces: the last attempt is a uniformly random play (as a goal play's
+    is), so its first step is spread over the legal moves rather than the solver's; every
+    dead end ends on a value that is not the target, so the last step of an attempt has to be
+    worked out, not copied from the prompt. No dead end ends on a held-out test target: that
+    would teach that such a value is never "ok"."""
+    ex = EASY.warmup_examples(3000, seed=6, kind="goal_traces", backtracks=2)
+    firsts, misses = set(), 0
+    for e in ex:
+        nums, t, lines = _lines(e)
+        assert t in EASY.train_targets
+        last_back = max((i for i, ln in enumerate(lines) if ln.startswith("back [")), default=-1)
+        if last_back < 0:
+            firsts.add(lines[0])
+        for i, ln in enumerate(lines):
+            if " not " in ln:
+                misses += 1
+                assert int(ln.split()[0]) != t
+                assert int(ln.split()[0]) not in EASY.test_targets   # held out: never a leaf
+                assert lines[i - 1].endswith(f"[{ln.split()[0]}]")   # the leaf it reached
+    assert misses > 2000
+    assert len(firsts) > 500
+    plays = EASY.warmup_examples(3000, seed=6, kind="goal_plays")
+    assert statistics.mean(len(e["completion"]) for e in ex) > \
+        1.5 * statistics.mean(len(e["completion"]) for e in plays)
 
 
 def _mutate_trace(lines: list[str], rng) -> list[str]:
