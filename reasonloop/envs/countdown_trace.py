@@ -60,11 +60,7 @@ def search_trace(numbers, target: int, rng: random.Random, backtracks: int) -> l
     state = tuple(numbers)
     if target not in reachable(tuple(sorted(state))):
         raise ValueError(f"{list(numbers)} cannot reach {target}")
-    path = []
-    while len(state) > 1:
-        a, op, b, c, _ = rng.choice([m for m in moves(state) if target in reachable(m[4])])
-        path.append((a, op, b, c))
-        state = play(state, a, b, c)
+    path, _ = _path(state, rng, lambda m: target in reachable(m[4]))
     return _trace(numbers, target, path, rng, backtracks)
 
 
@@ -74,12 +70,19 @@ def goal_trace(numbers, rng: random.Random, backtracks: int) -> tuple[int, list[
     with no solver. Its last attempt aims exactly as a goal play does, and its dead ends
     end on a number that is not the target, so the last step's result must be worked out,
     not copied from the prompt. (target, lines)."""
-    state, path = tuple(numbers), []
+    path, target = _path(tuple(numbers), rng, lambda m: True)
+    return target, _trace(numbers, target, path, rng, backtracks)
+
+
+def _path(state: tuple[int, ...], rng, keep) -> tuple[list[tuple], int]:
+    """A play to the end, each step drawn uniformly from the moves `keep` allows: its steps
+    (a, op, b, c) and the value it reaches."""
+    path = []
     while len(state) > 1:
-        a, op, b, c, _ = rng.choice(list(moves(state)))
+        a, op, b, c, _ = rng.choice([m for m in moves(state) if keep(m)])
         path.append((a, op, b, c))
         state = play(state, a, b, c)
-    return state[0], _trace(numbers, state[0], path, rng, backtracks)
+    return path, state[0]
 
 
 def _trace(numbers, target: int, path, rng, backtracks: int) -> list[str]:
