@@ -138,6 +138,17 @@ def gpu_free_gib() -> float | None:
     return round(torch.cuda.mem_get_info(0)[0] / 2**30, 2)
 
 
+def freeze_imports() -> None:
+    """Keep what exists now (modules, classes: what the imports made) out of every later
+    collection. With ~700k such objects in view a `gc.collect()` took ~0.4 s, and
+    `release_memory` runs one after each stage: 30% of a tiny iteration's time. Call once,
+    before the first stage; what is frozen is never collected (it lives as long as the
+    process anyway)."""
+    import gc
+    gc.collect()
+    gc.freeze()
+
+
 def release_memory() -> None:
     """Hand memory back after an in-process stage (a trainer, a scorer): collect what Python
     still holds and empty CUDA's cache, so the next stage's vLLM engine finds its share free."""

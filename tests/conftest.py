@@ -55,9 +55,21 @@ def _unit_only(config) -> bool:
     return bool(args) and all(a == unit or unit in a.parents for a in args)
 
 
+def _pin_worker(config) -> None:
+    """Each xdist worker (and every process it starts) on its own CPU. Unpinned, two workers'
+    runs each sized their torch threads to all CPUs; on 2 cores 4 busy threads took turns,
+    and a tiny model's many small kernels spent the CPU waiting at thread barriers."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    worker = getattr(config, "workerinput", {}).get("workerid", "")
+    if len(cpus) < 2 or not worker.startswith("gw"):
+        return
+    os.sched_setaffinity(0, {cpus[int(worker[2:]) % len(cpus)]})
+
+
 def pytest_configure(config):
     """A Prefect API for this test process's flows and the CLI runs it starts — started
     before any test imports Prefect (its root settings read PREFECT_API_URL then)."""
+    _pin_worker(config)
     if _controller(config) or _SERVER or _unit_only(config):
         return
     from reasonloop import servers
