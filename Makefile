@@ -12,8 +12,8 @@ ARGS    ?=
 run: $(STAMP)
 	$(BIN)/reasonloop run --config configs/default.yaml $(ARGS)
 
-# Two test processes (pytest-xdist), one test file each at a time: 9.6 min instead of 13.8
-# on 2 cores (the slow tests wait on subprocesses and servers as much as on the CPU).
+# Two test processes (pytest-xdist), one test file each at a time, each pinned to its own CPU
+# (tests/conftest.py). The suite is CPU-bound: four workers were slower than two on 2 cores.
 JOBS    ?= 2
 test: $(STAMP) $(VLLM) $(SCALE) $(BROWSER)
 	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile $(ARGS)
