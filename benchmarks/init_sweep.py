@@ -4,12 +4,15 @@ targets) right after init.
 
     python benchmarks/init_sweep.py [--config configs/default.yaml] [--set k=v ...]
         [--threads 2] [--examples 38400] [--variants 64:2e-3,32:1e-3,16:1e-3] [--out DIR]
+        [--goal-targets LO-HI]
 
 Each variant (BATCH:LR) builds the same from-scratch policy (same seed) and trains
 `examples / BATCH` steps on the same init data (`policy.init_data`), then decodes val and
 test greedily with the lean sampler. Train seconds are the cost: per example a small batch
 costs more on a multi-core CPU (less work per matmul), so compare accuracy *and* seconds.
-Writes <out>/init_sweep.md; names the processor.
+`--goal-targets LO-HI` (Countdown goal plays): keep a play whose reached value is any
+number in LO..HI, not only a training target (never a test target); the table then goes to
+<out>/init_sweep_targets_LO-HI.md. Writes <out>/init_sweep.md; names the processor.
 """
 
 from __future__ import annotations
@@ -49,6 +52,20 @@ def run_variant(cfg, env, examples, splits, tok, batch: int, lr: float, n_exampl
             "loss": stats["loss_last"], **acc}
 
 
+def wider_goals(env, span: str | None):
+    """A copy of the Countdown env whose goal plays may show any value in LO..HI as target
+    (the split, val problems and test targets unchanged: the problems are drawn already)."""
+    if span is None:
+        return env
+    import copy
+    lo, hi = (int(x) for x in span.split("-"))
+    inner = getattr(env, "_env", env)        # plugins.Guarded wraps the env
+    inner._val_ids()         # the val problems of the real split, before the targets widen
+    wide = copy.copy(inner)
+    wide.train_targets = frozenset(range(lo, hi + 1)) - inner.test_targets
+    return wide
+
+
 def main() -> None:
     import torch
 
@@ -64,11 +81,13 @@ def main() -> None:
     ap.add_argument("--examples", type=int, default=600 * 64, help="examples seen per variant")
     ap.add_argument("--variants", default="64:2e-3,32:1e-3,16:1e-3")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--goal-targets", default=None, help="LO-HI: goal plays on any value there")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     cfg = load_config(a.config, a.set)
     env = plugins.build(cfg.env)
-    examples = warmup(cfg, env, cfg.policy.init_examples, seed=cfg.run.seed + 17)
+    examples = warmup(cfg, wider_goals(env, a.goal_targets), cfg.policy.init_examples,
+                      seed=cfg.run.seed + 17)
     problems = env.problems()
     splits = {s: [p for p in problems if p.split == s] for s in ("val", "test")}
     tok = build_char_tokenizer(CHARS + sorted(set(getattr(env, "chars", "")) - set(CHARS)))
@@ -82,13 +101,15 @@ def main() -> None:
              header(), "",
              f"config: `{Path(a.config).name}` {' '.join(a.set)}; init data "
              f"`{cfg.policy.init_data}`, {a.examples} examples seen per variant, model "
-             f"{cfg.policy.hidden_size}×{cfg.policy.n_layers}; greedy pass@1 on "
+             f"{cfg.policy.hidden_size}×{cfg.policy.n_layers}; goal-play targets "
+             f"{a.goal_targets or 'training targets only'}; greedy pass@1 on "
              f"{len(splits['val'])} val / {len(splits['test'])} test (held-out targets)", "",
              "| batch | lr | steps | train s | last loss | val pass@1 | test pass@1 |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['batch']} | {r['lr']:g} | {r['steps']} | {r['seconds']:.0f} | "
               f"{r['loss']:.3f} | {r['val']:.1%} | {r['test']:.1%} |" for r in rows]
-    out = Path(a.out) / "init_sweep.md"
+    out = Path(a.out) / (f"init_sweep_targets_{a.goal_targets}.md" if a.goal_targets
+                         else "init_sweep.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
