@@ -10,7 +10,7 @@ from __future__ import annotations
 from prefect import flow, unmapped
 
 from reasonloop import runlock, stopping
-from reasonloop.compute import freeze_imports
+from reasonloop.compute import imports_frozen
 from reasonloop.config import Config
 from reasonloop.learn.schedule import phase as next_phase
 from reasonloop.policy.engines import close_engines
@@ -92,7 +92,6 @@ def run(cfg: Config, run_id: str, from_champion: int | None = None) -> list[dict
     config names (threads, Ray, Dask): paths are made absolute, since a worker process need
     not share our working directory. The workspace lock keeps `reasonloop gc` out meanwhile."""
     root = cfg.run.model_copy(update={"root": cfg.run.root.resolve()})
-    freeze_imports()         # per-stage collections then scan only what the run made
-    with runlock.held(root.root), prefect_api(cfg.serve.start_timeout_s):
+    with runlock.held(root.root), prefect_api(cfg.serve.start_timeout_s), imports_frozen():
         return flywheel.with_options(task_runner=task_runner(cfg.run))(
             cfg.model_copy(update={"run": root}), run_id, from_champion)
