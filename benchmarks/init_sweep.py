@@ -69,6 +69,7 @@ def wider_goals(env, span: str | None):
 def main() -> None:
     import torch
 
+    from benchmarks import tables
     from reasonloop.compute import header
     from reasonloop.config import load_config
     from reasonloop.envs import plugins
@@ -110,10 +111,7 @@ def main() -> None:
               f"{r['loss']:.3f} | {r['val']:.1%} | {r['test']:.1%} |" for r in rows]
     out = Path(a.out) / (f"init_sweep_targets_{a.goal_targets}.md" if a.goal_targets
                          else "init_sweep.md")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    print(f"wrote {out}")
+    tables.write(out, lines)
 
 
 if __name__ == "__main__":

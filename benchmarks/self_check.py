@@ -67,6 +67,7 @@ def decode(env, path: Path, splits: dict, max_new_tokens: int) -> dict:
 def main() -> None:
     import torch
 
+    from benchmarks import tables
     from reasonloop.compute import header
     from reasonloop.config import load_config
     from reasonloop.envs import plugins
@@ -119,10 +120,7 @@ def main() -> None:
                          f"{r['chars']:.0f} | {c['false ok']} / {c['target not']} / "
                          f"{c['right']} / {c['no check']} |")
     out = Path(a.out) / "self_check.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    print(f"wrote {out}")
+    tables.write(out, lines)
 
 
 if __name__ == "__main__":
