@@ -56,9 +56,9 @@ def _unit_only(config) -> bool:
 
 
 def _pin_worker(config) -> None:
-    """Each xdist worker (and every process it starts) on its own CPU. Unpinned, two workers'
-    runs each sized their torch threads to all CPUs; on 2 cores 4 busy threads took turns,
-    and a tiny model's many small kernels spent the CPU waiting at thread barriers."""
+    """Each xdist worker (and every process it starts) on its own CPU. Unpinned, each
+    worker's runs sized their torch threads to all CPUs, and on 2 cores the two workers'
+    threads took turns: the four slowest files took 470 s unpinned, 414 s pinned."""
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     worker = getattr(config, "workerinput", {}).get("workerid", "")
     if len(cpus) < 2 or not worker.startswith("gw"):
