@@ -63,7 +63,25 @@ def _pin_worker(config) -> None:
     worker = getattr(config, "workerinput", {}).get("workerid", "")
     if len(cpus) < 2 or not worker.startswith("gw"):
         return
+    _STATE.all_cpus = set(cpus)
     os.sched_setaffinity(0, {cpus[int(worker[2:]) % len(cpus)]})
+
+
+@pytest.fixture
+def all_cpus():
+    """For a test whose run spreads over processes (Ray and Dask shards, vLLM's engine
+    beside the trainer): every CPU, not its worker's one. Pinned, the Ray and Dask shard test
+    took 49 and 37 s instead of 18 and 16, colocated vLLM GRPO 49 s instead of 37."""
+    wide = getattr(_STATE, "all_cpus", None)
+    if wide is None:
+        yield
+        return
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, wide)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, mine)
 
 
 def pytest_configure(config):

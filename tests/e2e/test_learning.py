@@ -149,6 +149,7 @@ def test_schedule_max_iterations_and_fixed_phases():
         LearnConfig(schedule=["bc", "bc"])
 
 
+@pytest.mark.usefixtures("all_cpus")
 def test_grpo_with_colocated_vllm_on_cpu(vllm_model_dir, tmp_path):
     """The vLLM generation path of GRPO (the vllm extra; skipped where it is not installed)."""
     pytest.importorskip("vllm")

@@ -57,6 +57,7 @@ def by_threads(tmp_path_factory, tiny_model_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("all_cpus")
 @pytest.mark.parametrize("runner", ["dask", "ray"])   # Ray last: its processes outlive it
 def test_shards_elsewhere_give_the_same_trajectories(runner, by_threads, tmp_path,
                                                      tiny_model_dir):
