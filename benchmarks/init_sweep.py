@@ -4,7 +4,7 @@ targets) right after init.
 
     python benchmarks/init_sweep.py [--config configs/default.yaml] [--set k=v ...]
         [--threads 2] [--examples 38400] [--variants 64:2e-3,32:1e-3,16:1e-3] [--out DIR]
-        [--goal-targets LO-HI]
+        [--goal-targets LO-HI] [--keep]
 
 Each variant (BATCH:LR) builds the same from-scratch policy (same seed) and trains
 `examples / BATCH` steps on the same init data (`policy.init_data`), then decodes val and
@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def run_variant(cfg, env, examples, splits, tok, batch: int, lr: float, n_examples: int) -> dict:
+def run_variant(cfg, env, examples, splits, tok, batch: int, lr: float, n_examples: int,
+                keep: Path | None = None) -> dict:
     from benchmarks.sos import greedy
     from reasonloop.learn.sft import train_sft
     from reasonloop.policy.engines import load_engine
@@ -44,8 +45,9 @@ def run_variant(cfg, env, examples, splits, tok, batch: int, lr: float, n_exampl
                           bf16=cfg.learn.bf16, seed=cfg.run.seed, max_new_tokens=p.max_new_tokens,
                           desc=f"init batch {batch} lr {lr:g}")
         seconds = time.perf_counter() - t
-        save_policy(model, tok, Path(d) / "policy")
-        engine = load_engine("lean", Path(d) / "policy", seed=cfg.run.seed, dtype="fp32")
+        where = keep / f"policy-{batch}-{lr:g}" if keep else Path(d) / "policy"
+        save_policy(model, tok, where)
+        engine = load_engine("lean", where, seed=cfg.run.seed, dtype="fp32")
         acc = {s: greedy(env, engine, ps, p.max_new_tokens)["accuracy"]
                for s, ps in splits.items()}
     return {"batch": batch, "lr": lr, "steps": steps, "seconds": seconds,
@@ -83,6 +85,7 @@ def main() -> None:
     ap.add_argument("--variants", default="64:2e-3,32:1e-3,16:1e-3")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--goal-targets", default=None, help="LO-HI: goal plays on any value there")
+    ap.add_argument("--keep", action="store_true", help="save each policy under --out")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     cfg = load_config(a.config, a.set)
@@ -96,7 +99,7 @@ def main() -> None:
     for v in a.variants.split(","):
         batch, lr = v.split(":")
         rows.append(run_variant(cfg, env, examples, splits, tok, int(batch), float(lr),
-                                a.examples))
+                                a.examples, Path(a.out) if a.keep else None))
         print(rows[-1], flush=True)
     lines = ["# Policy init: batch size and learning rate at equal examples", "",
              header(), "",

@@ -78,8 +78,10 @@ class PolicyConfig(_Section):
     # the warm-up data: random legal plays (format and arithmetic); goal_plays, the same plays
     # shown with the value they reached as target (hindsight at init: format, arithmetic and
     # aiming); or search traces that teach searching in the policy's own output: attempts,
-    # checks, dead ends, backtracking; goal_traces: traces around goal plays (hindsight)
-    init_data: Literal["plays", "goal_plays", "traces", "goal_traces"] = "plays"
+    # checks, dead ends, backtracking; goal_traces: traces around goal plays (hindsight);
+    # dfs_traces: a systematic depth-first search in a fixed order (every first step tried
+    # until one solves: the only choice left to the policy is each branch's last step)
+    init_data: Literal["plays", "goal_plays", "traces", "goal_traces", "dfs_traces"] = "plays"
     trace_backtracks: int = Field(1, ge=0)    # traces: each explores 0..this dead ends
     context: int = Field(128, ge=16)          # a built policy's positions: prompt + output
     init_steps: int = Field(600, ge=1)

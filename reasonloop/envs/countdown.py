@@ -36,7 +36,7 @@ from reasonloop.envs.countdown_rules import (
     solve,
     walk,
 )
-from reasonloop.envs.countdown_trace import goal_trace, relabel_text, search_trace
+from reasonloop.envs.countdown_trace import dfs_trace, goal_trace, relabel_text, search_trace
 from reasonloop.errors import InputError
 
 # the rules, re-exported: most callers know Countdown by this module
@@ -97,7 +97,7 @@ class Countdown:
 
     name = "countdown"
     step_sep = "\n"              # one equation per line
-    warmup_kinds = ("plays", "goal_plays", "traces", "goal_traces")
+    warmup_kinds = ("plays", "goal_plays", "traces", "goal_traces", "dfs_traces")
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -194,8 +194,13 @@ class Countdown:
             nums, t = drawn
             if self._problem(drawn, "train").problem_id in held:
                 continue
-            lines = search_trace(nums, t, rng, backtracks) if kind == "traces" else \
-                random_trajectory(nums, rng)
+            if kind == "dfs_traces":
+                lines = dfs_trace(nums, t)
+                if self._checks_test_target(lines):
+                    continue
+            else:
+                lines = search_trace(nums, t, rng, backtracks) if kind == "traces" else \
+                    random_trajectory(nums, rng)
             out.append(_example(nums, t, lines))
         return out
 
@@ -208,14 +213,19 @@ class Countdown:
         nums = tuple(rng.randint(c.number_min, c.number_max) for _ in range(c.n_numbers))
         if kind == "goal_traces":
             t, lines = goal_trace(nums, rng, backtracks)
-            if any(CHECK_RE.match(x) and int(x.split()[0]) in self.test_targets for x in lines):
-                return None        # "15 not 40" would teach that a test target is never ok
+            if self._checks_test_target(lines):
+                return None
         else:
             lines = random_trajectory(nums, rng)
             t = int(STEP_RE.match(lines[-1]).group(4))     # the value the play reached
         if t not in self.train_targets or self._problem((nums, t), "train").problem_id in held:
             return None
         return _example(nums, t, lines)
+
+    def _checks_test_target(self, lines: list[str]) -> bool:
+        """A check on a test target's value ("15 not 40" with 15 held out) would teach that a
+        held-out target is never ok: init data leaves such traces out."""
+        return any(CHECK_RE.match(x) and int(x.split()[0]) in self.test_targets for x in lines)
 
     def _val_ids(self) -> frozenset[str]:
         """The val problems' ids: init data must not hold them (test has unseen targets)."""

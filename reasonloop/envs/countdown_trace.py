@@ -26,6 +26,7 @@ from collections import Counter
 from reasonloop.envs.base import split_steps
 from reasonloop.envs.countdown_rules import (
     CHECK_RE,
+    apply,
     format_step,
     moves,
     play,
@@ -101,6 +102,48 @@ def _trace(numbers, target: int, path, rng, backtracks: int) -> list[str]:
         state = nxt
         lines.append(format_step(a, op, b, c, state))
     return lines + [f"{target} ok"]
+
+
+def ordered_moves(state: tuple[int, ...]):
+    """The legal steps from a state in the order a systematic search writes them: pairs in the
+    order their numbers stand (first with second, first with third, ...), the larger number
+    first, then + * − ÷; a step that repeats an earlier one (equal numbers) is skipped."""
+    seen = set()
+    for i in range(len(state)):
+        for j in range(i + 1, len(state)):
+            a, b = max(state[i], state[j]), min(state[i], state[j])
+            for op in "+*-/":
+                if (c := apply(a, op, b)) is not None and (a, op, b) not in seen:
+                    seen.add((a, op, b))
+                    yield a, op, b, c, play(state, a, b, c)
+
+
+def dfs_trace(numbers, target: int) -> list[str]:
+    """A systematic depth-first search written out (the `dfs_traces` init data): the first
+    steps in `ordered_moves` order; from two numbers, the one last step whose result is
+    closest to the target, then its check; after a miss, `back` to the state the branch
+    left. Deterministic, so every branch tried and its order follow from the prompt alone:
+    the policy learns a procedure whose only target-dependent choice is the closest last
+    step, not a guess of which first step wins. The problem must be solvable."""
+    if target not in reachable(tuple(sorted(numbers))):
+        raise ValueError(f"{list(numbers)} cannot reach {target}")
+    lines: list[str] = []
+    _dfs(tuple(numbers), target, lines)
+    return lines
+
+
+def _dfs(state: tuple[int, ...], target: int, lines: list[str]) -> bool:
+    if len(state) == 2:
+        a, op, b, c, nxt = min(ordered_moves(state), key=lambda m: abs(m[3] - target))
+        lines += [format_step(a, op, b, c, nxt),
+                  f"{c} ok" if c == target else f"{c} not {target}"]
+        return c == target
+    for a, op, b, c, nxt in ordered_moves(state):
+        lines.append(format_step(a, op, b, c, nxt))
+        if _dfs(nxt, target, lines):
+            return True
+        lines.append(f"back [{_show(state)}]")
+    return False
 
 
 def count_backtracks(completion: str) -> int:

@@ -30,7 +30,7 @@ from reasonloop.learn.dpo import train_dpo
 from reasonloop.learn.grpo import sampled_rows, train_grpo
 from reasonloop.learn.sft import train_sft
 from reasonloop.policy.engines import handover
-from reasonloop.policy.init import TINY_ATTN, load_policy, save_policy, warmup
+from reasonloop.policy.init import load_policy, save_policy, tiny_attn, warmup
 from reasonloop.stages import launch
 from reasonloop.store import data, db
 from reasonloop.workspace import Iteration, env, set_threads, split
@@ -94,7 +94,7 @@ def train(it: Iteration, start_from: str, phase: str) -> dict:
         stats = launch.launch(cfg, it.run_id, it.iteration, start_from, phase, out)
         return {**stats, **handed, "seconds": time.perf_counter() - t0}
     set_threads(cfg, "train")
-    model, tok = load_policy(start_from, attn_implementation=TINY_ATTN
+    model, tok = load_policy(start_from, attn_implementation=tiny_attn(cfg.policy.context)
                              if cfg.policy.path is None else None)
     L, seed, desc = cfg.learn, it.seed, f"iter {it.iteration} {phase.upper()}"
     if phase == "bc":

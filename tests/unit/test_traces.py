@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 
 from reasonloop.config import EnvConfig
 from reasonloop.envs.countdown import Countdown, check, diagnose
-from reasonloop.envs.countdown_trace import count_backtracks, relabel_text, search_trace
+from reasonloop.envs.countdown_trace import (
+    count_backtracks,
+    dfs_trace,
+    ordered_moves,
+    relabel_text,
+    search_trace,
+)
 from tests.countdown_reference import parse_prompt, reference
 
 EASY = Countdown(EnvConfig(n_train=2000, n_val=50, n_test=50))
@@ -69,6 +75,84 @@ def test_the_knob_sets_how_much_the_traces_backtrack(kind):
             for bt in (0, 1, 3)}
     assert mean[0] == 0
     assert 0.3 < mean[1] < 0.7 < 1.0 < mean[3] < 2.0
+
+
+def _reach(nums: list[int]) -> set[int]:
+    """Every value the numbers can finish with, by brute force (independent of the env)."""
+    if len(nums) == 1:
+        return set(nums)
+    out = set()
+    for i in range(len(nums)):
+        for j in range(len(nums)):
+            if i != j:
+                a, b = nums[i], nums[j]
+                rest = [x for k, x in enumerate(nums) if k not in (i, j)]
+                vals = [a + b, a * b] + ([a - b] if a >= b else []) + \
+                    ([a // b] if b and a % b == 0 else [])
+                for v in vals:
+                    out |= _reach(rest + [v])
+    return out
+
+
+def test_dfs_traces_search_every_first_step_in_order_until_one_solves():
+    """The systematic search: every trace verifies and ends solved; every `back` returns to
+    a state that appeared; the first steps tried are the ordered moves from the start, in
+    order, none skipped, up to the one that solves; every failed branch ends on the last step
+    closest to the target (so the solution is never passed over); the same problem gives
+    the same trace."""
+    exs = EASY.warmup_examples(400, seed=3, kind="dfs_traces")
+    branches = 0
+    for ex in exs:
+        nums, t, lines = _lines(ex)
+        assert t in EASY.train_targets
+        assert check(nums, t, ex["completion"]).correct
+        assert reference(nums, t, ex["completion"])
+        assert dfs_trace(nums, t) == lines                       # deterministic
+        replay = _replay(nums, lines)
+        assert all(state in before for kind, state, before in replay if kind == "back")
+        starts = [ln for i, ln in enumerate(lines) if i == 0 or lines[i - 1].startswith("back")]
+        order = [f"{a}{op}{b}={c}" for a, op, b, c, _ in ordered_moves(nums)]
+        assert [s.split(" ")[0] for s in starts] == order[: len(starts)]
+        for i, ln in enumerate(lines):
+            if " not " in ln:
+                branches += 1
+                assert int(ln.split()[0]) not in EASY.test_targets
+                left = sorted(int(x) for x in lines[i - 2].split("[")[1][:-1].split())
+                assert t not in _reach(left)              # a true dead end
+        assert lines[-1] == f"{t} ok"
+    assert branches > len(exs)                                   # they do search
+
+
+def test_init_data_dfs_traces_is_what_policy_init_trains_on():
+    from reasonloop.config import load_config
+    from reasonloop.policy.init import warmup
+    cfg = load_config("configs/default.yaml", ["policy.init_data=dfs_traces"])
+    for ex in warmup(cfg, EASY, 30, seed=4):
+        nums, t, lines = _lines(ex)
+        assert lines == dfs_trace(nums, t)
+
+
+def test_long_trace_contexts_build_policies_with_sdpa_attention():
+    """Eager attention keeps 64 × heads × L² scores: at traces' ~450 tokens SDPA was faster."""
+    from reasonloop.policy.init import build_tiny_llama
+    from reasonloop.policy.tokenizer import CHARS, build_char_tokenizer
+    tok = build_char_tokenizer(CHARS)
+    short, long = (build_tiny_llama(tok, 16, 1, 2, 0, max_len=n) for n in (128, 704))
+    assert short.config._attn_implementation == "eager"
+    assert long.config._attn_implementation == "sdpa"
+
+
+def test_dfs_traces_search_four_numbers_depth_first():
+    """Four numbers: a dead end backs up to the three-number state it left, and a spent
+    three-number state to the start."""
+    lines = dfs_trace((3, 7, 11, 13), 19)
+    assert check((3, 7, 11, 13), 19, "\n".join(lines) + "\n").correct
+    sizes = [len(ln.split()) - 1 for ln in lines if ln.startswith("back [")]
+    assert set(sizes) == {3, 4}       # into a spent three-number state, then to the start
+    firsts = [ln for ln in lines if "=" in ln and len(ln.split("[")[1].split()) == 3]
+    assert sizes.count(4) == len(firsts) - 1    # every first step but the winning one left
+    with pytest.raises(ValueError):
+        dfs_trace((1, 1, 1), 97)
 
 
 def test_traces_are_not_the_same_search_every_time():
