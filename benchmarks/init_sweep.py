@@ -4,15 +4,17 @@ targets) right after init.
 
     python benchmarks/init_sweep.py [--config configs/default.yaml] [--set k=v ...]
         [--threads 2] [--examples 38400] [--variants 64:2e-3,32:1e-3,16:1e-3] [--out DIR]
-        [--goal-targets LO-HI] [--keep]
+        [--goal-targets LO-HI] [--keep] [--from POLICY_DIR]
 
 Each variant (BATCH:LR) builds the same from-scratch policy (same seed) and trains
 `examples / BATCH` steps on the same init data (`policy.init_data`), then decodes val and
 test greedily with the lean sampler. Train seconds are the cost: per example a small batch
 costs more on a multi-core CPU (less work per matmul), so compare accuracy *and* seconds.
-`--goal-targets LO-HI` (Countdown goal plays): keep a play whose reached value is any
-number in LO..HI, not only a training target (never a test target); the table then goes to
-<out>/init_sweep_targets_LO-HI.md. Writes <out>/init_sweep.md; names the processor.
+`--keep` saves each variant's policy under --out; `--from` continues a saved policy (same
+tokenizer) instead of building one. `--goal-targets LO-HI` (Countdown goal plays): keep a
+play whose reached value is any number in LO..HI, not only a training target (never a test
+target); the table then goes to <out>/init_sweep_targets_LO-HI.md. Writes
+<out>/init_sweep.md; names the processor.
 """
 
 from __future__ import annotations
@@ -30,14 +32,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def run_variant(cfg, env, examples, splits, tok, batch: int, lr: float, n_examples: int,
-                keep: Path | None = None) -> dict:
+                keep: Path | None = None, start: Path | None = None) -> dict:
     from benchmarks.sos import greedy
     from reasonloop.learn.sft import train_sft
     from reasonloop.policy.engines import load_engine
-    from reasonloop.policy.init import build_tiny_llama, save_policy
+    from reasonloop.policy.init import build_tiny_llama, continued, save_policy
     p = cfg.policy
-    model = build_tiny_llama(tok, p.hidden_size, p.n_layers, p.n_heads, cfg.run.seed,
-                             max_len=p.context)
+    model = continued(start, p.context)[0] if start else build_tiny_llama(
+        tok, p.hidden_size, p.n_layers, p.n_heads, cfg.run.seed, max_len=p.context)
     steps = max(1, n_examples // batch)
     with tempfile.TemporaryDirectory(prefix="init-sweep-") as d:
         t = time.perf_counter()
@@ -86,6 +88,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--goal-targets", default=None, help="LO-HI: goal plays on any value there")
     ap.add_argument("--keep", action="store_true", help="save each policy under --out")
+    ap.add_argument("--from", dest="start", default=None, help="continue this saved policy")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     cfg = load_config(a.config, a.set)
@@ -99,13 +102,15 @@ def main() -> None:
     for v in a.variants.split(","):
         batch, lr = v.split(":")
         rows.append(run_variant(cfg, env, examples, splits, tok, int(batch), float(lr),
-                                a.examples, Path(a.out) if a.keep else None))
+                                a.examples, Path(a.out) if a.keep else None,
+                                Path(a.start) if a.start else None))
         print(rows[-1], flush=True)
     lines = ["# Policy init: batch size and learning rate at equal examples", "",
              header(), "",
              f"config: `{Path(a.config).name}` {' '.join(a.set)}; init data "
              f"`{cfg.policy.init_data}`, {a.examples} examples seen per variant, model "
-             f"{cfg.policy.hidden_size}×{cfg.policy.n_layers}; goal-play targets "
+             f"{cfg.policy.hidden_size}×{cfg.policy.n_layers}"
+             f"{f' continued from {a.start}' if a.start else ''}; goal-play targets "
              f"{a.goal_targets or 'training targets only'}; greedy pass@1 on "
              f"{len(splits['val'])} val / {len(splits['test'])} test (held-out targets)", "",
              "| batch | lr | steps | train s | last loss | val pass@1 | test pass@1 |",
