@@ -38,8 +38,8 @@ def run_variant(cfg, env, examples, splits, tok, batch: int, lr: float, n_exampl
     from reasonloop.policy.engines import load_engine
     from reasonloop.policy.init import build_tiny_llama, continued, save_policy
     p = cfg.policy
-    model = continued(start, p.context)[0] if start else build_tiny_llama(
-        tok, p.hidden_size, p.n_layers, p.n_heads, cfg.run.seed, max_len=p.context)
+    model, tok = continued(start, p.context) if start else (build_tiny_llama(
+        tok, p.hidden_size, p.n_layers, p.n_heads, cfg.run.seed, max_len=p.context), tok)
     steps = max(1, n_examples // batch)
     with tempfile.TemporaryDirectory(prefix="init-sweep-") as d:
         t = time.perf_counter()

@@ -198,9 +198,10 @@ class Countdown:
                 lines = dfs_trace(nums, t)
                 if self._checks_test_target(lines):
                     continue
+            elif kind == "traces":
+                lines = search_trace(nums, t, rng, backtracks)
             else:
-                lines = search_trace(nums, t, rng, backtracks) if kind == "traces" else \
-                    random_trajectory(nums, rng)
+                lines = random_trajectory(nums, rng)
             out.append(_example(nums, t, lines))
         return out
 

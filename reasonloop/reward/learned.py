@@ -30,7 +30,7 @@ from datasets import Dataset
 from reasonloop.compute import scorer_placement
 from reasonloop.envs.base import Problem, step_prefixes, step_spans
 from reasonloop.learn import common
-from reasonloop.policy.init import TINY_ATTN
+from reasonloop.policy.init import tiny_attn
 from reasonloop.reward.process import CachedPRM, good_step
 
 BATCH = 256
@@ -84,7 +84,9 @@ def _train(trainer, steps: int, desc: str) -> list[float]:
 def _attn(policy: str | Path) -> dict:
     """Tiny from-scratch policies train faster with eager attention (policy/init.py)."""
     cfg = json.loads((Path(policy) / "config.json").read_text())
-    return {"attn_implementation": TINY_ATTN} if cfg.get("hidden_size", 1e9) <= 256 else {}
+    if cfg.get("hidden_size", 1e9) > 256:
+        return {}
+    return {"attn_implementation": tiny_attn(cfg.get("max_position_embeddings", 0))}
 
 
 def _quiet() -> None:

@@ -119,6 +119,10 @@ def test_dfs_traces_search_every_first_step_in_order_until_one_solves():
                 assert int(ln.split()[0]) not in EASY.test_targets
                 left = sorted(int(x) for x in lines[i - 2].split("[")[1][:-1].split())
                 assert t not in _reach(left)              # a true dead end
+                x, y = left                               # ... closed by its closest leaf
+                hi, lo = max(x, y), min(x, y)
+                leaves = [x + y, x * y, hi - lo] + ([hi // lo] if lo and hi % lo == 0 else [])
+                assert abs(int(ln.split()[0]) - t) == min(abs(v - t) for v in leaves)
         assert lines[-1] == f"{t} ok"
     assert branches > len(exs)                                   # they do search
 
