@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-CHECK = re.compile(r"^(\d+) (ok|not \d+)$", re.M)
+CHECK = re.compile(r"^(\d+) (ok|not \d+|vs \d+ (?:ok|no))$", re.M)
 
 
 def first_check(problem, text: str) -> str:
@@ -39,9 +39,10 @@ def first_check(problem, text: str) -> str:
     if m is None:
         return "no check"
     value, target = int(m.group(1)), problem.meta["target"]
-    if m.group(2) == "ok" and value != target:
+    says_ok = m.group(2).endswith("ok")
+    if says_ok and value != target:
         return "false ok"
-    if m.group(2) != "ok" and value == target:
+    if not says_ok and value == target:
         return "target not"
     return "right"
 

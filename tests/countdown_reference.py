@@ -2,9 +2,10 @@
 verifier — lines split by hand, numbers scanned character by character (no regex), each step
 replayed in exact rational arithmetic (`Fraction`), multisets compared as sorted lists.
 
-Search traces add two line kinds: `V ok` / `V not T` (V is the one number left; ok iff V
-is the target, T must be the target) and `back [n ...]` (numbers left at an earlier point,
-the start included; the replay goes on from there). Judged by where the text ends."""
+Search traces add two line kinds: `V ok` / `V not T` / `V vs T ok` / `V vs T no` (V is the
+one number left; ok iff V is the target, T must be the target) and `back [n ...]` (numbers
+left at an earlier point, the start included; the replay goes on from there). Judged by
+where the text ends."""
 
 import re
 from fractions import Fraction
@@ -34,16 +35,23 @@ def _numbers(inner: str) -> list[int] | None:
 
 
 def _parse_check(line: str):
-    """`V ok` → (V, None); `V not T` → (V, T); else None."""
+    """`V ok` → (V, None, True); `V not T` → (V, T, False); `V vs T ok|no` → (V, T, True|False);
+    else None."""
     v, i = _number(line, 0)
     if v is None:
         return None
     if line[i:] == " ok":
-        return v, None
-    if not line[i:].startswith(" not "):
-        return None
-    t, j = _number(line, i + 5)
-    return (v, t) if t is not None and j == len(line) else None
+        return v, None, True
+    for word in (" not ", " vs "):
+        if line[i:].startswith(word):
+            t, j = _number(line, i + len(word))
+            if t is None:
+                return None
+            if word == " not ":
+                return (v, t, False) if j == len(line) else None
+            verdict = line[j:]
+            return (v, t, verdict == " ok") if verdict in (" ok", " no") else None
+    return None
 
 
 def _parse_step(line: str):
@@ -77,9 +85,8 @@ def reference(numbers, target: int, text: str) -> bool:
             continue
         checked = _parse_check(line)
         if checked is not None:
-            v, said = checked
-            if state != [v] or (said is None and v != target) or (
-                    said is not None and (v == target or said != target)):
+            v, said, ok = checked
+            if state != [v] or (ok != (v == target)) or (said is not None and said != target):
                 return False
             continue
         step = _parse_step(line)

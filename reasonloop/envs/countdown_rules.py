@@ -18,7 +18,9 @@ OPS = "+-*/"
 # rules can reach from 6 numbers ≤ MAX_NUMBER (10**36), so every solution can be written.
 NUM = r"(?:0|[1-9][0-9]{0,63})"
 STEP_RE = re.compile(rf"^({NUM})([-+*/])({NUM})=({NUM}) \[({NUM}(?: {NUM})*)\]$")
-CHECK_RE = re.compile(rf"^({NUM}) (?:ok|not ({NUM}))$")       # search traces (walk)
+# A check in a search trace: `57 not 51` / `51 ok`, or the comparing form `57 vs 51 no` /
+# `51 vs 51 ok`, which writes both numbers side by side before its verdict (`check_line`).
+CHECK_RE = re.compile(rf"^({NUM}) (?:ok|not ({NUM})|vs ({NUM}) (ok|no))$")
 BACK_RE = re.compile(rf"^back \[({NUM}(?: {NUM})*)\]$")
 PROMPT_RE = re.compile(rf"^{NUM}(?: {NUM})*>{NUM}\n")
 
@@ -136,7 +138,8 @@ def walk(numbers, target: int, steps: list[str]):
     """Replay a completion line by line: yields (kind, state, error) per line, where kind is
     step | check | back. Search traces add two kinds of line to the step lines:
 
-        57 not 51       a check: the one number left is not the target (57 ok: it is)
+        57 not 51       a check: the one number left is not the target (57 ok: it is;
+                        or 57 vs 51 no / 51 vs 51 ok)
         back [12 5 3]   backtracking: the numbers left at an earlier point of this text
 
     A check that lies or a `back` to numbers that never appeared is an error; after the
@@ -162,13 +165,24 @@ def walk(numbers, target: int, steps: list[str]):
         yield kind, state, error
 
 
+def check_line(value: int, target: int, compare: bool = False) -> str:
+    """The check of a leaf as a trace writes it. The comparing form puts the target beside
+    the value before the verdict, so deciding ok/no compares two numbers a few characters
+    apart instead of one just written with one back in the prompt."""
+    if compare:
+        return f"{value} vs {target} {'ok' if value == target else 'no'}"
+    return f"{value} ok" if value == target else f"{value} not {target}"
+
+
 def _check_error(state: Counter, target: int, m: re.Match, i: int) -> str | None:
-    value, said = int(m.group(1)), m.group(2)
+    value = int(m.group(1))
+    named = m.group(2) or m.group(3)                 # the target the check names, if any
+    says_ok = m.group(2) is None and m.group(4) != "no"
     if sum(state.values()) != 1 or next(iter(state)) != value:
         return f"step {i}: {value} is not the one number left [{_show(state)}]"
-    if said is None and value != target:
+    if says_ok and value != target:
         return f"step {i}: {value} is not the target {target}"
-    if said is not None and (value == target or int(said) != target):
+    if named is not None and (int(named) != target or (value == target and not says_ok)):
         return f"step {i}: the target is {target}"
     return None
 

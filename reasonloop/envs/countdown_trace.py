@@ -27,6 +27,7 @@ from reasonloop.envs.base import split_steps
 from reasonloop.envs.countdown_rules import (
     CHECK_RE,
     apply,
+    check_line,
     format_step,
     moves,
     play,
@@ -118,29 +119,31 @@ def ordered_moves(state: tuple[int, ...]):
                     yield a, op, b, c, play(state, a, b, c)
 
 
-def dfs_trace(numbers, target: int) -> list[str]:
+def dfs_trace(numbers, target: int, compare: bool = True) -> list[str]:
     """A systematic depth-first search written out (the `dfs_traces` init data): the first
     steps in `ordered_moves` order; from two numbers, the one last step whose result is
     closest to the target, then its check; after a miss, `back` to the state the branch
     left. Deterministic, so every branch tried and its order follow from the prompt alone:
     the policy learns a procedure whose only target-dependent choice is the closest last
-    step, not a guess of which first step wins. The problem must be solvable."""
+    step, not a guess of which first step wins. Checks take the comparing form
+    (`57 vs 51 no`) unless `compare` is off: with `57 not 51` the policy has to decide before
+    it writes the target, and false `ok`s on near misses were its main error. The problem
+    must be solvable."""
     if target not in reachable(tuple(sorted(numbers))):
         raise ValueError(f"{list(numbers)} cannot reach {target}")
     lines: list[str] = []
-    _dfs(tuple(numbers), target, lines)
+    _dfs(tuple(numbers), target, lines, compare)
     return lines
 
 
-def _dfs(state: tuple[int, ...], target: int, lines: list[str]) -> bool:
+def _dfs(state: tuple[int, ...], target: int, lines: list[str], compare: bool) -> bool:
     if len(state) == 2:
         a, op, b, c, nxt = min(ordered_moves(state), key=lambda m: abs(m[3] - target))
-        lines += [format_step(a, op, b, c, nxt),
-                  f"{c} ok" if c == target else f"{c} not {target}"]
+        lines += [format_step(a, op, b, c, nxt), check_line(c, target, compare)]
         return c == target
     for a, op, b, c, nxt in ordered_moves(state):
         lines.append(format_step(a, op, b, c, nxt))
-        if _dfs(nxt, target, lines):
+        if _dfs(nxt, target, lines, compare):
             return True
         lines.append(f"back [{_show(state)}]")
     return False
@@ -171,11 +174,12 @@ def relabel_text(numbers, target: int, completion: str) -> tuple[int, str] | Non
     new = leaves[-1][1]
     cut = next(i for i, v in leaves if v == new)
     out = [_retarget(line, new) for line in steps[:cut + 1]]
-    if cut + 1 < len(steps) and CHECK_RE.match(steps[cut + 1]):
-        out.append(f"{new} ok")
+    if cut + 1 < len(steps) and (m := CHECK_RE.match(steps[cut + 1])):
+        out.append(check_line(new, new, compare=m.group(3) is not None))
     return new, "\n".join(out) + "\n"
 
 
 def _retarget(line: str, target: int) -> str:
+    """A check before the cut, naming the new target in the form it was written in."""
     m = CHECK_RE.match(line)
-    return line if m is None else f"{m.group(1)} not {target}"
+    return line if m is None else check_line(int(m.group(1)), target, m.group(3) is not None)

@@ -113,9 +113,11 @@ def test_dfs_traces_search_every_first_step_in_order_until_one_solves():
         starts = [ln for i, ln in enumerate(lines) if i == 0 or lines[i - 1].startswith("back")]
         order = [f"{a}{op}{b}={c}" for a, op, b, c, _ in ordered_moves(nums)]
         assert [s.split(" ")[0] for s in starts] == order[: len(starts)]
+        assert [ln for ln in lines if " not " in ln or ln == f"{t} ok"] == []   # old form
         for i, ln in enumerate(lines):
-            if " not " in ln:
+            if ln.endswith(" no"):
                 branches += 1
+                assert ln == f"{ln.split()[0]} vs {t} no"        # the comparing form
                 assert int(ln.split()[0]) not in EASY.test_targets
                 left = sorted(int(x) for x in lines[i - 2].split("[")[1][:-1].split())
                 assert t not in _reach(left)              # a true dead end
@@ -123,7 +125,8 @@ def test_dfs_traces_search_every_first_step_in_order_until_one_solves():
                 hi, lo = max(x, y), min(x, y)
                 leaves = [x + y, x * y, hi - lo] + ([hi // lo] if lo and hi % lo == 0 else [])
                 assert abs(int(ln.split()[0]) - t) == min(abs(v - t) for v in leaves)
-        assert lines[-1] == f"{t} ok"
+        assert lines[-1] == f"{t} vs {t} ok"
+        assert dfs_trace(nums, t, compare=False)[-1] == f"{t} ok"
     assert branches > len(exs)                                   # they do search
 
 
@@ -211,6 +214,8 @@ def _mutate_trace(lines: list[str], rng) -> list[str]:
         lines[i] = f"back [{' '.join(nums)}]"
     elif kind == 2 and " not " in lines[i]:             # a check that claims success
         lines[i] = lines[i].split(" ")[0] + " ok"
+    elif kind == 2 and lines[i].endswith((" no", " ok")):   # ... or flips its verdict
+        lines[i] = lines[i][:-2] + ("ok" if lines[i].endswith("no") else "no")
     elif kind == 3:                                     # a digit changed anywhere
         pos = [k for k, ch in enumerate(lines[i]) if ch.isdigit()]
         if pos:
@@ -229,7 +234,8 @@ def _mutate_trace(lines: list[str], rng) -> list[str]:
 def test_the_verifier_judges_traces_exactly_as_the_reference(seed):
     rng = random.Random(seed)
     env = SOS if seed % 3 == 0 else EASY
-    ex = env.warmup_examples(1, seed=seed, kind="traces", backtracks=3)[0]
+    kind = "dfs_traces" if seed % 4 == 1 else "traces"
+    ex = env.warmup_examples(1, seed=seed, kind=kind, backtracks=3)[0]
     nums, t, lines = _lines(ex)
     for _ in range(rng.randint(1, 3)):
         lines = _mutate_trace(lines, rng) or lines
@@ -253,6 +259,17 @@ def test_a_trace_that_lies_about_its_exploration_is_rejected():
         if line.startswith("183"):
             old = "184 not 40"
         text = good.replace(old, line)
+        assert not check((13, 14, 2), 40, text).correct
+        assert not reference((13, 14, 2), 40, text)
+        assert why in diagnose((13, 14, 2), 40, text)
+    compare = good.replace("184 not 40", "184 vs 40 no").replace("40 ok", "40 vs 40 ok")
+    assert check((13, 14, 2), 40, compare).correct and reference((13, 14, 2), 40, compare)
+    for old, line, why in [("184 vs 40 no", "184 vs 40 ok", "is not the target"),
+                           ("184 vs 40 no", "184 vs 41 no", "the target is 40"),
+                           ("40 vs 40 ok", "40 vs 40 no", "the target is 40"),
+                           ("40 vs 40 ok", "40 vs 41 ok", "the target is 40"),
+                           ("40 vs 40 ok", "40 vs 40 yes", "not of the form")]:
+        text = compare.replace(old, line)
         assert not check((13, 14, 2), 40, text).correct
         assert not reference((13, 14, 2), 40, text)
         assert why in diagnose((13, 14, 2), 40, text)
@@ -317,6 +334,10 @@ def test_hindsight_turns_a_false_ok_into_a_true_trace_and_skips_wrong_steps():
                         "back [3 5 7]\n3+5=8 [7 8]\n8+7=15 [15]\n15 ok\n") == \
         (15, "3*5=15 [7 15]\n15+7=22 [22]\n22 not 15\nback [3 5 7]\n3+5=8 [7 8]\n"
              "8+7=15 [15]\n15 ok\n")
+    assert relabel_text((3, 5, 7), 12, "3*5=15 [7 15]\n15+7=22 [22]\n22 vs 12 no\n"
+                        "back [3 5 7]\n3+5=8 [7 8]\n8+7=15 [15]\n15 vs 12 ok\n") == \
+        (15, "3*5=15 [7 15]\n15+7=22 [22]\n22 vs 15 no\nback [3 5 7]\n3+5=8 [7 8]\n"
+             "8+7=15 [15]\n15 vs 15 ok\n")                # in the form it was written in
     assert relabel_text((3, 5, 7), 12, "3*5=15 [7 15]\n15+7=23 [23]\n23 ok\n") is None
     assert relabel_text((3, 5, 7), 12, "3*5=15 [7 15]\n15+7=22 [22]\n22 ok\nback [9]\n") \
         == (22, "3*5=15 [7 15]\n15+7=22 [22]\n22 ok\n")
