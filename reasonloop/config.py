@@ -83,6 +83,9 @@ class PolicyConfig(_Section):
     # until one solves: the only choice left to the policy is each branch's last step)
     init_data: Literal["plays", "goal_plays", "traces", "goal_traces", "dfs_traces"] = "plays"
     trace_backtracks: int = Field(1, ge=0)    # traces: each explores 0..this dead ends
+    # dfs_traces: the share of solving branches that first write their closest miss, check
+    # it and go back to retry (so the check must read the result, not trust the aim)
+    trace_retries: float = Field(0.0, ge=0.0, le=1.0)
     context: int = Field(128, ge=16)          # a built policy's positions: prompt + output
     init_steps: int = Field(600, ge=1)
     init_batch_size: int = Field(128, ge=1)

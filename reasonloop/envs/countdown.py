@@ -171,7 +171,7 @@ class Countdown:
         return check(tuple(problem.meta["numbers"]), problem.meta["target"], completion)
 
     def warmup_examples(self, n: int, seed: int, kind: str = "plays",
-                        backtracks: int = 1) -> list[dict]:
+                        backtracks: int = 1, retries: float = 0.0) -> list[dict]:
         """Policy-initialization data. `plays`: random legal plays with an unrelated
         (solvable) target — format and arithmetic, not how to win. `goal_plays`: the same
         plays, each shown with the value it reached as its target (hindsight at init: a
@@ -179,7 +179,9 @@ class Countdown:
         training target and the problem is not a val one — format, arithmetic *and* aiming,
         with no solver. `traces`: search traces on training targets (countdown_trace) —
         attempts, checks, dead ends, backtracking. `goal_traces`: traces whose solution path
-        is a goal play (hindsight for traces). No kind holds a val problem."""
+        is a goal play (hindsight for traces). `dfs_traces`: a systematic search, with a
+        `retries` share of its solving branches first missing (countdown_trace.dfs_trace).
+        No kind holds a val problem."""
         rng = random.Random(seed)
         if kind in ("goal_plays", "goal_traces"):
             held, out = self._val_ids(), []
@@ -195,7 +197,7 @@ class Countdown:
             if self._problem(drawn, "train").problem_id in held:
                 continue
             if kind == "dfs_traces":
-                lines = dfs_trace(nums, t)
+                lines = dfs_trace(nums, t, retries=retries, rng=rng)
                 if self._checks_test_target(lines):
                     continue
             elif kind == "traces":

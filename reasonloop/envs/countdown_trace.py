@@ -119,31 +119,45 @@ def ordered_moves(state: tuple[int, ...]):
                     yield a, op, b, c, play(state, a, b, c)
 
 
-def dfs_trace(numbers, target: int, compare: bool = True) -> list[str]:
+def dfs_trace(numbers, target: int, compare: bool = True, retries: float = 0.0,
+              rng: random.Random | None = None) -> list[str]:
     """A systematic depth-first search written out (the `dfs_traces` init data): the first
     steps in `ordered_moves` order; from two numbers, the one last step whose result is
     closest to the target, then its check; after a miss, `back` to the state the branch
-    left. Deterministic, so every branch tried and its order follow from the prompt alone:
-    the policy learns a procedure whose only target-dependent choice is the closest last
-    step, not a guess of which first step wins. Checks take the comparing form
-    (`57 vs 51 no`) unless `compare` is off: with `57 not 51` the policy has to decide before
-    it writes the target, and false `ok`s on near misses were its main error. The problem
-    must be solvable."""
+    left. Deterministic when `retries` is 0, so every branch tried and its order follow from
+    the prompt: the policy learns a procedure whose only target-dependent choice is the
+    closest last step, not a guess of which first step wins. Checks take the comparing form
+    (`57 vs 51 no`) unless `compare` is off. The problem must be solvable.
+
+    `retries`: the chance that a branch holding the solution first writes its closest
+    *miss*, checks it, goes `back` to its two numbers and then writes the solution. Without
+    it the check's verdict is predictable from the choice of last step alone (the closest
+    leaf is the target iff the branch solves), so a policy can learn "I aimed, so ok" and
+    not read the result it wrote; a retry also shows how to recover from a wrong last step."""
     if target not in reachable(tuple(sorted(numbers))):
         raise ValueError(f"{list(numbers)} cannot reach {target}")
+    if retries and rng is None:
+        raise ValueError("retries need an rng")
     lines: list[str] = []
-    _dfs(tuple(numbers), target, lines, compare)
+    _dfs(tuple(numbers), target, lines, compare, retries, rng)
     return lines
 
 
-def _dfs(state: tuple[int, ...], target: int, lines: list[str], compare: bool) -> bool:
+def _dfs(state: tuple[int, ...], target: int, lines: list[str], compare: bool,
+         retries: float, rng) -> bool:
     if len(state) == 2:
-        a, op, b, c, nxt = min(ordered_moves(state), key=lambda m: abs(m[3] - target))
+        leaves = sorted(ordered_moves(state), key=lambda m: abs(m[3] - target))
+        a, op, b, c, nxt = leaves[0]
+        misses = [m for m in leaves if m[3] != target]
+        if c == target and misses and retries and rng.random() < retries:
+            x, xop, y, z, znxt = misses[0]
+            lines += [format_step(x, xop, y, z, znxt), check_line(z, target, compare),
+                      f"back [{_show(state)}]"]
         lines += [format_step(a, op, b, c, nxt), check_line(c, target, compare)]
         return c == target
     for a, op, b, c, nxt in ordered_moves(state):
         lines.append(format_step(a, op, b, c, nxt))
-        if _dfs(nxt, target, lines, compare):
+        if _dfs(nxt, target, lines, compare, retries, rng):
             return True
         lines.append(f"back [{_show(state)}]")
     return False

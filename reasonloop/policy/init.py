@@ -94,6 +94,8 @@ def warmup(cfg, env, n: int, seed: int) -> list[dict]:
         raise InputError(f"env {env.name!r} has no {kind!r} warm-up data (policy.init_data)")
     if kind in ("traces", "goal_traces"):
         return env.warmup_examples(n, seed=seed, kind=kind, backtracks=cfg.policy.trace_backtracks)
+    if kind == "dfs_traces" and cfg.policy.trace_retries:
+        return env.warmup_examples(n, seed=seed, kind=kind, retries=cfg.policy.trace_retries)
     return env.warmup_examples(n, seed=seed, kind=kind)
 
 

@@ -139,6 +139,41 @@ def test_init_data_dfs_traces_is_what_policy_init_trains_on():
         assert lines == dfs_trace(nums, t)
 
 
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_dfs_retries_check_a_miss_then_go_back_to_the_two_numbers(share):
+    """A retry: the solving branch first writes its closest miss, checks it, goes back to
+    its two numbers and writes the solution; the rest is the deterministic search. The knob
+    sets how many solving branches retry."""
+    rng, retried, could = random.Random(7), 0, 0
+    for ex in EASY.warmup_examples(300, seed=9, kind="dfs_traces"):
+        nums, t, plain = _lines(ex)
+        lines = dfs_trace(nums, t, retries=share, rng=rng)
+        text = "\n".join(lines) + "\n"
+        assert check(nums, t, text).correct and reference(nums, t, text)
+        two = plain[-2].split("[")[0]                   # the solving branch's last step ...
+        pair = plain[-3].split("[")[1][:-1] if len(plain) > 2 else " ".join(map(str, nums))
+        x, y = map(int, pair.split())
+        hi, lo = max(x, y), min(x, y)
+        could += any(v != t for v in [x + y, x * y, hi - lo])          # a miss to retry
+        if lines == plain:
+            continue
+        retried += 1
+        miss, verdict, back = lines[len(plain) - 2: len(plain) + 1]
+        assert lines[:len(plain) - 2] == plain[:-2] and lines[-2:] == plain[-2:]
+        assert verdict == f"{miss.split('=')[1].split()[0]} vs {t} no" and two not in miss
+        assert back == f"back [{pair}]"                 # ... back to the two numbers it had
+    assert retried == {0.0: 0, 1.0: could}.get(share, retried)
+    assert share != 0.5 or 0.35 * could < retried < 0.65 * could
+    from reasonloop.config import load_config
+    from reasonloop.policy.init import warmup
+    cfg = load_config("configs/default.yaml",
+                      ["policy.init_data=dfs_traces", f"policy.trace_retries={share}"])
+    exs = warmup(cfg, EASY, 100, seed=4)
+    backs2 = sum(ln.startswith("back [") and len(ln.split()) == 3
+                 for ex in exs for ln in _lines(ex)[2])
+    assert backs2 == 0 if share == 0 else 0.3 * share * len(exs) < backs2 <= len(exs)
+
+
 def test_long_trace_contexts_build_policies_with_sdpa_attention():
     """Eager attention keeps 64 × heads × L² scores: at traces' ~450 tokens SDPA was faster."""
     from reasonloop.policy.init import build_tiny_llama
