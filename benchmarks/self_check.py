@@ -35,11 +35,14 @@ CHECK = re.compile(r"^(\d+) (ok|not \d+|vs \d+ (?:ok|no))$", re.M)
 
 
 def first_check(problem, text: str) -> str:
-    m = CHECK.search(text)
-    if m is None:
+    m, target = CHECK.search(text), problem.meta["target"]
+    d = re.search(r"\[(\d+)\]\n\d+-\d+=\d+ (ok|no)$", text, re.M)
+    if d is not None and (m is None or d.start() < m.start()):
+        value, says_ok = int(d.group(1)), d.group(2) == "ok"
+    elif m is None:
         return "no check"
-    value, target = int(m.group(1)), problem.meta["target"]
-    says_ok = m.group(2).endswith("ok")
+    else:
+        value, says_ok = int(m.group(1)), m.group(2).endswith("ok")
     if says_ok and value != target:
         return "false ok"
     if not says_ok and value == target:

@@ -2,8 +2,9 @@
 verifier — lines split by hand, numbers scanned character by character (no regex), each step
 replayed in exact rational arithmetic (`Fraction`), multisets compared as sorted lists.
 
-Search traces add two line kinds: `V ok` / `V not T` / `V vs T ok` / `V vs T no` (V is the
-one number left; ok iff V is the target, T must be the target) and `back [n ...]` (numbers
+Search traces add two line kinds: `V ok` / `V not T` / `V vs T ok` / `V vs T no` / `A-B=D
+ok|no` (V is the one number left; ok iff V is the target, T must be the target; A and B
+are V and the target, A-B=D) and `back [n ...]` (numbers
 left at an earlier point, the start included; the replay goes on from there). Judged by
 where the text ends."""
 
@@ -32,6 +33,20 @@ def _numbers(inner: str) -> list[int] | None:
             return None
         out.append(n)
     return out
+
+
+def _parse_diff(line: str):
+    """`A-B=D ok|no` → (A, B, D, ok); else None."""
+    a, i = _number(line, 0)
+    if a is None or line[i:i + 1] != "-":
+        return None
+    b, j = _number(line, i + 1)
+    if b is None or line[j:j + 1] != "=":
+        return None
+    d, k = _number(line, j + 1)
+    if d is None or line[k:] not in (" ok", " no"):
+        return None
+    return a, b, d, line[k:] == " ok"
 
 
 def _parse_check(line: str):
@@ -82,6 +97,13 @@ def reference(numbers, target: int, text: str) -> bool:
             if back is None or sorted(Fraction(n) for n in back) not in seen:
                 return False
             state = [Fraction(n) for n in back]
+            continue
+        diff = _parse_diff(line)
+        if diff is not None:
+            a, b, d, ok = diff
+            if len(state) != 1 or sorted([Fraction(a), Fraction(b)]) != sorted(
+                    [state[0], Fraction(target)]) or a - b != d or ok != (state[0] == target):
+                return False
             continue
         checked = _parse_check(line)
         if checked is not None:

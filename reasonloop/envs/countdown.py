@@ -26,6 +26,7 @@ from reasonloop.envs.countdown_rules import (
     CHECK_RE,
     STEP_RE,
     check,
+    check_form,
     diagnose,
     format_prompt,
     format_step,
@@ -228,7 +229,8 @@ class Countdown:
     def _checks_test_target(self, lines: list[str]) -> bool:
         """A check on a test target's value ("15 not 40" with 15 held out) would teach that a
         held-out target is never ok: init data leaves such traces out."""
-        return any(CHECK_RE.match(x) and int(x.split()[0]) in self.test_targets for x in lines)
+        return any((found := check_form(x)) and set(found[1]) & self.test_targets
+                   for x in lines)
 
     def _val_ids(self) -> frozenset[str]:
         """The val problems' ids: init data must not hold them (test has unseen targets)."""

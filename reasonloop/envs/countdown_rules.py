@@ -21,6 +21,9 @@ STEP_RE = re.compile(rf"^({NUM})([-+*/])({NUM})=({NUM}) \[({NUM}(?: {NUM})*)\]$"
 # A check in a search trace: `57 not 51` / `51 ok`, or the comparing form `57 vs 51 no` /
 # `51 vs 51 ok`, which writes both numbers side by side before its verdict (`check_line`).
 CHECK_RE = re.compile(rf"^({NUM}) (?:ok|not ({NUM})|vs ({NUM}) (ok|no))$")
+# ... or spelled as the difference of leaf and target, larger first: `57-51=6 no`, `51-51=0 ok`
+# (no `[...]`, so never a step): the verdict follows from a digit just written.
+DIFF_RE = re.compile(rf"^({NUM})-({NUM})=({NUM}) (ok|no)$")
 BACK_RE = re.compile(rf"^back \[({NUM}(?: {NUM})*)\]$")
 PROMPT_RE = re.compile(rf"^{NUM}(?: {NUM})*>{NUM}\n")
 
@@ -152,6 +155,8 @@ def walk(numbers, target: int, steps: list[str]):
         if error is None:
             if (m := CHECK_RE.match(line)) is not None:
                 kind, error = "check", _check_error(state, target, m, i)
+            elif (m := DIFF_RE.match(line)) is not None:
+                kind, error = "check", _diff_error(state, target, m, i)
             elif (m := BACK_RE.match(line)) is not None:
                 kind = "back"
                 back = Counter(int(x) for x in m.group(1).split())
@@ -165,13 +170,43 @@ def walk(numbers, target: int, steps: list[str]):
         yield kind, state, error
 
 
-def check_line(value: int, target: int, compare: bool = False) -> str:
-    """The check of a leaf as a trace writes it. The comparing form puts the target beside
-    the value before the verdict, so deciding ok/no compares two numbers a few characters
-    apart instead of one just written with one back in the prompt."""
-    if compare:
-        return f"{value} vs {target} {'ok' if value == target else 'no'}"
+def check_line(value: int, target: int, form: str = "plain") -> str:
+    """The check of a leaf as a trace writes it: plain (`57 not 51`), compare (`57 vs 51
+    no`: the target beside the value before the verdict) or diff (`57-51=6 no`: equality
+    as the subtraction the policy already does in its steps; the form that removed false
+    `ok`s on near misses)."""
+    verdict = "ok" if value == target else "no"
+    if form == "diff":
+        return f"{max(value, target)}-{min(value, target)}={abs(value - target)} {verdict}"
+    if form == "compare":
+        return f"{value} vs {target} {verdict}"
     return f"{value} ok" if value == target else f"{value} not {target}"
+
+
+def check_form(line: str) -> tuple[str, tuple[int, ...]] | None:
+    """(form, numbers) of a check line — (plain|compare, (value,)) or (diff, (a, b)) —
+    or None for any other line."""
+    if (m := CHECK_RE.match(line)) is not None:
+        return ("compare" if m.group(3) else "plain"), (int(m.group(1)),)
+    if (m := DIFF_RE.match(line)) is not None:
+        return "diff", (int(m.group(1)), int(m.group(2)))
+    return None
+
+
+def _diff_error(state: Counter, target: int, m: re.Match, i: int) -> str | None:
+    a, b, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    if sum(state.values()) != 1:
+        return f"step {i}: a check needs one number left [{_show(state)}]"
+    leaf = next(iter(state))
+    if sorted((a, b)) != sorted((leaf, target)):
+        return f"step {i}: a check subtracts {leaf} and the target {target}"
+    if a - b != d:
+        return f"step {i}: {a}-{b} is {a - b} not {d}"
+    if m.group(4) == "ok" and leaf != target:
+        return f"step {i}: {leaf} is not the target {target}"
+    if m.group(4) == "no" and leaf == target:
+        return f"step {i}: the target is {target}"
+    return None
 
 
 def _check_error(state: Counter, target: int, m: re.Match, i: int) -> str | None:

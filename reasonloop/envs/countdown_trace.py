@@ -25,8 +25,8 @@ from collections import Counter
 
 from reasonloop.envs.base import split_steps
 from reasonloop.envs.countdown_rules import (
-    CHECK_RE,
     apply,
+    check_form,
     check_line,
     format_step,
     moves,
@@ -119,15 +119,16 @@ def ordered_moves(state: tuple[int, ...]):
                     yield a, op, b, c, play(state, a, b, c)
 
 
-def dfs_trace(numbers, target: int, compare: bool = True, retries: float = 0.0,
+def dfs_trace(numbers, target: int, form: str = "diff", retries: float = 0.0,
               rng: random.Random | None = None) -> list[str]:
     """A systematic depth-first search written out (the `dfs_traces` init data): the first
     steps in `ordered_moves` order; from two numbers, the one last step whose result is
     closest to the target, then its check; after a miss, `back` to the state the branch
     left. Deterministic when `retries` is 0, so every branch tried and its order follow from
     the prompt: the policy learns a procedure whose only target-dependent choice is the
-    closest last step, not a guess of which first step wins. Checks take the comparing form
-    (`57 vs 51 no`) unless `compare` is off. The problem must be solvable.
+    closest last step, not a guess of which first step wins. Checks spell the difference
+    (`57-51=6 no`; `form`: see `check_line`): with `57 not 51` or `57 vs 51 no` the policy
+    called near misses ok. The problem must be solvable.
 
     `retries`: the chance that a branch holding the solution first writes its closest
     *miss*, checks it, goes `back` to its two numbers and then writes the solution. Without
@@ -139,11 +140,11 @@ def dfs_trace(numbers, target: int, compare: bool = True, retries: float = 0.0,
     if retries and rng is None:
         raise ValueError("retries need an rng")
     lines: list[str] = []
-    _dfs(tuple(numbers), target, lines, compare, retries, rng)
+    _dfs(tuple(numbers), target, lines, form, retries, rng)
     return lines
 
 
-def _dfs(state: tuple[int, ...], target: int, lines: list[str], compare: bool,
+def _dfs(state: tuple[int, ...], target: int, lines: list[str], form: str,
          retries: float, rng) -> bool:
     if len(state) == 2:
         leaves = sorted(ordered_moves(state), key=lambda m: abs(m[3] - target))
@@ -151,13 +152,13 @@ def _dfs(state: tuple[int, ...], target: int, lines: list[str], compare: bool,
         misses = [m for m in leaves if m[3] != target]
         if c == target and misses and retries and rng.random() < retries:
             x, xop, y, z, znxt = misses[0]
-            lines += [format_step(x, xop, y, z, znxt), check_line(z, target, compare),
+            lines += [format_step(x, xop, y, z, znxt), check_line(z, target, form),
                       f"back [{_show(state)}]"]
-        lines += [format_step(a, op, b, c, nxt), check_line(c, target, compare)]
+        lines += [format_step(a, op, b, c, nxt), check_line(c, target, form)]
         return c == target
     for a, op, b, c, nxt in ordered_moves(state):
         lines.append(format_step(a, op, b, c, nxt))
-        if _dfs(nxt, target, lines, compare, retries, rng):
+        if _dfs(nxt, target, lines, form, retries, rng):
             return True
         lines.append(f"back [{_show(state)}]")
     return False
@@ -187,13 +188,17 @@ def relabel_text(numbers, target: int, completion: str) -> tuple[int, str] | Non
         return None
     new = leaves[-1][1]
     cut = next(i for i, v in leaves if v == new)
-    out = [_retarget(line, new) for line in steps[:cut + 1]]
-    if cut + 1 < len(steps) and (m := CHECK_RE.match(steps[cut + 1])):
-        out.append(check_line(new, new, compare=m.group(3) is not None))
+    out = [_retarget(line, target, new) for line in steps[:cut + 1]]
+    if cut + 1 < len(steps) and (found := check_form(steps[cut + 1])):
+        out.append(check_line(new, new, found[0]))
     return new, "\n".join(out) + "\n"
 
 
-def _retarget(line: str, target: int) -> str:
-    """A check before the cut, naming the new target in the form it was written in."""
-    m = CHECK_RE.match(line)
-    return line if m is None else check_line(int(m.group(1)), target, m.group(3) is not None)
+def _retarget(line: str, old: int, new: int) -> str:
+    """A check before the cut (a true one), naming the new target in the form it was
+    written in; a difference's leaf is the operand that is not the old target."""
+    if (found := check_form(line)) is None:
+        return line
+    form, nums = found
+    leaf = sum(nums) - old if form == "diff" else nums[0]
+    return check_line(leaf, new, form)

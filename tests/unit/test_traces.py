@@ -38,7 +38,7 @@ def _replay(nums, lines):
         if line.startswith("back ["):
             state = sorted(int(x) for x in line[6:-1].split())
             out.append(("back", state, list(seen)))
-        elif "=" in line:
+        elif "[" in line:                  # a step (a check spelled `a-b=d ok` has no [..])
             lhs, rhs = line.split("=")
             a, op, b = re.fullmatch(r"(\d+)([-+*/])(\d+)", lhs).groups()
             before, state = list(state), list(state)
@@ -113,20 +113,22 @@ def test_dfs_traces_search_every_first_step_in_order_until_one_solves():
         starts = [ln for i, ln in enumerate(lines) if i == 0 or lines[i - 1].startswith("back")]
         order = [f"{a}{op}{b}={c}" for a, op, b, c, _ in ordered_moves(nums)]
         assert [s.split(" ")[0] for s in starts] == order[: len(starts)]
-        assert [ln for ln in lines if " not " in ln or ln == f"{t} ok"] == []   # old form
+        assert [ln for ln in lines if " not " in ln or " vs " in ln] == []   # other forms
         for i, ln in enumerate(lines):
             if ln.endswith(" no"):
                 branches += 1
-                assert ln == f"{ln.split()[0]} vs {t} no"        # the comparing form
-                assert int(ln.split()[0]) not in EASY.test_targets
+                leaf = int(lines[i - 1].split("[")[1][:-1])
+                assert ln == f"{max(leaf, t)}-{min(leaf, t)}={abs(leaf - t)} no"   # diff form
+                assert leaf not in EASY.test_targets
                 left = sorted(int(x) for x in lines[i - 2].split("[")[1][:-1].split())
                 assert t not in _reach(left)              # a true dead end
                 x, y = left                               # ... closed by its closest leaf
                 hi, lo = max(x, y), min(x, y)
                 leaves = [x + y, x * y, hi - lo] + ([hi // lo] if lo and hi % lo == 0 else [])
-                assert abs(int(ln.split()[0]) - t) == min(abs(v - t) for v in leaves)
-        assert lines[-1] == f"{t} vs {t} ok"
-        assert dfs_trace(nums, t, compare=False)[-1] == f"{t} ok"
+                assert abs(leaf - t) == min(abs(v - t) for v in leaves)
+        assert lines[-1] == f"{t}-{t}=0 ok"
+        assert dfs_trace(nums, t, form="plain")[-1] == f"{t} ok"
+        assert dfs_trace(nums, t, form="compare")[-1] == f"{t} vs {t} ok"
     assert branches > len(exs)                                   # they do search
 
 
@@ -160,7 +162,8 @@ def test_dfs_retries_check_a_miss_then_go_back_to_the_two_numbers(share):
         retried += 1
         miss, verdict, back = lines[len(plain) - 2: len(plain) + 1]
         assert lines[:len(plain) - 2] == plain[:-2] and lines[-2:] == plain[-2:]
-        assert verdict == f"{miss.split('=')[1].split()[0]} vs {t} no" and two not in miss
+        z = int(miss.split("=")[1].split()[0])
+        assert verdict == f"{max(z, t)}-{min(z, t)}={abs(z - t)} no" and two not in miss
         assert back == f"back [{pair}]"                 # ... back to the two numbers it had
     assert retried == {0.0: 0, 1.0: could}.get(share, retried)
     assert share != 0.5 or 0.35 * could < retried < 0.65 * could
@@ -191,7 +194,7 @@ def test_dfs_traces_search_four_numbers_depth_first():
     assert check((3, 7, 11, 13), 19, "\n".join(lines) + "\n").correct
     sizes = [len(ln.split()) - 1 for ln in lines if ln.startswith("back [")]
     assert set(sizes) == {3, 4}       # into a spent three-number state, then to the start
-    firsts = [ln for ln in lines if "=" in ln and len(ln.split("[")[1].split()) == 3]
+    firsts = [ln for ln in lines if "=" in ln and "[" in ln and len(ln.split("[")[1].split()) == 3]
     assert sizes.count(4) == len(firsts) - 1    # every first step but the winning one left
     with pytest.raises(ValueError):
         dfs_trace((1, 1, 1), 97)
@@ -234,7 +237,7 @@ def _mutate_trace(lines: list[str], rng) -> list[str]:
     lines = list(lines)
     i = rng.randrange(len(lines))
     kind = rng.randrange(7)
-    steps = [k for k, ln in enumerate(lines) if "=" in ln]
+    steps = [k for k, ln in enumerate(lines) if "=" in ln and "[" in ln]
     if kind == 6 and steps:                             # jump to a convenient state
         last = steps[-1]
         before = [k for k in steps if k < last]
@@ -308,6 +311,17 @@ def test_a_trace_that_lies_about_its_exploration_is_rejected():
         assert not check((13, 14, 2), 40, text).correct
         assert not reference((13, 14, 2), 40, text)
         assert why in diagnose((13, 14, 2), 40, text)
+    diff = good.replace("184 not 40", "184-40=144 no").replace("40 ok", "40-40=0 ok")
+    assert check((13, 14, 2), 40, diff).correct and reference((13, 14, 2), 40, diff)
+    for old, line, why in [("184-40=144 no", "184-40=144 ok", "is not the target"),
+                           ("184-40=144 no", "184-41=143 no", "subtracts 184 and the target"),
+                           ("184-40=144 no", "184-40=145 no", "is 144 not 145"),
+                           ("184-40=144 no", "40-184=144 no", "is -144 not 144"),
+                           ("40-40=0 ok", "40-40=0 no", "the target is 40")]:
+        text = diff.replace(old, line)
+        assert not check((13, 14, 2), 40, text).correct
+        assert not reference((13, 14, 2), 40, text)
+        assert why in diagnose((13, 14, 2), 40, text)
     # returning to an earlier state that is not the start is fine too
     deeper = "16-12=4 [10 4]\n10+4=14 [14]\n14 not 40\nback [10 4]\n10*4=40 [40]\n40 ok\n"
     assert check((10, 16, 12), 40, deeper).correct and reference((10, 16, 12), 40, deeper)
@@ -373,6 +387,10 @@ def test_hindsight_turns_a_false_ok_into_a_true_trace_and_skips_wrong_steps():
                         "back [3 5 7]\n3+5=8 [7 8]\n8+7=15 [15]\n15 vs 12 ok\n") == \
         (15, "3*5=15 [7 15]\n15+7=22 [22]\n22 vs 15 no\nback [3 5 7]\n3+5=8 [7 8]\n"
              "8+7=15 [15]\n15 vs 15 ok\n")                # in the form it was written in
+    assert relabel_text((3, 5, 7), 12, "3*5=15 [7 15]\n15+7=22 [22]\n22-12=10 no\n"
+                        "back [3 5 7]\n3+5=8 [7 8]\n8+7=15 [15]\n15-12=3 no\n") == \
+        (15, "3*5=15 [7 15]\n15+7=22 [22]\n22-15=7 no\nback [3 5 7]\n3+5=8 [7 8]\n"
+             "8+7=15 [15]\n15-15=0 ok\n")
     assert relabel_text((3, 5, 7), 12, "3*5=15 [7 15]\n15+7=23 [23]\n23 ok\n") is None
     assert relabel_text((3, 5, 7), 12, "3*5=15 [7 15]\n15+7=22 [22]\n22 ok\nback [9]\n") \
         == (22, "3*5=15 [7 15]\n15+7=22 [22]\n22 ok\n")
