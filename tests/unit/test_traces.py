@@ -283,6 +283,12 @@ def test_the_verifier_judges_traces_exactly_as_the_reference(seed):
     assert (diagnose(nums, t, text) is None) == v.correct
 
 
+def _rejected(nums, t, text, why):
+    assert not check(nums, t, text).correct
+    assert not reference(nums, t, text)
+    assert why in diagnose(nums, t, text)
+
+
 def test_a_trace_that_lies_about_its_exploration_is_rejected():
     good = "13*14=182 [2 182]\n2+182=184 [184]\n184 not 40\nback [13 14 2]\n" \
            "13*2=26 [14 26]\n14+26=40 [40]\n40 ok\n"
@@ -296,32 +302,23 @@ def test_a_trace_that_lies_about_its_exploration_is_rejected():
         old = {"back": "back [13 14 2]", "ok": "184 not 40", "not": "184 not 40"}[kind]
         if line.startswith("183"):
             old = "184 not 40"
-        text = good.replace(old, line)
-        assert not check((13, 14, 2), 40, text).correct
-        assert not reference((13, 14, 2), 40, text)
-        assert why in diagnose((13, 14, 2), 40, text)
+        _rejected((13, 14, 2), 40, good.replace(old, line), why)
     compare = good.replace("184 not 40", "184 vs 40 no").replace("40 ok", "40 vs 40 ok")
-    assert check((13, 14, 2), 40, compare).correct and reference((13, 14, 2), 40, compare)
-    for old, line, why in [("184 vs 40 no", "184 vs 40 ok", "is not the target"),
-                           ("184 vs 40 no", "184 vs 41 no", "the target is 40"),
-                           ("40 vs 40 ok", "40 vs 40 no", "the target is 40"),
-                           ("40 vs 40 ok", "40 vs 41 ok", "the target is 40"),
-                           ("40 vs 40 ok", "40 vs 40 yes", "not of the form")]:
-        text = compare.replace(old, line)
-        assert not check((13, 14, 2), 40, text).correct
-        assert not reference((13, 14, 2), 40, text)
-        assert why in diagnose((13, 14, 2), 40, text)
     diff = good.replace("184 not 40", "184-40=144 no").replace("40 ok", "40-40=0 ok")
-    assert check((13, 14, 2), 40, diff).correct and reference((13, 14, 2), 40, diff)
-    for old, line, why in [("184-40=144 no", "184-40=144 ok", "is not the target"),
-                           ("184-40=144 no", "184-41=143 no", "subtracts 184 and the target"),
-                           ("184-40=144 no", "184-40=145 no", "is 144 not 145"),
-                           ("184-40=144 no", "40-184=144 no", "is -144 not 144"),
-                           ("40-40=0 ok", "40-40=0 no", "the target is 40")]:
-        text = diff.replace(old, line)
-        assert not check((13, 14, 2), 40, text).correct
-        assert not reference((13, 14, 2), 40, text)
-        assert why in diagnose((13, 14, 2), 40, text)
+    lies = {compare: [("184 vs 40 no", "184 vs 40 ok", "is not the target"),
+                      ("184 vs 40 no", "184 vs 41 no", "the target is 40"),
+                      ("40 vs 40 ok", "40 vs 40 no", "the target is 40"),
+                      ("40 vs 40 ok", "40 vs 41 ok", "the target is 40"),
+                      ("40 vs 40 ok", "40 vs 40 yes", "not of the form")],
+            diff: [("184-40=144 no", "184-40=144 ok", "is not the target"),
+                   ("184-40=144 no", "184-41=143 no", "subtracts 184 and the target"),
+                   ("184-40=144 no", "184-40=145 no", "is 144 not 145"),
+                   ("184-40=144 no", "40-184=144 no", "is -144 not 144"),
+                   ("40-40=0 ok", "40-40=0 no", "the target is 40")]}
+    for form, swaps in lies.items():                     # the comparing and difference checks
+        assert check((13, 14, 2), 40, form).correct and reference((13, 14, 2), 40, form)
+        for old, line, why in swaps:
+            _rejected((13, 14, 2), 40, form.replace(old, line), why)
     # returning to an earlier state that is not the start is fine too
     deeper = "16-12=4 [10 4]\n10+4=14 [14]\n14 not 40\nback [10 4]\n10*4=40 [40]\n40 ok\n"
     assert check((10, 16, 12), 40, deeper).correct and reference((10, 16, 12), 40, deeper)
