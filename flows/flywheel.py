@@ -14,7 +14,7 @@ from reasonloop.compute import imports_frozen
 from reasonloop.config import Config
 from reasonloop.learn.schedule import phase as next_phase
 from reasonloop.policy.engines import close_engines
-from reasonloop.stages.progress import Laps
+from reasonloop.stages.progress import Laps, init_row
 from reasonloop.workspace import Iteration
 from tasks.runner import prefect_api, task_runner
 from tasks.stages import (
@@ -43,7 +43,7 @@ def flywheel(cfg: Config, run_id: str, from_champion: int | None = None) -> list
     if from_champion is None:
         ev = evaluate(Iteration(cfg, run_id, 0), base)
         register(Iteration(cfg, run_id, 0), base, ev, "init", None)
-        history = [{"iteration": 0, "phase": "init", **ev.flat()}]
+        history = [init_row(ev)]
     else:   # a scheduled turn reads the iterations before it from the stores: no replay
         history, policy = earlier_iterations(cfg, run_id, from_champion)
 

@@ -141,3 +141,31 @@ def parse_prompt(prompt: str) -> tuple[tuple[int, ...], int]:
     if not m:
         raise ValueError(f"not a Countdown prompt: {prompt!r}")
     return tuple(int(x) for x in m.group(1).split()), int(m.group(2))
+
+
+def trace_lines(ex) -> tuple[tuple[int, ...], int, list[str]]:
+    """A made example (prompt, completion) → (numbers, target, the completion's lines)."""
+    nums, t = parse_prompt(ex["prompt"])
+    return nums, t, ex["completion"].rstrip("\n").split("\n")
+
+
+def replay(nums, lines):
+    """By hand, for the trace generator's tests: after every line, its kind, the multiset
+    and (steps) the multiset before it / (`back`) the states seen before it."""
+    state, seen, out = sorted(nums), [sorted(nums)], []
+    for line in lines:
+        if line.startswith("back ["):
+            state = sorted(int(x) for x in line[6:-1].split())
+            out.append(("back", state, list(seen)))
+        elif "[" in line:                  # a step (a check spelled `a-b=d ok` has no [..])
+            lhs, rhs = line.split("=")
+            a, op, b = re.fullmatch(r"(\d+)([-+*/])(\d+)", lhs).groups()
+            before, state = list(state), list(state)
+            for x in (int(a), int(b)):
+                state.remove(x)             # raises if the step uses a number not there
+            state = sorted(int(x) for x in rhs.split("[")[1][:-1].split())
+            out.append(("step", state, before))
+            seen.append(state)
+        else:
+            out.append(("check", state, None))
+    return out

@@ -59,12 +59,22 @@ def cut(tokens: dict, max_length: int) -> dict:
     return out
 
 
-BUCKET_CHARS = 64
+BUCKET_CHARS = 64     # up to FINE_FROM characters; 16-char bins above
+FINE_FROM, FINE_CHARS = 128, 16
+
+
+def bucket(n_chars: int) -> int:
+    """An example's length bin. Short ones (direct answers, ~30 chars) share wide bins: their
+    padding costs little. Search traces (50-700 chars) get 16-char bins: with 64 a batch
+    of them was 8% padding, with 16 3% (BC steps ~5% faster)."""
+    if n_chars < FINE_FROM:
+        return n_chars // BUCKET_CHARS
+    return FINE_FROM // BUCKET_CHARS + (n_chars - FINE_FROM) // FINE_CHARS
 
 
 def batch_order(examples: list[dict], batch_size: int, steps: int, seed: int) -> list[dict]:
-    """Shuffled batches whose examples share a length bucket (prompt + completion, in
-    64-char bins), repeated with fresh shuffles for `steps` batches. Revision examples are ~3×
+    """Shuffled batches whose examples share a length bucket (prompt + completion, `bucket`),
+    repeated with fresh shuffles for `steps` batches. Revision examples are ~3×
     longer than the rest; mixed in at random, every batch would pad to them (half the BC
     speed). Within a bucket the order stays random — unlike length-sorted batching, which
     correlates a batch's examples and hurt learning here."""
@@ -73,8 +83,7 @@ def batch_order(examples: list[dict], batch_size: int, steps: int, seed: int) ->
     while len(out) < steps * batch_size:
         buckets: dict[int, list[dict]] = {}
         for e in rng.sample(examples, len(examples)):
-            buckets.setdefault((len(e["prompt"]) + len(e["completion"])) // BUCKET_CHARS,
-                               []).append(e)
+            buckets.setdefault(bucket(len(e["prompt"]) + len(e["completion"])), []).append(e)
         batches = []
         for b in buckets.values():
             for i in range(0, len(b), batch_size):

@@ -32,6 +32,14 @@ def work_seconds(result) -> float:
     return 0.0
 
 
+def init_row(ev: Evaluation) -> dict:
+    """Iteration 0 (the initial policy) as the history's first row, printed like the rest:
+    with a long policy init its numbers are most of what a run has to say."""
+    print(f"iteration 0 (init): test pass@1 {ev.metrics['test_pass@1']:.3f}  "
+          f"val {ev.metrics['val_pass@1']:.3f}")
+    return {"iteration": 0, "phase": "init", **ev.flat()}
+
+
 class Laps:
     def __init__(self, it: Iteration):
         self.it = it

@@ -4,7 +4,7 @@ result (so they arrive from a Ray or Dask worker too), laps mark where an iterat
 from reasonloop.stages.evaluate import Evaluation
 from reasonloop.stages.filter import Filtered
 from reasonloop.stages.generate import Shard
-from reasonloop.stages.progress import Laps, work_seconds
+from reasonloop.stages.progress import Laps, init_row, work_seconds
 from reasonloop.stages.verify import Searched
 from reasonloop.store import db
 from reasonloop.workspace import Iteration
@@ -36,3 +36,10 @@ def test_laps_record_stage_done_and_finish_once(smoke_cfg):
     again = Laps(it).finish("bc", Evaluation({"val_pass@1": 0.2, "test_pass@1": 0.1}),
                             {"version": "1", "promoted": True}, None, None, {}, {})
     assert again["seconds"] == row["seconds"]           # a replay keeps the first finish
+
+
+def test_the_initial_policy_is_reported_like_an_iteration(capsys):
+    row = init_row(Evaluation({"val_pass@1": 0.683, "test_pass@1": 0.606, "test_pass@k": 0.7}))
+    assert row == {"iteration": 0, "phase": "init", "val_pass@1": 0.683,
+                   "test_pass@1": 0.606, "test_pass@k": 0.7}
+    assert capsys.readouterr().out == "iteration 0 (init): test pass@1 0.606  val 0.683\n"

@@ -29,16 +29,21 @@ def test_plot_draws_the_data(tmp_path):
 
 
 def test_bc_batches_share_a_length_bucket():
-    from reasonloop.learn.sft import BUCKET_CHARS, batch_order
+    """Short examples in 64-char bins, traces (over 128 chars) in 16-char ones: a batch of
+    traces pads to within 16 characters."""
+    from reasonloop.learn.sft import batch_order, bucket
     short = [{"prompt": f"{i} 2>3\n", "completion": "1+2=3 [3]\n"} for i in range(50)]
     long = [{"prompt": "x" * 90 + f"{i}\n", "completion": "1+2=3 [3]\n"} for i in range(13)]
-    order = batch_order(short + long, 8, 20, seed=0)
-    assert len(order) >= 20 * 8 and len(order) % 8 == 0
+    traces = [{"prompt": f"{i}>9\n", "completion": "y" * (130 + 7 * i)} for i in range(40)]
+    assert bucket(20) == bucket(63) != bucket(64) == bucket(127)
+    assert bucket(128) == bucket(143) != bucket(144)
+    order = batch_order(short + long + traces, 8, 40, seed=0)
+    assert len(order) >= 40 * 8 and len(order) % 8 == 0
     for i in range(0, len(order), 8):
-        bins = {(len(e["prompt"]) + len(e["completion"])) // BUCKET_CHARS
-                for e in order[i:i + 8]}
-        assert len(bins) == 1
+        sizes = [len(e["prompt"]) + len(e["completion"]) for e in order[i:i + 8]]
+        assert len({bucket(n) for n in sizes}) == 1
+        assert min(sizes) < 128 or max(sizes) - min(sizes) < 16
     seen = {e["prompt"] for e in order}
-    assert seen == {e["prompt"] for e in short + long}        # nothing dropped
-    assert order != batch_order(short + long, 8, 20, seed=1)
-    assert order == batch_order(short + long, 8, 20, seed=0)
+    assert seen == {e["prompt"] for e in short + long + traces}        # nothing dropped
+    assert order != batch_order(short + long + traces, 8, 40, seed=1)
+    assert order == batch_order(short + long + traces, 8, 40, seed=0)
