@@ -66,7 +66,7 @@ FINE_FROM, FINE_CHARS = 128, 16
 def bucket(n_chars: int) -> int:
     """An example's length bin. Short ones (direct answers, ~30 chars) share wide bins: their
     padding costs little. Search traces (50-700 chars) get 16-char bins: with 64 a batch
-    of them was 8% padding, with 16 3% (BC steps ~5% faster)."""
+    of DFS traces was 8% padding, with 16 3%, and an init step took 0.88 s, not 0.93 s."""
     if n_chars < FINE_FROM:
         return n_chars // BUCKET_CHARS
     return FINE_FROM // BUCKET_CHARS + (n_chars - FINE_FROM) // FINE_CHARS
