@@ -2,7 +2,8 @@
 step of the default policy (128×4, goal plays, batch 64, `learn.bf16: auto`), eager and compiled,
 alternated so that a machine's drift hits both, and the first compile's seconds.
 
-    python benchmarks/compile.py [--steps 200] [--repeats 2] [--out benchmarks/results]
+    python benchmarks/compile.py [--config configs/default.yaml] [--steps 200] [--repeats 2]
+        [--out benchmarks/results]
 
 Each measurement trains a fresh policy twice, 30 and 30 + steps steps, and divides the
 difference: the trainer's set-up cancels, and a compiled policy meets every batch shape in the
@@ -27,6 +28,8 @@ WARM = 30
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--config", type=Path, default=ROOT / "configs" / "default.yaml",
+                    help="its policy shape and init data (`policy.init_data`) are measured")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
@@ -36,7 +39,7 @@ def main() -> None:
     from reasonloop.learn.sft import train_sft
     from reasonloop.policy.init import build_tiny_llama, warmup
     from reasonloop.policy.tokenizer import build_char_tokenizer
-    cfg = load_config(ROOT / "configs" / "default.yaml")
+    cfg = load_config(a.config)
     p, tok = cfg.policy, build_char_tokenizer()
     examples = warmup(cfg, workspace.env(cfg), 20000, seed=cfg.run.seed + 17)
 
@@ -61,7 +64,8 @@ def main() -> None:
             ms[compiled].append(1000 * (run(WARM + a.steps, compiled) - short) / a.steps)
     eager, comp = statistics.median(ms[False]), statistics.median(ms[True])
     lines = [f"# Compiled vs eager BC — {compute.header()}", "",
-             f"policy {p.hidden_size}×{p.n_layers}, goal plays, batch {p.init_batch_size}, "
+             f"`{a.config.name}`: policy {p.hidden_size}×{p.n_layers}, {p.init_data}, "
+             f"batch {p.init_batch_size}, "
              f"train dtype {compute.resolve(cfg).record()['train_dtype']}; {a.repeats} × "
              f"{a.steps} steps each, alternated", "",
              "| BC | ms per step (each measurement) | median |", "|---|---|---|",
@@ -73,7 +77,8 @@ def main() -> None:
     print(text)
     tag = "bf16" if compute.resolve(cfg).machine.bf16_native else "nobf16"
     a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / f"compile_{tag}.md").write_text(text)
+    name = "" if a.config.stem == "default" else f"_{a.config.stem}"
+    (a.out / f"compile{name}_{tag}.md").write_text(text)
 
 
 if __name__ == "__main__":
