@@ -25,7 +25,9 @@ from collections import Counter
 
 from reasonloop.envs.base import split_steps
 from reasonloop.envs.countdown_rules import (
+    STEP_RE,
     apply,
+    check,
     check_form,
     check_line,
     format_step,
@@ -162,6 +164,32 @@ def _dfs(state: tuple[int, ...], target: int, lines: list[str], form: str,
             return True
         lines.append(f"back [{_show(state)}]")
     return False
+
+
+def departure(numbers, target: int, completion: str, form: str = "diff") -> str | None:
+    """Where a wrong output of a policy taught `dfs_trace` first leaves the reference search,
+    in words; None when the output is correct (even if it searched otherwise). What to fix
+    next follows from it: arithmetic (a `wrong` step or check: a line the verifier rejects)
+    or the procedure (`another` step: legal, but not the one the search writes there)."""
+    if check(numbers, target, completion).correct:
+        return None
+    got = split_steps(completion)
+    ref = dfs_trace(numbers, target, form) if target in reachable(
+        tuple(sorted(numbers))) else []
+    i = next((k for k, (a, b) in enumerate(zip(got, ref)) if a != b), min(len(got), len(ref)))
+    if i >= len(got):
+        return "stopped"
+    walked = list(walk(numbers, target, got[:i + 1]))
+    before = walked[i - 1][1] if i else Counter(numbers)
+    kind, _, error = walked[i]
+    if kind == "check":
+        return "wrong check" if error else "another check"
+    if kind == "back":
+        return "wrong back" if error else "another back"
+    if STEP_RE.match(got[i]) is None:
+        return "malformed line"
+    level = "last step" if sum(before.values()) == 2 else "earlier step"
+    return f"wrong {level}" if error else f"another {level}"
 
 
 def count_backtracks(completion: str) -> int:

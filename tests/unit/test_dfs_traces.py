@@ -8,7 +8,7 @@ import pytest
 
 from reasonloop.config import EnvConfig
 from reasonloop.envs.countdown import Countdown, check
-from reasonloop.envs.countdown_trace import dfs_trace, ordered_moves
+from reasonloop.envs.countdown_trace import departure, dfs_trace, ordered_moves
 from tests.countdown_reference import reference, replay, trace_lines
 
 EASY = Countdown(EnvConfig(n_train=2000, n_val=50, n_test=50))
@@ -135,3 +135,24 @@ def test_dfs_traces_search_four_numbers_depth_first():
     assert sizes.count(4) == len(firsts) - 1    # every first step but the winning one left
     with pytest.raises(ValueError):
         dfs_trace((1, 1, 1), 97)
+
+
+def test_departure_names_the_first_line_that_leaves_the_reference_search():
+    nums, t = [9, 15, 12], 72
+    ref = dfs_trace(nums, t)
+    assert ref[:2] == ["15+9=24 [12 24]", "24+12=36 [36]"] and ref[4] == "15*9=135 [12 135]"
+
+    def at(i: int, line: str) -> str:
+        return "\n".join([*ref[:i], line, *ref[i + 1:]]) + "\n"
+
+    assert departure(nums, t, "\n".join(ref)) is None
+    assert departure(nums, t, "15-9=6 [12 6]\n12*6=72 [72]\n72-72=0 ok") is None  # correct
+    assert departure(nums, t, at(0, "15*9=135 [12 135]")) == "another earlier step"
+    assert departure(nums, t, at(0, "15+9=25 [12 25]")) == "wrong earlier step"
+    assert departure(nums, t, at(1, "24*12=288 [288]")) == "another last step"  # not closest
+    assert departure(nums, t, at(1, "24+12=35 [35]")) == "wrong last step"
+    assert departure(nums, t, at(2, "72-36=35 no")) == "wrong check"
+    assert departure(nums, t, at(3, "back [9 15 13]")) == "wrong back"
+    assert departure(nums, t, at(3, "back [12 24]")) == "another back"  # seen: legal
+    assert departure(nums, t, at(0, "15 plus 9")) == "malformed line"
+    assert departure(nums, t, "\n".join(ref[:5])) == "stopped"
