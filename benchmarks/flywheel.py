@@ -70,6 +70,13 @@ def main() -> None:
     its = db.query(Paths(root).db, "SELECT iteration, seconds FROM iterations "
                    "WHERE run_id = $run ORDER BY iteration", {"run": run_id})
     secs = {r["iteration"]: json.loads(r["seconds"]) for r in its.to_dicts() if r["seconds"]}
+    # Iteration 0 has no laps: its total is policy init + its evaluation, from the run's start
+    # to its registration (the row's started_at).
+    init = db.query(Paths(root).db, "SELECT epoch(i.started_at) - epoch(r.started_at) AS s "
+                    "FROM iterations i JOIN runs r USING (run_id) WHERE i.run_id = $run AND "
+                    "i.iteration = 0", {"run": run_id})
+    if init.height and init["s"][0] is not None:
+        secs.setdefault(0, {"total": float(init["s"][0])})
     head = ("| it | val pass@1 | test pass@1 | test pass@k | test maj@k | legal | |D_search| | "
             "|D_expert| (hindsight, revision) | solved/1k tok | gen s | verify s | filter s | "
             "train s | eval s | total s | cum. min | bookkeeping |")
@@ -79,7 +86,7 @@ def main() -> None:
         s = secs.get(h["iteration"], {})
         cum += s.get("total", 0.0)
         comp = sum(s.get("compute", {}).values())
-        book = f"{100 * (s['total'] - comp) / s['total']:.1f}%" if s else ""
+        book = f"{100 * (s['total'] - comp) / s['total']:.1f}%" if comp else ""
         lines.append(
             f"| {h['iteration']} | {h['val_pass@1']:.3f} | {h['test_pass@1']:.3f} | "
             f"{h['test_pass@k']:.3f} | {h['test_maj@k']:.3f} | {h['test_legal']:.3f} | "
