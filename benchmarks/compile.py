@@ -1,6 +1,7 @@
 """`learn.torch_compile` against eager BC on the machine at hand: seconds per policy-init
-step of the default policy (128×4, goal plays, batch 64, `learn.bf16: auto`), eager and compiled,
-alternated so that a machine's drift hits both, and the first compile's seconds.
+step of a recipe's policy on its init data (default: configs/default.yaml, 128×4, goal plays,
+batch 64, `learn.bf16: auto`), eager and compiled, alternated so that a machine's drift hits
+both, and the first compile's seconds.
 
     python benchmarks/compile.py [--config configs/default.yaml] [--steps 200] [--repeats 2]
         [--out benchmarks/results]

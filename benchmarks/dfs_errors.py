@@ -8,7 +8,7 @@ first line that leaves the reference search (`countdown_trace.departure`): a `wr
 is arithmetic or a state the verifier rejects, `another` a legal line the search does not
 write there (for the last step: not the closest one). Arithmetic errors call for more
 training or an easier format; procedure errors for different traces. Prints one markdown
-table per workspace and split. The run must not be holding the file (DuckDB allows one
+table, a row per workspace and split. The run must not be holding the file (DuckDB allows one
 writer process).
 """
 
@@ -28,19 +28,18 @@ KINDS = ("wrong earlier step", "another earlier step", "wrong last step", "anoth
          "stopped")
 
 
-def count(store: Path, iteration: int, form: str) -> dict[str, tuple[int, Counter]]:
-    """{split: (problems, Counter of departures incl. 'correct')}."""
+def count(store: Path, iteration: int, form: str) -> dict[str, Counter]:
+    """{split: Counter of departures, 'correct' included}."""
     from reasonloop.envs.countdown_trace import departure
     from reasonloop.store import db
     rows = db.query(store, "SELECT p.split, p.meta, t.text FROM trajectories t JOIN problems p "
                            "USING (problem_id) WHERE t.method = 'eval:greedy' "
                            "AND t.iteration = $it", {"it": iteration})
-    out: dict[str, tuple[int, Counter]] = {}
+    out: dict[str, Counter] = {}
     for split, meta, text in rows.iter_rows():
         m = json.loads(meta)
-        n, seen = out.get(split, (0, Counter()))
-        seen[departure(m["numbers"], m["target"], text, form) or "correct"] += 1
-        out[split] = (n + 1, seen)
+        out.setdefault(split, Counter())[departure(m["numbers"], m["target"], text, form)
+                                         or "correct"] += 1
     return out
 
 
@@ -59,9 +58,9 @@ def main() -> None:
         store = ws / "reasonloop.duckdb"
         if not store.exists():
             sys.exit(f"error: no {store}")
-        for split, (n, seen) in sorted(count(store, a.iteration, a.form).items()):
-            print(f"| {ws.name} | {split} | {n} | " + " | ".join(str(seen[c]) for c in cols)
-                  + " |")
+        for split, seen in sorted(count(store, a.iteration, a.form).items()):
+            print(f"| {ws.name} | {split} | {seen.total()} | "
+                  + " | ".join(str(seen[c]) for c in cols) + " |")
 
 
 if __name__ == "__main__":

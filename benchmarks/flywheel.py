@@ -67,16 +67,17 @@ def main() -> None:
     history = flywheel(cfg, run_id)
     wall = time.perf_counter() - t0
 
-    its = db.query(Paths(root).db, "SELECT iteration, seconds FROM iterations "
-                   "WHERE run_id = $run ORDER BY iteration", {"run": run_id})
-    secs = {r["iteration"]: json.loads(r["seconds"]) for r in its.to_dicts() if r["seconds"]}
     # Iteration 0 has no laps: its total is policy init + its evaluation, from the run's start
     # to its registration (the row's started_at).
-    init = db.query(Paths(root).db, "SELECT epoch(i.started_at) - epoch(r.started_at) AS s "
-                    "FROM iterations i JOIN runs r USING (run_id) WHERE i.run_id = $run AND "
-                    "i.iteration = 0", {"run": run_id})
-    if init.height and init["s"][0] is not None:
-        secs.setdefault(0, {"total": float(init["s"][0])})
+    its = db.query(Paths(root).db, "SELECT i.iteration, i.seconds, epoch(i.started_at) - "
+                   "epoch(r.started_at) AS since_start FROM iterations i JOIN runs r "
+                   "USING (run_id) WHERE i.run_id = $run ORDER BY i.iteration", {"run": run_id})
+    secs: dict[int, dict] = {}
+    for r in its.to_dicts():
+        if r["seconds"]:
+            secs[r["iteration"]] = json.loads(r["seconds"])
+        elif r["iteration"] == 0 and r["since_start"] is not None:
+            secs[0] = {"total": r["since_start"]}
     head = ("| it | val pass@1 | test pass@1 | test pass@k | test maj@k | legal | |D_search| | "
             "|D_expert| (hindsight, revision) | solved/1k tok | gen s | verify s | filter s | "
             "train s | eval s | total s | cum. min | bookkeeping |")
