@@ -136,6 +136,8 @@ class FilterConfig(_Section):
     prefer_shorter: bool = False       # keep a problem's shortest correct texts (traces: the
                                        # fewest dead ends), not a random few
     revision_examples: int = Field(2000, ge=0)  # failed attempt + feedback → a correct one
+    corrections: int = Field(0, ge=0)  # BC on the env's repair of failed problems (an oracle
+                                       # env: Countdown), at most this many, one per problem
 
 
 PHASES = Literal["bc", "dpo", "grpo"]
@@ -150,6 +152,7 @@ class DPOLearnConfig(_Section):
     sft_weight: float = Field(1.0, ge=0)
     pairs_per_problem: int = Field(4, ge=0)       # correct vs incorrect, same problem
     step_pairs_per_problem: int = Field(4, ge=0)  # shared prefix, parting at the first bad step
+    correction_pairs_per_problem: int = Field(0, ge=0)  # the same, the env's repair as chosen
     max_pairs: int = Field(20000, ge=1)
     steps: int = Field(100, ge=1)
     batch_size: int = Field(64, ge=1)

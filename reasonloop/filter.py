@@ -84,6 +84,69 @@ def revision_examples(env, d_search: pl.DataFrame, problems: dict, max_n: int,
                          "source": ["revision"] * pairs.height}, schema=_SCHEMA)
 
 
+def _corrected(env, d_search: pl.DataFrame, problems: dict, seed: int
+               ) -> list[tuple[str, str, str]]:
+    """(problem_id, wrong text, the env's correction of it) for the distinct wrong samples
+    the env can correct, shuffled (seeded); a correction that does not verify is dropped."""
+    if d_search.is_empty() or not callable(getattr(env, "correct", None)):
+        return []
+    wrong = (d_search.filter(~pl.col("correct")).unique(["problem_id", "text"])
+             .sort("problem_id", "text").sample(fraction=1.0, shuffle=True, seed=seed))
+    out = []
+    for pid, text in wrong.select("problem_id", "text").iter_rows():
+        fixed = env.correct(problems[pid], text)
+        if fixed is not None and fixed != text and env.verify(problems[pid], fixed).correct:
+            out.append((pid, text, fixed))
+    return out
+
+
+def corrections(env, d_search: pl.DataFrame, problems: dict, max_n: int, seed: int = 0
+                ) -> pl.DataFrame:
+    """BC examples from the policy's failures: a problem it got wrong at least once, with the
+    env's correction of a wrong sample as the completion (one per problem, at most `max_n`;
+    an env with an oracle only, e.g. Countdown's searcher and solver). D_expert alone holds
+    the problems the policy already solves: its hard problems are where it fails."""
+    if max_n == 0:
+        return _empty()
+    rows = [(pid, problems[pid].prompt, fixed)
+            for pid, _, fixed in _corrected(env, d_search, problems, seed)]
+    if not rows:
+        return _empty()
+    df = (pl.DataFrame(rows, schema=["problem_id", "prompt", "completion"], orient="row")
+          .unique(subset="problem_id", keep="first", maintain_order=True).head(max_n))
+    return df.with_columns(pl.lit("correction").alias("source")).select(_SCHEMA.keys())
+
+
+def correction_pairs(env, d_search: pl.DataFrame, problems: dict, per_problem: int,
+                     seed: int = 0) -> pl.DataFrame:
+    """Step pairs with the env's correction as the chosen side (Step-DPO): the prompt carries
+    the lines a wrong sample shares with its correction, `chosen` the correction's rest,
+    `rejected` the sample's rest — so every wrong sample the env can correct gives a
+    preference about the line where it went wrong, not only the rare ones that another
+    sample of the same problem got right."""
+    rows = []
+    for pid, text, fixed in _corrected(env, d_search, problems, seed):
+        k = _shared_lines(text, fixed)
+        if k < len(text) and k < len(fixed):
+            rows.append((pid, problems[pid].prompt + text[:k], fixed[k:], text[k:]))
+    if not per_problem or not rows:
+        return pl.DataFrame(schema=PAIR_SCHEMA)
+    df = (pl.DataFrame(rows, schema=["problem_id", "prompt", "chosen", "rejected"],
+                       orient="row").unique(["prompt", "rejected"], maintain_order=True)
+          .pipe(cap_per_problem, per_problem, seed))
+    return df.with_columns(pl.lit("correction").alias("kind")).select(PAIR_SCHEMA.keys())
+
+
+def _shared_lines(a: str, b: str) -> int:
+    """The length of the whole lines two texts begin with alike."""
+    k = 0
+    for x, y in zip(a.splitlines(keepends=True), b.splitlines(keepends=True)):
+        if x != y or not x.endswith("\n"):
+            break
+        k += len(x)
+    return k
+
+
 PAIR_SCHEMA = {"problem_id": pl.String, "prompt": pl.String, "chosen": pl.String,
                "rejected": pl.String, "kind": pl.String}
 

@@ -58,6 +58,11 @@ class Env(Protocol):
       relabel(problem, completion, verdict, exclude) -> (Problem, str) | None
                                 hindsight: a miss as a correct solution of another train
                                 problem (`filter.hindsight`)
+      correct(problem, completion) -> str | None
+                                an oracle's repair of a wrong completion: BC on failed
+                                problems (`filter.corrections`), Step-DPO pairs
+                                (`learn.dpo.correction_pairs_per_problem`); kept only
+                                where it verifies
       augment(prompt, completion, rng) -> (prompt, completion)
                                 a variant of a BC example that is as true (`learn.augment`)
       warmup_examples(n, seed) -> [{"prompt", "completion"}]

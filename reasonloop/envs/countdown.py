@@ -37,7 +37,13 @@ from reasonloop.envs.countdown_rules import (
     solve,
     walk,
 )
-from reasonloop.envs.countdown_trace import dfs_trace, goal_trace, relabel_text, search_trace
+from reasonloop.envs.countdown_trace import (
+    correction,
+    dfs_trace,
+    goal_trace,
+    relabel_text,
+    search_trace,
+)
 from reasonloop.errors import InputError
 
 # the rules, re-exported: most callers know Countdown by this module
@@ -244,6 +250,15 @@ class Countdown:
 
     def feedback(self, problem: Problem, completion: str) -> str | None:
         return diagnose(tuple(problem.meta["numbers"]), problem.meta["target"], completion)
+
+    def correct(self, problem: Problem, completion: str) -> str | None:
+        """The oracle's repair of a wrong completion (`countdown_trace.correction`), for
+        `filter.corrections` and `learn.dpo.correction_pairs_per_problem`. None where the
+        repair would check a held-out target (init data leaves those out too)."""
+        lines = correction(tuple(problem.meta["numbers"]), problem.meta["target"], completion)
+        if not lines or self._checks_test_target(lines):
+            return None
+        return "\n".join(lines) + "\n"
 
     def relabel(self, problem: Problem, completion: str, verdict: Verdict,
                 exclude: frozenset[str] = frozenset()) -> tuple[Problem, str] | None:

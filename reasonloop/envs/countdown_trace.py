@@ -34,6 +34,7 @@ from reasonloop.envs.countdown_rules import (
     moves,
     play,
     reachable,
+    solve,
     walk,
 )
 
@@ -190,6 +191,29 @@ def departure(numbers, target: int, completion: str, form: str = "diff") -> str 
         return "malformed line"
     level = "last step" if sum(before.values()) == 2 else "earlier step"
     return f"wrong {level}" if error else f"another {level}"
+
+
+def correction(numbers, target: int, completion: str, form: str = "diff") -> list[str] | None:
+    """The oracle's repair of a wrong output, to learn from the policy's failures (STaR's
+    rationalization with the env's own searcher as the hint; the corrected step of Step-DPO).
+    A search trace (it writes a check or a `back`) is repaired by the reference search: a
+    policy taught `dfs_trace` writes its lines until it leaves it, so the two share that
+    prefix. A direct answer keeps its legal steps while the target stays reachable and the
+    solver finishes from there. None: the output is correct or the problem has no solution."""
+    if target not in reachable(tuple(sorted(numbers))) or check(numbers, target,
+                                                                completion).correct:
+        return None
+    steps = split_steps(completion)
+    if any(check_form(x) or x.startswith("back [") for x in steps):
+        return dfs_trace(numbers, target, form)
+    kept, state = [], tuple(numbers)
+    for kind, after, error in walk(numbers, target, steps):
+        left = tuple(sorted(after.elements()))
+        if kind != "step" or error is not None or target not in reachable(left):
+            break
+        kept.append(steps[len(kept)])
+        state = left
+    return kept + (solve(state, target) or [])
 
 
 def count_backtracks(completion: str) -> int:

@@ -85,15 +85,15 @@ def check(env, name: str):
         if not callable(getattr(env, meth, None)):
             raise ConfigError(f"env {name!r} does not satisfy the Env protocol: method "
                               f"{meth!r} is missing")
-    for meth in ("warmup_examples", "feedback", "relabel", "problem_from"):
+    for meth in ("warmup_examples", "feedback", "relabel", "correct", "problem_from"):
         if hasattr(env, meth) and not callable(getattr(env, meth)):
             raise ConfigError(f"env {name!r}: {meth!r} must be a method")
     return env
 
 
 # Optional hooks that read model text (and may call the env's own, unguarded verify): where
-# one raises, that text gets no feedback / no hindsight, and the run goes on.
-QUIET = ("feedback", "relabel")
+# one raises, that text gets no feedback / no hindsight / no correction, and the run goes on.
+QUIET = ("feedback", "relabel", "correct")
 
 
 def _quiet(fn):

@@ -42,6 +42,9 @@ def filter_expert(it: Iteration) -> Filtered:
     if cfg.filter.revision_examples:
         expert = pl.concat([expert, filt.revision_examples(
             env, d_search, by_id, cfg.filter.revision_examples, seed)])
+    if cfg.filter.corrections:
+        expert = pl.concat([expert, filt.corrections(
+            env, d_search, by_id, cfg.filter.corrections, seed)])
     if cfg.filter.hindsight:
         hs = filt.hindsight(env, d_search, by_id, cfg.filter.max_hindsight,
                             cfg.filter.max_per_problem, seed)
@@ -52,8 +55,11 @@ def filter_expert(it: Iteration) -> Filtered:
         d = cfg.learn.dpo
         dp = filt.dpo_pairs(d_search, prompts, d.pairs_per_problem, seed,
                             d.step_pairs_per_problem, env.step_sep)
+        if d.correction_pairs_per_problem:
+            dp = pl.concat([dp, filt.correction_pairs(
+                env, d_search, by_id, d.correction_pairs_per_problem, seed)])
         dp.write_parquet(it.d_pairs)
-        pairs = {"n_pairs": dp.height, "n_step_pairs": int((dp["kind"] == "step").sum())}
+        pairs = {"n_pairs": dp.height, "n_step_pairs": int((dp["kind"] != "outcome").sum())}
     seconds = time.perf_counter() - t0
     faults.point("filter", it.iteration)         # D_expert written, not yet versioned by DVC
     md5 = data.snapshot(P.root, P.data, push=cfg.run.dvc_push)

@@ -1,7 +1,8 @@
 """The loop on search traces through the real Prefect flow: a policy BC'd on traces (tests/
 solver.py) searches in its own output — tries, checks, backtracks — and the flywheel stores
 those traces, keeps the correct ones (every one re-checked by the independent reference),
-relabels misses in hindsight and trains on them. And policy init builds from traces."""
+relabels misses in hindsight, adds the env's repairs of failed problems and trains on them.
+And policy init builds from traces."""
 
 import json
 from pathlib import Path
@@ -22,6 +23,7 @@ def trace_run(tmp_path_factory, trace_solver_overrides):
     ws = tmp_path_factory.mktemp("traces")
     cfg = load_config(SMOKE, [f"run.root={ws}", *trace_solver_overrides,
                               "filter.prefer_shorter=true", "filter.max_per_problem=1",
+                              "filter.corrections=20",
                               "learn.replay_init=0.25", "learn.augment=1", "learn.max_epochs=2",
                               "eval.search_methods=[best_of_n,beam]", "run.iterations=1"])
     history = flywheel(cfg, "run-t")
@@ -54,6 +56,12 @@ def test_d_expert_holds_true_traces_and_bc_trains_on_them(trace_run):
         assert reference(*parse_prompt(r["prompt"]), r["completion"]), r
     search = expert.filter(pl.col("source") == "search")
     assert search["completion"].str.ends_with(" ok\n").all()     # the traces' own check
+    # filter.corrections: the env's repairs (true, checked above) of problems that failed
+    fixed = expert.filter(pl.col("source") == "correction")
+    d_search = pl.read_parquet(ws / "data" / "run-t" / "iter01" / "d_search.parquet")
+    failed = set(d_search.filter(~pl.col("correct"))["problem_id"])
+    assert 0 < fixed.height <= cfg.filter.corrections and fixed["problem_id"].is_unique().all()
+    assert set(fixed["problem_id"]) <= failed
     # hindsight rows (few here: ~2% of this policy's misses have only legal steps) are
     # true traces too — checked with every row above; the rule itself: tests/unit/test_traces
     trained = json.loads((Path(it["policy_path"][0]) / "reasonloop.json").read_text())

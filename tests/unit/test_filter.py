@@ -1,8 +1,16 @@
+import random
+
 import polars as pl
 
 from reasonloop import filter as filt
 from reasonloop.config import EnvConfig
 from reasonloop.envs.countdown import Countdown
+from reasonloop.envs.countdown_rules import random_trajectory, reachable, walk
+
+
+def walk_state(nums, target, line):
+    """The numbers left after one step line."""
+    return next(walk(nums, target, [line]))[1].elements()
 
 
 def _search(rows):
@@ -59,3 +67,54 @@ def test_hindsight_never_relabels_into_val_or_test():
     d = _search([(other.problem_id, text, False, True)])
     assert env.verify(other, text).legal and not env.verify(other, text).correct
     assert filt.hindsight(env, d, problems, 100, 4).height == 0
+
+
+def test_corrections_repair_failed_problems_and_pair_at_the_line_that_went_wrong():
+    """The env's repair of a wrong sample verifies; a trace is repaired by the reference
+    search it left, a direct answer keeps its legal steps while the target stays reachable;
+    a correction pair's prompt holds exactly the lines the two share, so prompt + chosen is
+    the repair and prompt + rejected the sample."""
+    from reasonloop.envs.countdown_trace import dfs_trace
+    env = Countdown(EnvConfig(n_train=2000))
+    probs = {p.problem_id: p for p in env.problems() if p.split == "train"}
+    rows, wrong = [], {}
+    for p in list(probs.values())[:60]:
+        nums, t = p.meta["numbers"], p.meta["target"]
+        ref = dfs_trace(nums, t)
+        if env.correct(p, "\n".join(ref) + "\n") is not None:   # a correct text: no repair
+            raise AssertionError("a correct trace was repaired")
+        if len(ref) < 3 or env._checks_test_target(ref):
+            continue
+        # leaves the reference at its second line; a `back` marks it as a search trace
+        bad = f"{ref[0]}\n1+1=3 [3]\nback [{' '.join(map(str, nums))}]\n"
+        rows.append((p.problem_id, bad, False, False))
+        wrong[p.problem_id] = (bad, "\n".join(ref) + "\n", ref[0] + "\n")
+    assert len(wrong) >= 10
+    d = _search(rows)
+    bc = filt.corrections(env, d, probs, max_n=5)
+    assert bc.height == 5 and set(bc["source"]) == {"correction"}
+    for r in bc.iter_rows(named=True):
+        assert r["completion"] == wrong[r["problem_id"]][1]
+        assert env.verify(probs[r["problem_id"]], r["completion"]).correct
+    pairs = filt.correction_pairs(env, d, probs, per_problem=1)
+    assert pairs.height == len(wrong) and set(pairs["kind"]) == {"correction"}
+    for r in pairs.iter_rows(named=True):
+        p = probs[r["problem_id"]]
+        bad, fixed, shared = wrong[r["problem_id"]]
+        assert r["prompt"] == p.prompt + shared
+        assert r["prompt"] + r["chosen"] == p.prompt + fixed
+        assert r["prompt"] + r["rejected"] == p.prompt + bad
+    assert filt.corrections(env, d, probs, max_n=0).is_empty()
+    # a direct answer: its first step kept while the target is reachable, the rest solved
+    rng = random.Random(0)
+    for p in rng.sample(list(probs.values()), 200):
+        nums, t = p.meta["numbers"], p.meta["target"]
+        play = random_trajectory(nums, rng)
+        text = "\n".join(play) + "\n"
+        fixed = env.correct(p, text)
+        if env.verify(p, text).correct:
+            assert fixed is None
+            continue
+        assert fixed is not None and env.verify(p, fixed).correct
+        first = tuple(sorted(walk_state(nums, t, play[0])))
+        assert fixed.startswith(play[0] + "\n") == (t in reachable(first))
