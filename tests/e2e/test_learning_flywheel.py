@@ -1,5 +1,5 @@
 """BC → DPO → GRPO through the real flow (the solver smoke setting, so DPO's pairs come from
-real outcomes): the schedule switches, each
+real outcomes, and the env's repairs of wrong ones): the schedule switches, each
 iteration's phase is recorded in DuckDB and on its MLflow version, GRPO's samples are stored
 as trajectories, and the run report (train-time scaling, phases) is written and logged."""
 
@@ -22,6 +22,7 @@ def scheduled_run(tmp_path_factory, solver_overrides):
     cfg = load_config(SMOKE, [f"run.root={ws}", *solver_overrides, "run.iterations=3",
                               "learn.schedule=[bc,dpo,grpo]", "learn.plateau=1.0",
                               "learn.dpo.steps=4", "learn.dpo.batch_size=4",
+                              "learn.dpo.correction_pairs_per_problem=1",
                               "eval.search_methods=[]",
                               *[f"learn.grpo.{k}={v}" for k, v in GRPO.items()]])
     return cfg, ws, flywheel(cfg, "sched")
@@ -47,10 +48,16 @@ def test_pairs_counted_and_grpo_samples_stored(scheduled_run):
     assert (pairs["kind"] == "outcome").sum() > 0
     from tests.countdown_reference import parse_prompt, reference
     for r in pairs.iter_rows(named=True):
-        if r["kind"] != "step":                       # a correct vs a wrong answer
-            assert reference(*parse_prompt(r["prompt"]), r["chosen"]), r
-            assert not reference(*parse_prompt(r["prompt"]), r["rejected"]), r
-    assert it["n_step_pairs"] == pairs.filter(pl.col("kind") == "step").height
+        # outcome: a correct vs a wrong answer; correction: the lines a wrong answer shares
+        # with the env's repair of it (in the prompt), then the repair's rest vs the answer's
+        if r["kind"] != "step":
+            problem, _, shared = r["prompt"].partition("\n")
+            nums_target = parse_prompt(problem + "\n")
+            assert reference(*nums_target, shared + r["chosen"]), r
+            assert not reference(*nums_target, shared + r["rejected"]), r
+            assert r["kind"] == "outcome" or r["chosen"] != r["rejected"]
+    assert (pairs["kind"] == "correction").sum() > 0
+    assert it["n_step_pairs"] == pairs.filter(pl.col("kind") != "outcome").height
     grpo = db.query(ws / "reasonloop.duckdb", """SELECT iteration, count(*) AS n,
         count(DISTINCT traj_id) AS ids, bool_and(shaped_reward IS NOT NULL) AS scored
         FROM trajectories WHERE method = 'grpo' GROUP BY 1""")
