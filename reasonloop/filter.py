@@ -84,10 +84,12 @@ def revision_examples(env, d_search: pl.DataFrame, problems: dict, max_n: int,
                          "source": ["revision"] * pairs.height}, schema=_SCHEMA)
 
 
-def _corrected(env, d_search: pl.DataFrame, problems: dict, seed: int
-               ) -> list[tuple[str, str, str]]:
+def repairs(env, d_search: pl.DataFrame, problems: dict, seed: int = 0
+            ) -> list[tuple[str, str, str]]:
     """(problem_id, wrong text, the env's correction of it) for the distinct wrong samples
-    the env can correct, shuffled (seeded); a correction that does not verify is dropped."""
+    the env can correct, shuffled (seeded); a correction that does not verify is dropped.
+    `corrections` and `correction_pairs` both take this list (`repaired`), so a filter
+    stage that uses both asks the env once."""
     if d_search.is_empty() or not callable(getattr(env, "correct", None)):
         return []
     wrong = (d_search.filter(~pl.col("correct")).unique(["problem_id", "text"])
@@ -100,16 +102,17 @@ def _corrected(env, d_search: pl.DataFrame, problems: dict, seed: int
     return out
 
 
-def corrections(env, d_search: pl.DataFrame, problems: dict, max_n: int, seed: int = 0
-                ) -> pl.DataFrame:
+def corrections(env, d_search: pl.DataFrame, problems: dict, max_n: int, seed: int = 0,
+                repaired: list | None = None) -> pl.DataFrame:
     """BC examples from the policy's failures: a problem it got wrong at least once, with the
     env's correction of a wrong sample as the completion (one per problem, at most `max_n`;
     an env with an oracle only, e.g. Countdown's searcher and solver). D_expert alone holds
     the problems the policy already solves: its hard problems are where it fails."""
     if max_n == 0:
         return _empty()
-    rows = [(pid, problems[pid].prompt, fixed)
-            for pid, _, fixed in _corrected(env, d_search, problems, seed)]
+    if repaired is None:
+        repaired = repairs(env, d_search, problems, seed)
+    rows = [(pid, problems[pid].prompt, fixed) for pid, _, fixed in repaired]
     if not rows:
         return _empty()
     df = (pl.DataFrame(rows, schema=["problem_id", "prompt", "completion"], orient="row")
@@ -118,14 +121,16 @@ def corrections(env, d_search: pl.DataFrame, problems: dict, max_n: int, seed: i
 
 
 def correction_pairs(env, d_search: pl.DataFrame, problems: dict, per_problem: int,
-                     seed: int = 0) -> pl.DataFrame:
+                     seed: int = 0, repaired: list | None = None) -> pl.DataFrame:
     """Step pairs with the env's correction as the chosen side (Step-DPO): the prompt carries
     the lines a wrong sample shares with its correction, `chosen` the correction's rest,
     `rejected` the sample's rest — so every wrong sample the env can correct gives a
     preference about the line where it went wrong, not only the rare ones that another
     sample of the same problem got right."""
     rows = []
-    for pid, text, fixed in _corrected(env, d_search, problems, seed):
+    if repaired is None:
+        repaired = repairs(env, d_search, problems, seed)
+    for pid, text, fixed in repaired:
         k = _shared_lines(text, fixed)
         if k < len(text) and k < len(fixed):
             rows.append((pid, problems[pid].prompt + text[:k], fixed[k:], text[k:]))

@@ -104,6 +104,9 @@ def test_corrections_repair_failed_problems_and_pair_at_the_line_that_went_wrong
         assert r["prompt"] + r["chosen"] == p.prompt + fixed
         assert r["prompt"] + r["rejected"] == p.prompt + bad
     assert filt.corrections(env, d, probs, max_n=0).is_empty()
+    repaired = filt.repairs(env, d, probs)    # asked once, shared by both: the same rows
+    assert filt.corrections(env, d, probs, max_n=5, repaired=repaired).equals(bc)
+    assert filt.correction_pairs(env, d, probs, per_problem=1, repaired=repaired).equals(pairs)
     # a direct answer: its first step kept while the target is reachable, the rest solved
     rng = random.Random(0)
     for p in rng.sample(list(probs.values()), 200):
