@@ -4,6 +4,7 @@ pairs; exported as Parquet and versioned by DVC (`dvc add` + `dvc push`)."""
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass
 
@@ -42,12 +43,11 @@ def filter_expert(it: Iteration) -> Filtered:
     if cfg.filter.revision_examples:
         expert = pl.concat([expert, filt.revision_examples(
             env, d_search, by_id, cfg.filter.revision_examples, seed)])
-    repaired = None     # the env's repairs of wrong samples, asked once for both uses
-    if cfg.filter.corrections or (uses_dpo(cfg) and cfg.learn.dpo.correction_pairs_per_problem):
-        repaired = filt.repairs(env, d_search, by_id, seed)
+    # the env's repairs of the wrong samples: asked on first use, once for both uses
+    repaired = functools.cache(lambda: filt.repairs(env, d_search, by_id, seed))
     if cfg.filter.corrections:
         expert = pl.concat([expert, filt.corrections(
-            env, d_search, by_id, cfg.filter.corrections, seed, repaired)])
+            env, d_search, by_id, cfg.filter.corrections, seed, repaired())])
     if cfg.filter.hindsight:
         hs = filt.hindsight(env, d_search, by_id, cfg.filter.max_hindsight,
                             cfg.filter.max_per_problem, seed)
@@ -60,7 +60,7 @@ def filter_expert(it: Iteration) -> Filtered:
                             d.step_pairs_per_problem, env.step_sep)
         if d.correction_pairs_per_problem:
             dp = pl.concat([dp, filt.correction_pairs(
-                env, d_search, by_id, d.correction_pairs_per_problem, seed, repaired)])
+                env, d_search, by_id, d.correction_pairs_per_problem, seed, repaired())])
         dp.write_parquet(it.d_pairs)
         pairs = {"n_pairs": dp.height, "n_step_pairs": int((dp["kind"] != "outcome").sum())}
     seconds = time.perf_counter() - t0
