@@ -1,9 +1,9 @@
 """`learn.torch_compile` against eager BC on the machine at hand: seconds per policy-init
-step of a recipe's policy on its init data (default: configs/default.yaml, 128×4, goal plays,
+step of a recipe's policy on its init data (default: configs/direct.yaml, 128×4, goal plays,
 batch 64, `learn.bf16: auto`), eager and compiled, alternated so that a machine's drift hits
 both, and the first compile's seconds.
 
-    python benchmarks/compile.py [--config configs/default.yaml] [--steps 200] [--repeats 2]
+    python benchmarks/compile.py [--config configs/direct.yaml] [--steps 200] [--repeats 2]
         [--out benchmarks/results]
 
 Each measurement trains a fresh policy twice, 30 and 30 + steps steps, and divides the
@@ -29,7 +29,7 @@ WARM = 30
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--config", type=Path, default=ROOT / "configs" / "default.yaml",
+    ap.add_argument("--config", type=Path, default=ROOT / "configs" / "direct.yaml",
                     help="its policy shape and init data (`policy.init_data`) are measured")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=2)

@@ -2,7 +2,7 @@
 
     python benchmarks/dfs_errors.py WORKSPACE [WORKSPACE ...] [--iteration 0] [--form diff]
 
-For each workspace (a `reasonloop run --root`, e.g. of `configs/dfs.yaml`), reads the greedy
+For each workspace (a `reasonloop run --root`, e.g. of `configs/default.yaml`), reads the greedy
 evaluation outputs of one iteration from its DuckDB file and names, for each wrong one, the
 first line that leaves the reference search (`countdown_trace.departure`): a `wrong` line
 is arithmetic or a state the verifier rejects, `another` a legal line the search does not

@@ -44,7 +44,7 @@ def bc_step(bf16: bool, steps: int = 4) -> float:
     from reasonloop.learn.sft import train_sft
     from reasonloop.policy.init import build_tiny_llama
     from reasonloop.policy.tokenizer import build_char_tokenizer
-    cfg = load_config(ROOT / "configs" / "default.yaml")
+    cfg = load_config(ROOT / "configs" / "direct.yaml")
     tok = build_char_tokenizer()
     ex = Countdown(cfg.env).warmup_examples(128 * (steps + 2), seed=0)
 
@@ -81,7 +81,7 @@ def main() -> None:
 
     from reasonloop import compute
     from reasonloop.config import load_config
-    c = compute.resolve(load_config(ROOT / "configs" / "default.yaml"))
+    c = compute.resolve(load_config(ROOT / "configs" / "direct.yaml"))
     torch.set_num_threads(a.threads or c.train_threads)
     rows = []
     for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16)):

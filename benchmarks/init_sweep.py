@@ -2,7 +2,7 @@
 init data, at equal examples seen, judged by greedy pass@1 on val and on test (held-out
 targets) right after init.
 
-    python benchmarks/init_sweep.py [--config configs/default.yaml] [--set k=v ...]
+    python benchmarks/init_sweep.py [--config configs/direct.yaml] [--set k=v ...]
         [--threads 2] [--examples 38400] [--variants 64:2e-3,32:1e-3,16:1e-3] [--out DIR]
         [--goal-targets LO-HI] [--keep] [--from POLICY_DIR]
 
@@ -80,7 +80,7 @@ def main() -> None:
     from reasonloop.policy.init import warmup
     from reasonloop.policy.tokenizer import CHARS, build_char_tokenizer
     ap = argparse.ArgumentParser()
-    ap.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
+    ap.add_argument("--config", default=str(ROOT / "configs" / "direct.yaml"))
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--examples", type=int, default=600 * 64, help="examples seen per variant")

@@ -1,5 +1,6 @@
-"""Where a default iteration's time goes, and what two cuts saved: the per-stage seconds of a
-finished run (from its store), then three measurements on this machine —
+"""Where an iteration of the direct recipe (configs/direct.yaml) spends its time, and what
+two cuts saved: the per-stage seconds of a finished run (from its store), then three
+measurements on this machine —
 
 - BC data preparation: TRL tokenizing every row of the repeated batch order vs
   `learn/sft.tokenize` once per distinct example (what BC does now);
@@ -44,7 +45,7 @@ def stage_table(root: Path) -> list[str]:
 def bc_examples(n: int):
     from reasonloop.config import load_config
     from reasonloop.envs.countdown import Countdown
-    cfg = load_config(ROOT / "configs" / "default.yaml")
+    cfg = load_config(ROOT / "configs" / "direct.yaml")
     return cfg, Countdown(cfg.env).warmup_examples(n, seed=5)
 
 

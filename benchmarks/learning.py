@@ -114,7 +114,7 @@ def grpo_speed(config: str, sets: list[str], policy: str, steps: int) -> dict:
 def main() -> None:
     from reasonloop.compute import header
     ap = argparse.ArgumentParser()
-    ap.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
+    ap.add_argument("--config", default=str(ROOT / "configs" / "direct.yaml"))
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--set", action="append", default=[], help="both runs")
     ap.add_argument("--schedule-set", action="append", default=[], help="the schedule run")

@@ -1,5 +1,6 @@
-"""Reliability at the embedded default's size: the scenario of tests/e2e/test_resume.py with real
-BC data (the smoke policy solves nothing, so there BC trains 0 steps) and a real GRPO phase.
+"""Reliability at the direct recipe's size (configs/direct.yaml): the scenario of
+tests/e2e/test_resume.py with real BC data (the smoke policy solves nothing, so there BC
+trains 0 steps) and a real GRPO phase.
 
 A reference run goes straight through with a transient failure in every stage while
 `reasonloop sql` / `models` read in a loop; a second run is SIGKILLed mid-stage at each
@@ -37,7 +38,7 @@ def run_args(ws: Path, problems: int) -> list[str]:
             "learn.save_every": SAVE, "learn.phases": "[bc,grpo]", "learn.grpo.steps": 40,
             "learn.grpo.prompts_per_step": 8, "learn.grpo.num_generations": 4,
             "eval.search_methods": "[]", "run.iterations": 2, "run.name": "countdown-rel"}
-    return ["run", "-c", str(ROOT / "configs" / "default.yaml"), "--root", str(ws),
+    return ["run", "-c", str(ROOT / "configs" / "direct.yaml"), "--root", str(ws),
             "--run-id", "r", *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")]]
 
 

@@ -1,6 +1,6 @@
 """Benchmark: reward design — Monte-Carlo step labels, the learned PRM and ORM.
 
-    python benchmarks/reward.py [--root /tmp/bench-default] [--model countdown@champion]
+    python benchmarks/reward.py [--root /tmp/bench-default] [--model countdown-direct@champion]
         [--run RUN_ID] [--iteration 5] [--problems 300] [--ms 1,4,16] [--limit 500]
         [--skip-mc] [--skip-fit]
 
@@ -149,9 +149,9 @@ def test_time(cfg, engine, fitted: dict, split: str, limit: int, budgets: list[i
 def main() -> None:
     from reasonloop.compute import header
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="countdown@champion")
+    ap.add_argument("--model", default="countdown-direct@champion")
     ap.add_argument("--root", default=str(ROOT))
-    ap.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
+    ap.add_argument("--config", default=str(ROOT / "configs" / "direct.yaml"))
     ap.add_argument("--run", default=None, help="run whose D_search trains the verifiers")
     ap.add_argument("--iteration", type=int, default=5)
     ap.add_argument("--problems", type=int, default=300)

@@ -1,6 +1,6 @@
 """Benchmark: does a policy taught to check its own result search in its own output?
 
-    python benchmarks/self_check.py --policy DIR [--config configs/default.yaml]
+    python benchmarks/self_check.py --policy DIR [--config configs/direct.yaml]
         [--steps 800] [--lr 5e-4] [--backtracks 2] [--kind goal_traces] [--set k=v ...]
         [--out DIR]
 
@@ -79,7 +79,7 @@ def main() -> None:
     from reasonloop.policy.init import continued, save_policy, warmup
     ap = argparse.ArgumentParser()
     ap.add_argument("--policy", required=True)
-    ap.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
+    ap.add_argument("--config", default=str(ROOT / "configs" / "direct.yaml"))
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--steps", type=int, default=800)
     ap.add_argument("--lr", type=float, default=5e-4)

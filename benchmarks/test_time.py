@@ -1,6 +1,6 @@
 """Benchmark: search at test time and at training time, on the default champion.
 
-    python benchmarks/test_time.py [--model countdown@champion] [--root .]
+    python benchmarks/test_time.py [--model countdown-direct@champion] [--root .]
         [--methods best_of_n,majority,...] [--budgets 1,4,16,64] [--limit 500]
         [--train-problems 500] [--skip-train]
 
@@ -31,9 +31,9 @@ ALL = "best_of_n,majority,weighted_bon,beam,dvts,mcts,revise"
 def main() -> None:
     from reasonloop.compute import header
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="countdown@champion")
+    ap.add_argument("--model", default="countdown-direct@champion")
     ap.add_argument("--root", default=str(ROOT), help="workspace holding mlflow.db")
-    ap.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
+    ap.add_argument("--config", default=str(ROOT / "configs" / "direct.yaml"))
     ap.add_argument("--methods", default=ALL)
     ap.add_argument("--budgets", default="1,4,16,64")
     ap.add_argument("--limit", type=int, default=500, help="test problems")

@@ -66,9 +66,9 @@ def test_the_standard_setting_config_and_its_trace_variant():
     _assert_fits(examples, p)
 
 
-def test_long_init_recipe_is_the_default_spent_on_init():
-    """configs/long-init.yaml differs from the default only where its header says."""
-    base = load_config("configs/default.yaml").model_dump()
+def test_long_init_recipe_is_the_direct_recipe_spent_on_init():
+    """configs/long-init.yaml differs from the direct recipe only where its header says."""
+    base = load_config("configs/direct.yaml").model_dump()
     long = load_config("configs/long-init.yaml").model_dump()
     changed = {(s, k) for s in base for k in base[s] if base[s][k] != long[s][k]}
     assert changed == {("policy", "init_steps"), ("learn", "lr"), ("eval", "search_methods"),

@@ -72,7 +72,7 @@ def test_dfs_traces_search_every_first_step_in_order_until_one_solves():
 def test_init_data_dfs_traces_is_what_policy_init_trains_on():
     from reasonloop.config import load_config
     from reasonloop.policy.init import warmup
-    cfg = load_config("configs/default.yaml", ["policy.init_data=dfs_traces"])
+    cfg = load_config("configs/direct.yaml", ["policy.init_data=dfs_traces"])
     for ex in warmup(cfg, EASY, 30, seed=4):
         nums, t, lines = trace_lines(ex)
         assert lines == dfs_trace(nums, t)
@@ -106,7 +106,7 @@ def test_dfs_retries_check_a_miss_then_go_back_to_the_two_numbers(share):
     assert share != 0.5 or 0.35 * could < retried < 0.65 * could
     from reasonloop.config import load_config
     from reasonloop.policy.init import warmup
-    cfg = load_config("configs/default.yaml",
+    cfg = load_config("configs/direct.yaml",
                       ["policy.init_data=dfs_traces", f"policy.trace_retries={share}"])
     exs = warmup(cfg, EASY, 100, seed=4)
     backs2 = sum(ln.startswith("back [") and len(ln.split()) == 3
